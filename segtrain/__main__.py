@@ -1,0 +1,3 @@
+from segtrain.cli import main
+
+main()

@@ -1,0 +1,254 @@
+"""Checkpoints: model files in one of three formats, plus a state file committed last.
+
+Commit protocol (after Orbax's atomic-rename strategy):
+
+1. write the model files and `state.json` into `RUN_DIR/.tmp-<pid>-ckpt-.../`,
+   fsync every file;
+2. rename the folder to its final name `ckpt-...`, fsync the run directory.
+
+A checkpoint is complete when `state.json` parses and every file it lists has
+the SHA-256 recorded there; `is_complete` is the one function that decides,
+and readers trust nothing else. A damaged newest checkpoint is skipped with a
+warning and the one before it is used. Old checkpoints are deleted only after a
+newer one is complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segtrain import atomic
+from segtrain.errors import CheckpointError
+from segtrain.rundir import TMP_PREFIX, RunPaths
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+MODEL_FILES = {"keras": "model.keras", "h5": "model.weights.h5", "savedmodel": "model"}
+
+
+@dataclass
+class Checkpoint:
+    """A complete checkpoint found on disk."""
+
+    path: Path
+    state: dict[str, Any]
+
+    @property
+    def epoch(self) -> int:
+        return self.state["epoch"]
+
+    @property
+    def batch(self) -> int:
+        return self.state.get("batch", 0)
+
+    @property
+    def final(self) -> bool:
+        return bool(self.state.get("final"))
+
+    @property
+    def order(self) -> tuple[int, int, bool]:
+        return (self.epoch, self.batch, self.final)
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILES[self.state["format"]]
+
+
+@dataclass
+class Snapshot:
+    """What a checkpoint holds besides the model: filled by the training side."""
+
+    epoch: int
+    batch: int = 0
+    final: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, Any] = field(default_factory=dict)  # saved to arrays.npz
+
+
+def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoint:
+    """Write a checkpoint of `model` and commit it; return it."""
+    final = paths.checkpoint(snapshot.epoch, snapshot.batch, snapshot.final)
+    tmp = paths.root / f"{TMP_PREFIX}{os.getpid()}-{final.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        _save_model(model, tmp, fmt)
+        if snapshot.arrays:
+            import numpy as np
+
+            with open(tmp / "arrays.npz", "wb") as f:
+                np.savez(f, **snapshot.arrays)
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        checksums = {}
+        for p in files:
+            atomic.fsync_file(p)
+            checksums[p.name] = atomic.sha256_file(p)
+        state = dict(snapshot.state, format=fmt, epoch=snapshot.epoch, batch=snapshot.batch,
+                     final=snapshot.final, files=checksums)
+        atomic.write_json(tmp / STATE_FILE, state)
+        atomic.fsync_dir(tmp)
+        if final.exists():  # a stale checkpoint at the same position: replace it
+            stale = paths.root / f"{TMP_PREFIX}{os.getpid()}-stale-{final.name}"
+            os.replace(final, stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic.fsync_dir(paths.root)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"Could not write checkpoint {final.name} in {paths.root}: {e.strerror or e}. "
+            "The previous complete checkpoint is intact; free space or fix permissions, then resume."
+        ) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Checkpoint(final, state)
+
+
+def _save_model(model: Any, folder: Path, fmt: str) -> None:
+    target = folder / MODEL_FILES[fmt]
+    if fmt == "keras":
+        model.save(target)
+    elif fmt == "h5":
+        model.save_weights(target)
+    else:
+        import tensorflow as tf
+
+        tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(target))
+
+
+def is_complete(path: Path) -> tuple[bool, str]:
+    """Decide whether the checkpoint at `path` is complete; say why not."""
+    state_file = path / STATE_FILE
+    if not state_file.exists():
+        return False, "no state.json"
+    try:
+        state = atomic.read_json(state_file)
+        files = state["files"]
+    except (ValueError, KeyError, OSError) as e:
+        return False, f"unreadable state.json ({e})"
+    for name, digest in files.items():
+        p = path / name
+        if not p.exists():
+            return False, f"{name} is missing"
+        if atomic.sha256_file(p) != digest:
+            return False, f"{name} does not match its checksum (truncated or corrupted)"
+    return True, ""
+
+
+def complete_checkpoints(paths: RunPaths, verify: bool = True) -> list[Checkpoint]:
+    """Complete checkpoints, oldest first. Damaged ones are skipped with a warning."""
+    found = []
+    for path in paths.checkpoint_dirs():
+        if verify:
+            ok, why = is_complete(path)
+            if not ok:
+                log.warning("Skipping checkpoint %s: %s.", path, why)
+                continue
+        try:
+            found.append(Checkpoint(path, atomic.read_json(path / STATE_FILE)))
+        except (OSError, ValueError):
+            continue
+    return sorted(found, key=lambda c: c.order)
+
+
+def latest(paths: RunPaths) -> Checkpoint | None:
+    """The newest complete checkpoint: verified newest first, so only as many are read as needed."""
+    candidates = []
+    for path in paths.checkpoint_dirs():
+        try:
+            state = atomic.read_json(path / STATE_FILE)
+            candidates.append(Checkpoint(path, state))
+        except (OSError, ValueError, KeyError):
+            continue
+    for ckpt in sorted(candidates, key=lambda c: c.order, reverse=True):
+        ok, why = is_complete(ckpt.path)
+        if ok:
+            return ckpt
+        log.warning("Skipping damaged checkpoint %s: %s; using the one before it.", ckpt.path.name, why)
+    return None
+
+
+def prune(paths: RunPaths, keep: int, newest: Checkpoint) -> None:
+    """Delete all but the `keep` newest complete checkpoints (and stale temporaries).
+
+    Called only after `newest` is committed, so a complete checkpoint always remains.
+    """
+    complete = [c for c in complete_checkpoints(paths, verify=False) if c.order <= newest.order]
+    doomed = complete[:-keep] if keep < len(complete) else []
+    for ckpt in doomed:
+        shutil.rmtree(ckpt.path, ignore_errors=True)
+    for path in paths.checkpoint_dirs():  # never-committed leftovers (no state.json) older than newest
+        if not (path / STATE_FILE).exists() and path != newest.path:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_leftovers(paths: RunPaths) -> None:
+    """Remove temporary folders of writes that never committed (a crash mid-save)."""
+    for path in paths.leftovers():
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def load_model_files(ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any) -> Any:
+    """Load the model (with its optimizer) that `ckpt` holds.
+
+    `build_model` is called for the formats that store no architecture; it
+    returns a compiled model. `sample_input()` gives a batch of inputs to build
+    a subclassed model that is not built yet.
+    """
+    fmt = ckpt.state["format"]
+    if fmt == "keras":
+        import keras
+
+        return keras.saving.load_model(ckpt.model_path, custom_objects=custom_objects, compile=True)
+    model = build_model()
+    _build(model, sample_input)
+    if fmt == "h5":
+        model.load_weights(ckpt.model_path)
+    else:
+        import tensorflow as tf
+
+        status = tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(str(ckpt.model_path))
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise CheckpointError(f"{ckpt.path}: the checkpoint does not match the model: {e}") from e
+    return model
+
+
+def _build(model: Any, sample_input: Any) -> None:
+    """Create every variable (model and optimizer) so that loading can fill them."""
+    if not model.built:
+        model(sample_input(), training=False)
+    model.optimizer.build(model.trainable_variables)
+
+
+def export(model: Any, path: Path) -> None:
+    """Write the final model for use after training: `.keras`, else a TF SavedModel for serving."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        if path.suffix == ".keras":
+            model.save(tmp)
+            atomic.fsync_file(tmp)
+        else:
+            model.export(str(tmp), verbose=False)
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+        atomic.fsync_dir(path.parent)
+    except OSError as e:
+        raise CheckpointError(f"Could not export the model to {path}: {e.strerror or e}") from e
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()

@@ -1,0 +1,148 @@
+"""The `segtrain` command: a thin typer layer over `segtrain.api`.
+
+Errors become exit codes here and only here: 0 done, 2 bad input, 75 stopped
+by a signal and resumable, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from segtrain import __version__
+from segtrain.config import DEFAULT_SIGNALS
+from segtrain.errors import EXIT_BAD_INPUT, SegtrainError
+
+app = typer.Typer(
+    help="Keep very long Keras training jobs fast, bounded in memory and resumable.\n\n"
+    "Example: segtrain fit model.py --epochs 1000 --segment 50 --seed 0",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True)
+out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"segtrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.WARNING, format="segtrain: %(levelname)s: %(message)s")
+
+
+def _fail(e: SegtrainError) -> None:
+    err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(e.exit_code)
+
+
+def _finish(outcome, report: bool = True) -> None:
+    from segtrain.report import build, render
+
+    if report:
+        render(build(outcome.run_dir), out)
+    style = "green" if outcome.exit_code == 0 else "yellow" if outcome.exit_code == 75 else "red"
+    err.print(f"[{style}]{outcome.status}[/]: {outcome.message} ({outcome.run_dir})", highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def fit(
+    script: Path = typer.Argument(..., help="Training script defining build_model() and load_data()."),
+    epochs: int = typer.Option(..., "--epochs", "-e", help="Total number of epochs."),
+    segment: int = typer.Option(..., "--segment", "-s", help="Epochs per segment (save, clear, reload between)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit."),
+    isolation: str = typer.Option("process", "--isolation", help="process: a fresh interpreter per segment; session: clear the Keras session in one process."),
+    fmt: str = typer.Option("keras", "--format", help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint)."),
+    save_every: Optional[int] = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment."),
+    keep: int = typer.Option(2, "--keep", help="Complete checkpoints to keep."),
+    export: Optional[Path] = typer.Option(None, "--export", help="Write the final model here: a .keras file, or a SavedModel directory."),
+    prestart: bool = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains."),
+    force: bool = typer.Option(False, "--force", help="Start over if RUN_DIR holds a run of another script or options."),
+    signals: str = typer.Option(",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors in the script."),
+) -> None:
+    """Train SCRIPT's model for EPOCHS epochs in segments, saving, clearing and reloading between them.
+
+    Running the same command again resumes an unfinished run; on a finished run it prints the report.
+
+    Example: segtrain fit examples/spirals.py --epochs 12 --segment 4 --seed 0
+    """
+    from segtrain import api
+
+    try:
+        outcome = api.fit(script, epochs, segment, progress=progress, run_dir=run_dir, seed=seed,
+                          isolation=isolation, format=fmt, save_every=save_every, keep=keep, export=export,
+                          prestart=prestart, force=force, signals=_signal_names(signals), debug=debug)
+    except SegtrainError as e:
+        _fail(e)
+    _finish(outcome)
+
+
+@app.command()
+def resume(
+    run_dir: Path = typer.Argument(..., help="Run directory of the run to go on with."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors in the script."),
+) -> None:
+    """Go on with a run from its newest complete checkpoint, with the options it was started with.
+
+    Example: segtrain resume checkpoints/spirals
+    """
+    from segtrain import api
+
+    try:
+        outcome = api.resume(run_dir, progress=progress, debug=debug)
+    except SegtrainError as e:
+        _fail(e)
+    _finish(outcome)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Show a run's segments: time, seconds per epoch, slowdown, memory and boundary cost.
+
+    Example: segtrain report checkpoints/spirals --json
+    """
+    import json
+
+    from segtrain.report import build, render
+
+    if not (run_dir / "manifest.json").exists():
+        _fail(SegtrainError(f"{run_dir} is not a segtrain run directory (no manifest.json)."))
+    rep = build(run_dir)
+    if as_json:
+        print(json.dumps(rep.to_json(), indent=1))
+    else:
+        render(rep, out)
+
+
+def _signal_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip().upper() for n in text.split(",") if n.strip())
+    return tuple(n if n.startswith("SIG") else "SIG" + n for n in names)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except SegtrainError as e:  # pragma: no cover - commands catch their own
+        err.print(f"error: {e}")
+        raise SystemExit(e.exit_code if e.exit_code else EXIT_BAD_INPUT)

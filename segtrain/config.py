@@ -1,0 +1,127 @@
+"""The options of a run, checked once, in one dataclass.
+
+Everything the CLI accepts is a field here, so that `segtrain.fit(...)` and
+`segtrain fit ...` share one validation and one set of defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segtrain.errors import ConfigError
+
+FORMATS = ("keras", "h5", "savedmodel")
+ISOLATIONS = ("process", "session")
+DEFAULT_ROOT = Path("checkpoints")
+DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+# Options that change what a run computes: a resumed run must use the same.
+# (Others — keep, isolation, prestart, export, debug — may change on resume.)
+IDENTITY_FIELDS = ("epochs", "segment", "seed", "format", "save_every")
+
+
+@dataclass
+class RunConfig:
+    """Options of one segmented training run.
+
+    Args:
+        script: path of the training script (see `segtrain.script`).
+        epochs: total number of epochs of the run.
+        segment: epochs per segment; at each boundary the model is saved, the
+            session cleared (or the process replaced) and the model reloaded.
+        run_dir: directory of the run. Defaults to `checkpoints/<script stem>`.
+        seed: seed for Python, NumPy and the backend, the data order and every
+            layer's RNG. With a seed, a segmented run equals an unsegmented one
+            bit for bit. Defaults to `None` (not reproducible).
+        isolation: `"process"` (a fresh interpreter per segment, the default:
+            it frees everything TensorFlow leaks) or `"session"` (save, clear
+            the Keras session, collect, reload, in one process).
+        format: checkpoint format: `"keras"`, `"h5"` (`.weights.h5` with the
+            optimizer; the model is rebuilt by `build_model()`) or
+            `"savedmodel"` (`tf.train.Checkpoint`, TensorFlow only).
+        save_every: also checkpoint every this many epochs inside a segment, so
+            that a crash loses at most that many. Defaults to `None` (only at
+            segment boundaries).
+        keep: how many complete checkpoints to keep. Defaults to 2.
+        export: write the final model here after training: a `.keras` file, or
+            a TF SavedModel directory for serving (any other path).
+        prestart: in process isolation, start the next segment's worker while
+            the current one trains. Defaults to `True`.
+        force: start the run over if the run directory holds a run of another
+            script or other options.
+        signals: names of the signals that stop training resumably.
+        debug: show tracebacks for errors caused by the script.
+    """
+
+    script: Path
+    epochs: int
+    segment: int
+    run_dir: Path | None = None
+    seed: int | None = None
+    isolation: str = "process"
+    format: str = "keras"
+    save_every: int | None = None
+    keep: int = 2
+    export: Path | None = None
+    prestart: bool = True
+    force: bool = False
+    signals: tuple[str, ...] = DEFAULT_SIGNALS
+    debug: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.script = Path(self.script)
+        if self.run_dir is None:
+            self.run_dir = DEFAULT_ROOT / self.script.stem
+        self.run_dir = Path(self.run_dir)
+        if self.export is not None:
+            self.export = Path(self.export)
+        self.signals = tuple(self.signals)
+        self.validate()
+
+    def validate(self) -> None:
+        _positive("epochs", self.epochs)
+        _positive("segment", self.segment)
+        if self.save_every is not None:
+            _positive("save_every", self.save_every)
+        _positive("keep", self.keep)
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise ConfigError(f"--seed must be an integer. Received: seed={self.seed!r}")
+        if self.isolation not in ISOLATIONS:
+            raise ConfigError(
+                f"--isolation must be one of {', '.join(ISOLATIONS)}. "
+                f"Received: isolation={self.isolation!r}"
+            )
+        if self.format not in FORMATS:
+            raise ConfigError(
+                f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}"
+            )
+        for name in self.signals:
+            if not isinstance(getattr(signal, name, None), signal.Signals):
+                raise ConfigError(f"Unknown signal name {name!r}; use names such as SIGTERM, SIGUSR1.")
+
+    def identity(self) -> dict[str, Any]:
+        """The options a resumed run must share with the run it resumes."""
+        return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("script", "run_dir", "export"):
+            data[key] = None if data[key] is None else str(data[key])
+        data["signals"] = list(self.signals)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        flag = "--" + name.replace("_", "-")
+        raise ConfigError(f"{flag} must be a positive integer. Received: {name}={value!r}")

@@ -1,0 +1,257 @@
+"""The training data, in an order that depends only on (seed, epoch).
+
+Keras' own `fit(shuffle=True)` draws each epoch's permutation from process
+state, so a reload changes the order (on JAX) or every epoch replays the same
+one (on TensorFlow). segtrain owns the order instead: epoch `e` sees the
+permutation `default_rng([seed, e])`, however the run was segmented and in
+whatever process it resumes. Batches are addressed by a global step
+(`epoch * steps_per_epoch + batch`), so a segment, or a resume in the middle of
+an epoch, is simply a range of steps.
+
+tf.data users get the same guarantee by returning a function `epoch ->
+tf.data.Dataset` from `load_data()` (see the README); a plain dataset is passed
+to `fit` as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from segtrain.errors import ScriptError
+
+
+def _is_tf_dataset(obj: Any) -> bool:
+    cls = type(obj)
+    return any(c.__module__.startswith("tensorflow") and c.__name__.endswith("DatasetV2") for c in cls.__mro__)
+
+
+def _is_array(obj: Any) -> bool:
+    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not _is_tf_dataset(obj)
+
+
+def _is_arrays(obj: Any) -> bool:
+    if isinstance(obj, dict):
+        return bool(obj) and all(_is_array(v) for v in obj.values())
+    return _is_array(obj)
+
+
+def _to_numpy(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: np.asarray(v) for k, v in obj.items()}
+    return np.asarray(obj)
+
+
+def _length(obj: Any) -> int:
+    if isinstance(obj, dict):
+        return len(next(iter(obj.values())))
+    return len(obj)
+
+
+def _take(obj: Any, idx: np.ndarray) -> Any:
+    if isinstance(obj, dict):
+        return {k: v[idx] for k, v in obj.items()}
+    return obj[idx]
+
+
+def _lengths(obj: Any) -> set[int]:
+    if isinstance(obj, dict):
+        return {len(v) for v in obj.values()}
+    return {len(obj)}
+
+
+@dataclass
+class ArrayBatches:
+    """In-memory arrays cut into batches by global step, in a per-epoch order."""
+
+    arrays: tuple  # (x, y) or (x, y, sample_weight)
+    batch_size: int
+    seed: int
+    steps_per_epoch: int
+
+    def __post_init__(self) -> None:
+        self._order_epoch = -1
+        self._order = None
+
+    @property
+    def num_samples(self) -> int:
+        return _length(self.arrays[0])
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of sample indices for `epoch`."""
+        if epoch != self._order_epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._order = rng.permutation(self.num_samples)
+            self._order_epoch = epoch
+        return self._order
+
+    def batch(self, step: int) -> tuple:
+        epoch, b = divmod(step, self.steps_per_epoch)
+        idx = self.order(epoch)[b * self.batch_size : (b + 1) * self.batch_size]
+        return tuple(_take(a, idx) for a in self.arrays)
+
+    def fit_input(self, first_step: int, last_step: int) -> Any:
+        """Steps [first_step, last_step) as something `fit` iterates in order."""
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            return _tf_dataset(self, first_step, last_step)
+        return _step_dataset_class()(self, first_step, last_step)
+
+
+def _tf_dataset(batches: ArrayBatches, first_step: int, last_step: int) -> Any:
+    import tensorflow as tf
+
+    def spec(a: Any) -> Any:
+        if isinstance(a, dict):
+            return {k: spec(v) for k, v in a.items()}
+        return tf.TensorSpec(shape=(None,) + a.shape[1:], dtype=a.dtype)
+
+    signature = tuple(spec(a) for a in batches.arrays)
+
+    def generate():
+        for step in range(first_step, last_step):
+            yield batches.batch(step)
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return ds.prefetch(2)
+
+
+def _step_dataset_class():
+    import keras
+
+    class StepDataset(keras.utils.PyDataset):
+        """Steps [first, last) of an ArrayBatches, for the non-TF backends."""
+
+        def __init__(self, batches: ArrayBatches, first: int, last: int):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batches, self.first, self.last = batches, first, last
+
+        @property
+        def num_batches(self) -> int:
+            return self.last - self.first
+
+        def __getitem__(self, i: int) -> tuple:
+            return self.batches.batch(self.first + i)
+
+    return StepDataset
+
+
+@dataclass
+class DatasetBatches:
+    """A tf.data pipeline: `make(epoch)` gives that epoch's dataset.
+
+    With a function from the script, each epoch's order is the script's to fix
+    (e.g. `ds.shuffle(n, seed=seed + epoch)`), and resuming is exact. With a
+    plain dataset, `make` returns the same object every epoch.
+    """
+
+    make: Callable[[int], Any]
+    steps_per_epoch: int
+    per_epoch: bool
+
+    def fit_input(self, first_step: int, last_step: int) -> Any:
+        parts = []
+        step = first_step
+        while step < last_step:
+            epoch, b = divmod(step, self.steps_per_epoch)
+            n = min(self.steps_per_epoch - b, last_step - step)
+            parts.append(self.make(epoch).skip(b).take(n))
+            step += n
+        ds = parts[0]
+        for p in parts[1:]:
+            ds = ds.concatenate(p)
+        return ds
+
+
+@dataclass
+class TrainingData:
+    """The script's data, normalised: training batches and optional validation data."""
+
+    train: ArrayBatches | DatasetBatches
+    validation: Any
+    fit_kwargs: dict
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.train.steps_per_epoch
+
+
+def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path) -> TrainingData:
+    """Normalise what `load_data()` returned; raise ScriptError if it cannot be used."""
+    kwargs = dict(fit_kwargs)
+    train, validation = _split(raw, script)
+    if callable(train) and not _is_tf_dataset(train):
+        return _prepare_dataset(train, validation, kwargs, script, per_epoch=True)
+    if _is_tf_dataset(train):
+        return _prepare_dataset(lambda epoch: train, validation, kwargs, script, per_epoch=False)
+    x, y = train
+    if not _is_arrays(x) or (y is not None and not _is_arrays(y)):
+        raise ScriptError(
+            f"{script}: `load_data()` must return arrays (numpy, or dicts of them), a tf.data.Dataset "
+            f"or a function epoch -> Dataset. Received x of type {type(x).__name__}."
+        )
+    x, y = _to_numpy(x), (None if y is None else _to_numpy(y))
+    arrays = [x] if y is None else [x, y]
+    sample_weight = kwargs.pop("sample_weight", None)
+    if sample_weight is not None:
+        arrays.append(np.asarray(sample_weight))
+    lengths = set().union(*(_lengths(a) for a in arrays))
+    if len(lengths) != 1:
+        raise ScriptError(
+            f"{script}: `load_data()` returned inputs and targets of different lengths {sorted(lengths)}; "
+            "every array must have one row per sample."
+        )
+    n = lengths.pop()
+    if n == 0:
+        raise ScriptError(f"{script}: `load_data()` returned no samples.")
+    batch_size = kwargs.pop("batch_size", None) or 32
+    batches_per_epoch = math.ceil(n / batch_size)
+    steps = kwargs.pop("steps_per_epoch", None) or batches_per_epoch
+    if steps > batches_per_epoch:
+        raise ScriptError(
+            f"{script}: fit_kwargs['steps_per_epoch']={steps} exceeds the {batches_per_epoch} batches "
+            f"of {batch_size} that {n} samples make. Lower it, or leave it out."
+        )
+    kwargs.setdefault("validation_batch_size", batch_size)
+    if validation is not None:
+        validation = tuple(_to_numpy(v) for v in validation)
+    return TrainingData(ArrayBatches(tuple(arrays), batch_size, seed, steps), validation, kwargs)
+
+
+def _prepare_dataset(make, validation, kwargs, script, per_epoch) -> TrainingData:
+    kwargs.pop("batch_size", None)
+    steps = kwargs.pop("steps_per_epoch", None)
+    if steps is None:
+        cardinality = int(make(0).cardinality())
+        if cardinality < 1:
+            raise ScriptError(
+                f"{script}: the training dataset has no known length (infinite or unknown "
+                "cardinality). Set fit_kwargs = {'steps_per_epoch': N}."
+            )
+        steps = cardinality
+    return TrainingData(DatasetBatches(make, steps, per_epoch), validation, kwargs)
+
+
+def _split(raw: Any, script: Path) -> tuple[Any, Any]:
+    """Tell `(x, y)` from `((x, y), (x_val, y_val))` and `(train_ds, val_ds)`."""
+    if _is_tf_dataset(raw) or (callable(raw) and not isinstance(raw, (tuple, list))):
+        return raw, None
+    if isinstance(raw, list):
+        raw = tuple(raw)
+    if not isinstance(raw, tuple) or len(raw) != 2:
+        raise ScriptError(
+            f"{script}: `load_data()` must return (x, y), ((x, y), (x_val, y_val)), a tf.data.Dataset, "
+            f"(train_ds, val_ds) or a function epoch -> Dataset. Received: {type(raw).__name__}"
+            + (f" of length {len(raw)}" if isinstance(raw, tuple) else "")
+        )
+    first, second = raw
+    if _is_tf_dataset(first) or (callable(first) and not isinstance(first, (tuple, list))):
+        return first, second
+    if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)):
+        return tuple(first), tuple(second)
+    return (first, second), None

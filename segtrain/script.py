@@ -1,0 +1,147 @@
+"""The training script: a plain Python file that defines the model and the data.
+
+Contract:
+
+* `build_model()` returns a compiled `keras.Model` (Sequential, functional or
+  subclassed). Custom classes are registered with
+  `keras.saving.register_keras_serializable` or listed in `custom_objects`.
+* `load_data()` returns `(x, y)`, `((x, y), (x_val, y_val))`, a
+  `tf.data.Dataset` or `(train_ds, val_ds)`; x and y may be arrays or dicts of
+  arrays.
+* optional: `callbacks()` returns a list of new Keras callbacks;
+  `fit_kwargs` is a dict passed on to `fit` (batch_size, class_weight,
+  steps_per_epoch, ...); `custom_objects` is a dict.
+
+Every breach of the contract raises `ScriptError` naming the file, the function
+and what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from segtrain.errors import ScriptError
+
+# fit() arguments segtrain sets itself; a script may not pass them.
+_RESERVED_FIT_KWARGS = frozenset(
+    {"x", "y", "epochs", "initial_epoch", "callbacks", "shuffle", "validation_data",
+     "validation_split", "verbose"}
+)
+
+
+@dataclass
+class TrainingScript:
+    """A training script imported by path."""
+
+    path: Path
+    module: ModuleType
+
+    @classmethod
+    def load(cls, path: Path | str, debug: bool = False) -> "TrainingScript":
+        """Import the script at `path` (its folder goes first on `sys.path`)."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ScriptError(f"Training script not found: {path}")
+        if path.suffix != ".py":
+            raise ScriptError(f"The training script must be a .py file. Received: {path}")
+        name = f"segtrain_script_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent))
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            raise ScriptError(
+                f"{path}: syntax error on line {e.lineno}: {e.msg}. Fix the script and run again."
+            ) from e
+        except Exception as e:
+            raise ScriptError(_describe(path, "importing the script", e, debug)) from e
+        script = cls(path, module)
+        script._check_contract()
+        return script
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def _check_contract(self) -> None:
+        for name in ("build_model", "load_data"):
+            if not callable(getattr(self.module, name, None)):
+                raise ScriptError(
+                    f"{self.path}: defines no function `{name}()`. A training script defines "
+                    "`build_model()` (returns a compiled keras.Model) and `load_data()` "
+                    "(returns the training data)."
+                )
+        if hasattr(self.module, "callbacks") and not callable(self.module.callbacks):
+            raise ScriptError(f"{self.path}: `callbacks` must be a function returning a list of callbacks.")
+        kwargs = self.fit_kwargs
+        if not isinstance(kwargs, dict):
+            raise ScriptError(f"{self.path}: `fit_kwargs` must be a dict. Received: {type(kwargs).__name__}")
+        reserved = sorted(_RESERVED_FIT_KWARGS & set(kwargs))
+        if reserved:
+            raise ScriptError(
+                f"{self.path}: `fit_kwargs` may not set {', '.join(reserved)}: segtrain sets "
+                "them (use --epochs, load_data() and callbacks())."
+            )
+        if not isinstance(self.custom_objects, dict):
+            raise ScriptError(f"{self.path}: `custom_objects` must be a dict of name -> class or function.")
+
+    @property
+    def fit_kwargs(self) -> dict[str, Any]:
+        return getattr(self.module, "fit_kwargs", {}) or {}
+
+    @property
+    def custom_objects(self) -> dict[str, Any]:
+        return getattr(self.module, "custom_objects", {}) or {}
+
+    def call(self, name: str, debug: bool = False) -> Any:
+        """Call the script's function `name`, turning its failures into ScriptError."""
+        fn: Callable[[], Any] = getattr(self.module, name)
+        try:
+            return fn()
+        except Exception as e:
+            raise ScriptError(_describe(self.path, f"`{name}()`", e, debug)) from e
+
+    def build_model(self, debug: bool = False) -> Any:
+        import keras
+
+        model = self.call("build_model", debug)
+        if not isinstance(model, keras.Model):
+            raise ScriptError(
+                f"{self.path}: `build_model()` must return a keras.Model. "
+                f"Received: {type(model).__name__}"
+            )
+        if not getattr(model, "compiled", False) or model.optimizer is None:
+            raise ScriptError(
+                f"{self.path}: `build_model()` returned a model that is not compiled. "
+                "Call model.compile(optimizer=..., loss=...) before returning it."
+            )
+        return model
+
+    def callbacks(self, debug: bool = False) -> list:
+        import keras
+
+        if not hasattr(self.module, "callbacks"):
+            return []
+        cbs = self.call("callbacks", debug)
+        if not isinstance(cbs, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in cbs):
+            raise ScriptError(
+                f"{self.path}: `callbacks()` must return a list of keras.callbacks.Callback instances."
+            )
+        return list(cbs)
+
+
+def _describe(path: Path, where: str, error: BaseException, debug: bool) -> str:
+    message = f"{path}: {where} failed: {type(error).__name__}: {error}"
+    if debug:
+        message += "\n" + "".join(traceback.format_exception(error))
+    else:
+        message += "\n(run with --debug for the traceback)"
+    return message

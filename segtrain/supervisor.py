@@ -1,0 +1,276 @@
+"""The segment loop: run each segment in a fresh worker or in this process, and record it.
+
+Data flows one way: the loop asks a runner for a segment, the runner returns a
+`SegmentResult`, the loop records it (segments.jsonl, history) and decides what
+comes next from its outcome. The loop alone owns the run's status and exit code.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from segtrain import atomic, checkpoint
+from segtrain.config import RunConfig
+from segtrain.errors import (EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, SegtrainError,
+                             ScriptError)
+from segtrain.progress import RunProgress
+from segtrain.run import DONE_STATUSES, open_run
+from segtrain.rundir import RunLock, RunPaths, update_manifest
+from segtrain.segment import ProcessContext, Segment, SegmentResult, StopFlag, next_segment, run_segment
+from segtrain.signals import SignalPolicy
+from segtrain.workers import WorkerProcess
+
+Events = Callable[[dict], None]
+
+
+@dataclass
+class RunOutcome:
+    """How `fit` ended: a status, the exit code the CLI returns, and a sentence for the user."""
+
+    status: str  # "finished", "stopped", "interrupted", "failed"
+    exit_code: int
+    epochs_done: int
+    epochs_total: int
+    message: str
+    run_dir: Path
+
+
+def fit(cfg: RunConfig, progress: bool = True) -> RunOutcome:
+    """Run (or resume) the run that `cfg` describes until it ends or is stopped."""
+    paths = RunPaths(cfg.run_dir)
+    with RunLock(paths):
+        manifest = open_run(cfg)
+        checkpoint.clean_leftovers(paths)
+        newest = checkpoint.latest(paths)
+        if newest is not None and newest.final:
+            return _done(paths, manifest, newest, cfg)
+        update_manifest(paths, status="running", pid=os.getpid())
+        loop = _Loop(cfg, paths, manifest, newest, progress)
+        try:
+            outcome = loop.run()
+        except SegtrainError as e:
+            update_manifest(paths, status="failed", error=str(e).splitlines()[0])
+            raise
+        except BaseException as e:
+            update_manifest(paths, status="failed", error=f"{type(e).__name__}: {e}")
+            raise
+        update_manifest(paths, status=outcome.status, stop_reason=outcome.message,
+                        epochs_done=outcome.epochs_done)
+        return outcome
+
+
+def _done(paths: RunPaths, manifest: dict, newest: checkpoint.Checkpoint, cfg: RunConfig) -> RunOutcome:
+    status = "stopped" if newest.state.get("outcome") == "stopped" else "finished"
+    if manifest.get("status") != status:
+        update_manifest(paths, status=status, epochs_done=newest.epoch)
+    message = newest.state.get("stop_reason") or f"finished all {cfg.epochs} epochs"
+    return RunOutcome(status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root)
+
+
+class _Loop:
+    def __init__(self, cfg: RunConfig, paths: RunPaths, manifest: dict, newest, progress: bool):
+        self.cfg, self.paths, self.manifest = cfg, paths, manifest
+        self.ckpt_name = None if newest is None else newest.path.name
+        self.epochs_done = 0 if newest is None else newest.epoch
+        self.flag = StopFlag()
+        segments = -(-cfg.epochs // cfg.segment)
+        self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
+        runner_cls = _ProcessRunner if cfg.isolation == "process" else _SessionRunner
+        self.runner = runner_cls(cfg, manifest, self.flag, self.progress.on_event)
+
+    def run(self) -> RunOutcome:
+        policy = SignalPolicy(self.cfg.signals, self.flag, forward=self.runner.forward,
+                              abort=self.runner.abort)
+        try:
+            with policy:
+                return self._segments()
+        finally:
+            self.runner.close()
+            self.progress.close()
+
+    def _segments(self) -> RunOutcome:
+        cfg = self.cfg
+        while True:
+            if self.flag.requested:
+                return self._outcome("interrupted", EXIT_RESUMABLE,
+                                     f"stopped by {self.flag.signal} at a segment boundary; resumable")
+            segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment)
+            started = time.perf_counter()
+            result, extra = self.runner.run(segment, self.ckpt_name)
+            self._record(result, extra, time.perf_counter() - started)
+            self.epochs_done = result.end_epoch
+            self.ckpt_name = result.checkpoint or self.ckpt_name
+            if result.outcome == "boundary":
+                continue
+            if result.outcome == "finished":
+                return self._outcome("finished", EXIT_OK, f"finished all {cfg.epochs} epochs")
+            if result.outcome == "stopped":
+                return self._outcome("stopped", EXIT_OK, f"stopped early: {result.stop_reason}")
+            if result.outcome == "preempted":
+                return self._outcome("interrupted", EXIT_RESUMABLE,
+                                     f"stopped by {result.stop_reason}; resumable from {self.ckpt_name}")
+            return self._outcome("failed", EXIT_FAILED,
+                                 f"{result.stop_reason}. The newest complete checkpoint, {self.ckpt_name}, "
+                                 "was written before it.")
+
+    def _outcome(self, status: str, code: int, message: str) -> RunOutcome:
+        return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root)
+
+    def _record(self, result: SegmentResult, extra: dict, wall: float) -> None:
+        record = result.to_json()
+        record.update(extra, isolation=self.cfg.isolation, wall_seconds=wall)
+        record["boundary_seconds"] = (extra.get("start_seconds", 0.0) + extra.get("clear_seconds", 0.0)
+                                      + result.load_seconds + result.save_seconds)
+        atomic.append_line(self.paths.segments_log, _json(record))
+        if result.checkpoint:
+            write_history(self.paths, self.paths.root / result.checkpoint)
+
+
+def write_history(paths: RunPaths, ckpt_path: Path) -> None:
+    """history.json and history.csv, derived from a checkpoint's state (the one source of truth)."""
+    state = atomic.read_json(ckpt_path / checkpoint.STATE_FILE)
+    history = state.get("history", {})
+    atomic.write_json(paths.history_json, history)
+    keys = sorted(history)
+    rows = max((len(v) for v in history.values()), default=0)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch", *keys])
+    for i in range(rows):
+        writer.writerow([i, *(history[k][i] if i < len(history[k]) else "" for k in keys)])
+    atomic.write_bytes(paths.history_csv, out.getvalue().encode())
+
+
+def _json(record: dict) -> str:
+    import json
+
+    return json.dumps(record, sort_keys=True)
+
+
+class _SessionRunner:
+    """Every segment in this process: save, clear the Keras session, collect, reload."""
+
+    def __init__(self, cfg: RunConfig, manifest: dict, flag: StopFlag, on_event: Events):
+        self.cfg, self.manifest, self.flag, self.on_event = cfg, manifest, flag, on_event
+        self.ctx: ProcessContext | None = None
+
+    def run(self, segment: Segment, ckpt_name: str | None) -> tuple[SegmentResult, dict]:
+        extra: dict[str, Any] = {"pid": os.getpid()}
+        t0 = time.perf_counter()
+        if self.ctx is None:
+            self.ctx = ProcessContext.open(self.cfg, self.manifest["data_seed"])
+            extra["start_seconds"] = time.perf_counter() - t0
+        else:
+            extra["clear_seconds"] = clear_session()
+        ckpt = _resolve(self.ctx.paths, ckpt_name)
+        return run_segment(self.ctx, segment, ckpt, self.flag, self.on_event), extra
+
+    def forward(self, signum: int) -> None:
+        pass  # training in this process reads the flag itself
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.ctx = None
+
+
+def clear_session() -> float:
+    """Clear Keras' global state and collect; keep the global dtype policy. Returns seconds."""
+    import keras
+
+    t0 = time.perf_counter()
+    policy = keras.config.dtype_policy()
+    keras.backend.clear_session(free_memory=True)
+    gc.collect()
+    keras.config.set_dtype_policy(policy)
+    return time.perf_counter() - t0
+
+
+def _resolve(paths: RunPaths, name: str | None) -> checkpoint.Checkpoint | None:
+    if name is None:
+        return None
+    ok, why = checkpoint.is_complete(paths.root / name)
+    if ok:
+        return checkpoint.Checkpoint(paths.root / name, atomic.read_json(paths.root / name / checkpoint.STATE_FILE))
+    newest = checkpoint.latest(paths)
+    if newest is None:
+        raise CheckpointError(f"Checkpoint {name} is damaged ({why}) and no complete one is left.")
+    return newest
+
+
+class _ProcessRunner:
+    """Every segment in a fresh worker process; the next one starts while this one trains."""
+
+    def __init__(self, cfg: RunConfig, manifest: dict, flag: StopFlag, on_event: Events):
+        self.cfg, self.flag, self.on_event = cfg, flag, on_event
+        self.current: WorkerProcess | None = None
+        self.next: WorkerProcess | None = None
+
+    def run(self, segment: Segment, ckpt_name: str | None) -> tuple[SegmentResult, dict]:
+        t0 = time.perf_counter()
+        worker = self.next or WorkerProcess(self.cfg.run_dir)
+        self.next = None
+        self.current = worker
+        if not worker.wait_ready():
+            raise self._failure(worker, worker.early_error, segment)
+        extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid}
+        worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name})
+        if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
+            self.next = WorkerProcess(self.cfg.run_dir)
+        result, error = None, None
+        for event in worker.events():
+            kind = event.get("event")
+            if kind == "result":
+                result = event
+            elif kind == "error":
+                error = event
+            else:
+                self.on_event(event)
+        worker.wait()
+        self.current = None
+        if result is None:
+            raise self._failure(worker, error, segment)
+        result.pop("event")
+        return SegmentResult(**result), extra
+
+    def _failure(self, worker: WorkerProcess, error: dict | None, segment: Segment) -> SegtrainError:
+        code = worker.wait()
+        if error is not None:
+            cls = ScriptError if error["exit_code"] == 2 else SegtrainError
+            message = error["message"]
+            if self.cfg.debug and error.get("traceback"):
+                message += "\n" + error["traceback"]
+            exc = cls(message)
+            exc.exit_code = error["exit_code"]
+            return exc
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return SegtrainError(
+            f"The worker of segment {segment.index + 1} (pid {worker.pid}) {how} before finishing. "
+            f"Run the same command again (or `segtrain resume {self.cfg.run_dir}`) to go on from "
+            "the newest complete checkpoint."
+        )
+
+    def forward(self, signum: int) -> None:
+        if self.current is not None:
+            self.current.signal(signum)
+
+    def abort(self) -> None:
+        import signal
+
+        for worker in (self.current, self.next):
+            if worker is not None:
+                worker.signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        for worker in (self.next, self.current):
+            if worker is not None:
+                worker.close()
+        self.next = self.current = None

@@ -1,0 +1,99 @@
+"""A segment worker: one fresh process that trains one segment.
+
+The supervisor starts it as `python -m segtrain.worker RUN_DIR`, with a pipe for
+events on the descriptor named by `SEGTRAIN_EVENT_FD`. The worker imports the
+backend and the script and loads the data, says `ready`, then waits for one
+command on stdin naming the segment and the checkpoint to start from. So a
+worker can be started while the previous segment still trains, and only waits
+for its checkpoint. It dies with its supervisor (PR_SET_PDEATHSIG on Linux).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
+from segtrain.workers import EVENT_FD_ENV
+
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(EXIT_FAILED)
+
+
+def _exit(code: int) -> None:
+    """Leave without TensorFlow's teardown (~0.6 s): everything durable is already on disk."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def main(run_dir: str) -> None:
+    from segtrain import checkpoint
+    from segtrain.config import RunConfig
+    from segtrain.rundir import RunPaths, read_manifest
+    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment
+    from segtrain.signals import SignalPolicy
+
+    _die_with_parent(int(os.environ.get("SEGTRAIN_PARENT_PID", os.getppid())))
+    stream = os.fdopen(int(os.environ[EVENT_FD_ENV]), "w", buffering=1)
+
+    def emit(event: dict) -> None:
+        stream.write(json.dumps(event) + "\n")
+
+    paths = RunPaths(Path(run_dir))
+    flag = StopFlag()
+    try:
+        cfg = RunConfig.from_json(read_manifest(paths)["config"])
+        SignalPolicy(cfg.signals, flag).install()
+        ctx = ProcessContext.open(cfg, read_manifest(paths)["data_seed"])
+        emit({"event": "ready", "pid": os.getpid()})
+        line = sys.stdin.readline()
+        if not line or flag.requested:
+            _exit(EXIT_OK if not line else EXIT_RESUMABLE)
+        command = json.loads(line)
+        segment = Segment(**command["segment"])
+        ckpt = _checkpoint(paths, command.get("checkpoint"))
+        result = run_segment(ctx, segment, ckpt, flag, emit)
+        emit({"event": "result", **result.to_json()})
+        _exit(EXIT_RESUMABLE if result.outcome == "preempted" else EXIT_OK)
+    except SegtrainError as e:
+        emit({"event": "error", "exit_code": e.exit_code, "message": str(e)})
+        _exit(e.exit_code)
+    except BaseException as e:  # noqa: BLE001 - report anything to the supervisor
+        emit({"event": "error", "exit_code": EXIT_FAILED,
+              "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        _exit(EXIT_FAILED)
+
+
+def _checkpoint(paths, name):
+    """The named checkpoint if it is complete, else the newest complete one."""
+    from segtrain import checkpoint
+
+    if name is None:
+        return None
+    path = paths.root / name
+    ok, why = checkpoint.is_complete(path)
+    if ok:
+        return checkpoint.Checkpoint(path, json.loads((path / checkpoint.STATE_FILE).read_text()))
+    import logging
+
+    logging.getLogger(__name__).warning("Checkpoint %s is damaged (%s); using the one before it.", name, why)
+    return checkpoint.latest(paths)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
