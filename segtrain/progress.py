@@ -37,6 +37,9 @@ class RunProgress:
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(1)
 
+    def on_segment(self, record: dict[str, Any]) -> None:
+        """A segment ended; `record` is its line of segments.jsonl."""
+
     def close(self) -> None:
         self.bar.close()
 

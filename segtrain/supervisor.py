@@ -129,6 +129,7 @@ class _Loop:
         record["boundary_seconds"] = (extra.get("start_seconds", 0.0) + extra.get("clear_seconds", 0.0)
                                       + result.load_seconds + result.save_seconds)
         atomic.append_line(self.paths.segments_log, _json(record))
+        self.progress.on_segment(record)
         if result.checkpoint:
             write_history(self.paths, self.paths.root / result.checkpoint)
 
