@@ -116,23 +116,61 @@ def resume(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: segtrain.report.JSON_SCHEMA)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw seconds per epoch, memory and boundary cost "
+                                        "over the run into this PNG (needs: pip install 'segtrain[plot]')."),
 ) -> None:
     """Show a run's segments: time, seconds per epoch, slowdown, memory and boundary cost.
 
-    Example: segtrain report checkpoints/spirals --json
+    Works while the run trains and after it was killed.
+
+    Example: segtrain report checkpoints/spirals --plot spirals.png
     """
     import json
 
-    from segtrain.report import build, render
+    from segtrain import report as reports
 
-    if not (run_dir / "manifest.json").exists():
-        _fail(SegtrainError(f"{run_dir} is not a segtrain run directory (no manifest.json)."))
-    rep = build(run_dir)
+    try:
+        logs = reports.load(run_dir)
+        rep = reports.build_from(logs)
+        if plot is not None:
+            from segtrain.plot import draw, require_matplotlib
+
+            require_matplotlib()
+            draw(logs, rep, plot)
+    except SegtrainError as e:
+        _fail(e)
     if as_json:
         print(json.dumps(rep.to_json(), indent=1))
     else:
-        render(rep, out)
+        reports.render(rep, out)
+    if plot is not None:
+        err.print(f"Plot written to {plot}", highlight=False)
+
+
+@app.command()
+def status(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Where a run stands: epochs and segments done, newest complete checkpoint, whether its process is alive.
+
+    Works while the run trains and after a crash (a run recorded as running whose process is gone is "crashed").
+
+    Example: segtrain status checkpoints/spirals
+    """
+    import json
+
+    from segtrain.status import read_status, render_status
+
+    try:
+        st = read_status(run_dir)
+    except SegtrainError as e:
+        _fail(e)
+    if as_json:
+        print(json.dumps(st.to_json(), indent=1))
+    else:
+        render_status(st, out)
 
 
 def _signal_names(text: str) -> tuple[str, ...]:

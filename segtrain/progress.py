@@ -1,50 +1,118 @@
-"""The one progress bar of a run: all epochs, with segment, seconds per epoch and slowdown."""
+"""The one progress bar of a run: all epochs, with segment, seconds per epoch and slowdown.
+
+It also watches the run as it goes (segtrain.trends) and warns, once per
+segment and kind, when time per epoch or memory climbs steadily within a
+segment, and once per run when boundaries cost more than a few percent of
+training time. Warnings go above the bar (tqdm.write) so they do not break
+it, or to the log when the bar is off.
+"""
 
 from __future__ import annotations
 
-import statistics
+import logging
+import sys
+from dataclasses import dataclass, field
 from typing import Any
+
+from segtrain import trends
+
+log = logging.getLogger("segtrain")
+
+
+@dataclass
+class _SegmentSeries:
+    """The epochs seen so far of the segment that is training."""
+
+    index: int
+    start_epoch: int
+    seconds: list[float] = field(default_factory=list)
+    rss_mb: list[float | None] = field(default_factory=list)
+    device_mb: list[float | None] = field(default_factory=list)
+    warned: set[str] = field(default_factory=set)
 
 
 class RunProgress:
-    """A tqdm bar over every epoch of the run (not one per segment)."""
+    """A tqdm bar over every epoch of the run (not one per segment), and the run's live warnings."""
 
-    def __init__(self, total: int, done: int, segments: int, enabled: bool = True):
+    def __init__(self, total: int, done: int, segments: int, enabled: bool = True,
+                 thresholds: trends.Thresholds = trends.DEFAULT):
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, initial=done, unit="epoch", desc="segtrain", disable=not enabled,
                         dynamic_ncols=True, leave=True)
+        self.enabled = enabled
+        self.total = total
         self.segments = segments
-        self.baseline: float | None = None  # median s/epoch of the first segment seen
-        self.current: list[float] = []
-        self.segment = -1
+        self.thresholds = thresholds
+        self.baseline: float | None = None  # s/epoch of the first segment seen
+        self.series: _SegmentSeries | None = None
+        self.costs: list[trends.SegmentCost] = []
+        self.segment_length: int | None = None
+        self.boundary_warned = False
+        self.warnings: list[trends.Finding] = []  # every finding warned about, for callers and tests
+
+    @property
+    def segment(self) -> int:
+        return self.series.index if self.series else -1
 
     def on_event(self, event: dict[str, Any]) -> None:
         if event.get("event") != "epoch":
             return
-        if event["segment"] != self.segment:
-            if self.current and self.baseline is None:
-                self.baseline = _typical(self.current)
-            self.segment, self.current = event["segment"], []
-        self.current.append(event["seconds"])
-        typical = _typical(self.current)
-        postfix = {"segment": f"{self.segment + 1}/{self.segments}", "s/epoch": f"{typical:.2f}"}
-        if self.baseline:
-            postfix["slowdown"] = f"{typical / self.baseline:.2f}"
+        if self.series is None or event["segment"] != self.series.index:
+            self._new_segment(event)
+        series = self.series
+        series.seconds.append(event["seconds"])
+        series.rss_mb.append(event.get("rss_mb"))
+        series.device_mb.append(event.get("device_mb"))
+        typical = trends.typical_seconds(series.seconds)
+        postfix = {"segment": f"{series.index + 1}/{self.segments}", "s/epoch": f"{typical:.3g}"}
+        if self.baseline and len(series.seconds) > 1:  # a first epoch alone is tracing, not a slowdown
+            postfix["slowdown"] = f"×{typical / self.baseline:.2f}"
+        if event.get("rss_mb") is not None:
+            postfix["RSS"] = f"{event['rss_mb']:.0f}MB"
         loss = event.get("logs", {}).get("loss")
         if loss is not None:
             postfix["loss"] = f"{loss:.4g}"
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.update(1)
+        self._check_climbs()
+
+    def _new_segment(self, event: dict[str, Any]) -> None:
+        if self.series is not None and self.series.seconds and self.baseline is None:
+            self.baseline = trends.typical_seconds(self.series.seconds)
+        self.series = _SegmentSeries(event["segment"], event["epoch"])
+
+    def _check_climbs(self) -> None:
+        s = self.series
+        for finding in trends.segment_findings(s.seconds, s.rss_mb, s.device_mb, s.index, s.start_epoch,
+                                               self.thresholds):
+            if finding.kind not in s.warned:
+                s.warned.add(finding.kind)
+                self._warn(finding)
 
     def on_segment(self, record: dict[str, Any]) -> None:
-        """A segment ended; `record` is its line of segments.jsonl."""
+        """A segment ended; `record` is its line of segments.jsonl. Checks what the boundaries cost."""
+        if record.get("end_epoch", 0) <= record.get("start_epoch", 0):
+            return  # stopped before finishing an epoch: nothing to learn from
+        if self.baseline is None and record.get("epoch_seconds"):
+            self.baseline = trends.typical_seconds(record["epoch_seconds"])
+        if record.get("outcome") == "boundary":
+            # Such a segment ends at (index + 1) * --segment (segment.next_segment): that gives the length.
+            self.segment_length = record["end_epoch"] // (record["index"] + 1)
+        self.costs.append(trends.SegmentCost.from_record(record))
+        if self.boundary_warned or record.get("outcome") != "boundary":
+            return
+        finding = trends.boundary_cost(self.costs, self.segment_length or 1, self.total, self.thresholds)
+        if finding is not None:
+            self.boundary_warned = True
+            self._warn(finding)
+
+    def _warn(self, finding: trends.Finding) -> None:
+        self.warnings.append(finding)
+        if self.enabled and not self.bar.disable:
+            self.bar.write(f"segtrain: warning: {finding.message}", file=sys.stderr)
+        else:
+            log.warning(finding.message)
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _typical(seconds: list[float]) -> float:
-    """Median seconds per epoch, leaving out a segment's first epoch (tracing) when there are others."""
-    rest = seconds[1:] if len(seconds) > 1 else seconds
-    return statistics.median(rest)
