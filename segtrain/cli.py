@@ -116,7 +116,7 @@ def resume(
 @app.command()
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema: segtrain.report.JSON_SCHEMA)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (see segtrain.report.JSON_SCHEMA)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw seconds per epoch, memory and boundary cost "
                                         "over the run into this PNG (needs: pip install 'segtrain[plot]')."),
 ) -> None:
@@ -127,6 +127,8 @@ def report(
     Example: segtrain report checkpoints/spirals --plot spirals.png
     """
     import json
+
+    from rich.markup import escape
 
     from segtrain import report as reports
 
@@ -139,13 +141,14 @@ def report(
             require_matplotlib()
             draw(logs, rep, plot)
     except SegtrainError as e:
+        e.args = (escape(str(e)),)  # _fail prints markup: keep "segtrain[plot]" and paths as written
         _fail(e)
     if as_json:
         print(json.dumps(rep.to_json(), indent=1))
     else:
         reports.render(rep, out)
     if plot is not None:
-        err.print(f"Plot written to {plot}", highlight=False)
+        err.print(f"Plot written to {plot}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -161,11 +164,14 @@ def status(
     """
     import json
 
+    from rich.markup import escape
+
     from segtrain.status import read_status, render_status
 
     try:
         st = read_status(run_dir)
     except SegtrainError as e:
+        e.args = (escape(str(e)),)  # _fail prints markup: keep paths with brackets as written
         _fail(e)
     if as_json:
         print(json.dumps(st.to_json(), indent=1))

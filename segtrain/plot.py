@@ -17,6 +17,7 @@ global state and needs no display.
 
 from __future__ import annotations
 
+import bisect
 import io
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def draw(logs: RunLogs, report: Report, out: Path) -> Path:
 def _title(report: Report) -> str:
     rows = report.segments
     name = Path(report.run_dir).name
-    head = (f"{name}: {report.status}, {report.epochs_done}/{report.epochs_total} epochs, "
+    state = report.status + (" (no live process)" if report.status == "running" and not report.alive else "")
+    head = (f"{name}: {state}, {report.epochs_done}/{report.epochs_total} epochs, "
             f"{len(rows)} segment{'s' if len(rows) != 1 else ''}"
             + (f" of {report.segment_length}" if report.segment_length else "")
             + (f" ({report.isolation} isolation)" if report.isolation else ""))
@@ -96,6 +98,8 @@ def _title(report: Report) -> str:
         facts.append(f"RSS growth last ×{rows[-1].memory_growth:.2f}")
     if report.boundary_overhead is not None:
         facts.append(f"segmenting cost {report.boundary_overhead:.0%} of training time")
+    if report.epochs_rerun:
+        facts.append(f"{report.epochs_rerun} epochs re-run after crashes")
     return head + "\n" + "; ".join(facts)
 
 
@@ -238,16 +242,19 @@ def _label_segments(ax: Any, report: Report) -> None:
 
 
 def _broken_at_boundaries(points: list[tuple[int, float]], report: Report) -> tuple[list[float], list[float]]:
-    """The points as x and y lists with a gap (NaN) at each segment start: lines do not join segments."""
-    starts = {r.start_epoch + 1 for r in report.segments}
+    """The points as x and y lists with a gap (NaN) wherever a segment boundary falls between two of them."""
+    starts = sorted(r.start_epoch + 1 for r in report.segments)
     xs: list[float] = []
     ys: list[float] = []
+    previous = None
     for x, y in points:
-        if x in starts and xs:
+        segment = bisect.bisect_right(starts, x)
+        if previous is not None and segment != previous:
             xs.append(x - 0.5)
             ys.append(float("nan"))
         xs.append(x)
         ys.append(y)
+        previous = segment
     return xs, ys
 
 

@@ -187,7 +187,8 @@ JSON_SCHEMA: dict[str, Any] = {
     "title": "segtrain report",
     "type": "object",
     "required": ["run_dir", "status", "alive", "epochs_total", "epochs_done", "segments_planned", "seconds",
-                 "train_seconds", "boundary_seconds", "overhead_seconds", "boundary_overhead", "epochs_rerun", "segments",
+                 "train_seconds", "boundary_seconds", "overhead_seconds", "boundary_overhead", "epochs_rerun",
+                 "segments",
                  "findings"],
     "properties": {
         "run_dir": {"type": "string"},
@@ -293,34 +294,50 @@ def build(run_dir: Path) -> Report:
 
 
 def build_from(logs: RunLogs) -> Report:
+    """The report of logs already read (status and plot read once and share them)."""
     config, manifest = logs.config, logs.manifest
-    isolation = config.get("isolation", "")
     groups = attempts(logs.epochs)
-    rows = []
-    for i, group in enumerate(groups):
-        rec = _matching_record(group, logs.segment_records)
-        unrecorded = RUNNING if logs.alive and i == len(groups) - 1 else CRASHED
-        rows.append(_row(group, rec, unrecorded, isolation))
-    _relative_to_first(rows)
-    findings = [f for group, row in zip(groups, rows) for f in _climbs(group, row)]
+    rows = _rows(groups, logs)
     length = config.get("segment")
     total = int(config.get("epochs") or 0)
     costs = [r.cost() for r in rows]
-    overhead_finding = boundary_cost(costs, length or 1, total)
-    if overhead_finding is not None:
-        findings.append(overhead_finding)
-    seconds = sum(r.seconds for r in rows)
-    train = sum(r.train_seconds for r in rows)
-    boundary = sum(r.boundary_seconds or 0.0 for r in rows)
     overhead, trained = boundary_overhead(costs)
     return Report(
         run_dir=str(logs.paths.root), status=manifest.get("status", "unknown"), alive=logs.alive,
         epochs_total=total, epochs_done=rows[-1].end_epoch if rows else int(manifest.get("epochs_done") or 0),
-        segment_length=length, segments_planned=-(-total // length) if length else 0, isolation=isolation,
-        stop_reason=manifest.get("stop_reason") or manifest.get("error"), seconds=seconds, train_seconds=train,
-        boundary_seconds=boundary, overhead_seconds=overhead, boundary_overhead=(overhead / trained) if trained > 0 else None,
-        epochs_rerun=logs.epochs_rerun, segments=rows, findings=findings,
+        segment_length=length, segments_planned=-(-total // length) if length else 0,
+        isolation=config.get("isolation", ""), stop_reason=_stop_reason(manifest),
+        seconds=sum(r.seconds for r in rows), train_seconds=sum(r.train_seconds for r in rows),
+        boundary_seconds=sum(r.boundary_seconds or 0.0 for r in rows), overhead_seconds=overhead,
+        boundary_overhead=(overhead / trained) if trained > 0 else None, epochs_rerun=logs.epochs_rerun,
+        segments=rows, findings=_findings(groups, rows, costs, length or 1, total),
     )
+
+
+def _rows(groups: list[list[EpochRecord]], logs: RunLogs) -> list[SegmentRow]:
+    """A row per attempt; one without a segments.jsonl line is running (the last, if alive) or crashed."""
+    rows = []
+    for i, group in enumerate(groups):
+        rec = _matching_record(group, logs.segment_records)
+        unrecorded = RUNNING if logs.alive and i == len(groups) - 1 else CRASHED
+        rows.append(_row(group, rec, unrecorded, logs.config.get("isolation", "")))
+    _relative_to_first(rows)
+    return rows
+
+
+def _findings(groups: list[list[EpochRecord]], rows: list[SegmentRow], costs: list[SegmentCost], length: int,
+              total: int) -> list[Finding]:
+    found = [f for group, row in zip(groups, rows) for f in _climbs(group, row)]
+    overhead = boundary_cost(costs, length, total)
+    return found + ([overhead] if overhead is not None else [])
+
+
+def _stop_reason(manifest: dict[str, Any]) -> str | None:
+    """Why the run stopped; a reason left from an earlier invocation is not shown for a run going on."""
+    status = manifest.get("status")
+    if status == "failed":
+        return manifest.get("error") or manifest.get("stop_reason")
+    return manifest.get("stop_reason") if status in ("finished", "stopped", "interrupted") else None
 
 
 def _row(group: list[EpochRecord], rec: dict[str, Any] | None, unrecorded: str, isolation: str) -> SegmentRow:
@@ -398,15 +415,35 @@ def render(report: Report, console: Any) -> None:
     """Print a rich table, one row per segment, a summary line and the findings."""
     if not report.segments:
         console.print(f"{report.run_dir}: {report.status}, no epoch finished yet "
-                      f"(0/{report.epochs_total} epochs).", highlight=False)
+                      f"(0/{report.epochs_total} epochs).", highlight=False, markup=False, soft_wrap=True)
         return
+    from rich.markup import escape
+
     console.print(_table(report, console.width))
     for row in report.segments:
         if row.stop_reason:
-            console.print(f"  segment {row.index + 1} {row.outcome}: {row.stop_reason}", highlight=False)
-    console.print(summary(report), highlight=False)
-    for finding in report.findings:
-        console.print(f"[yellow]warning:[/] {finding.message}", highlight=False)
+            console.print(f"  segment {row.index + 1} {row.outcome}: {row.stop_reason}", highlight=False, markup=False)
+    console.print(summary(report), highlight=False, markup=False)
+    for message in finding_lines(report.findings):
+        console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False)
+
+
+def finding_lines(findings: list[Finding]) -> list[str]:
+    """One line per kind of finding: a leak that every segment shows is one problem, not one per segment."""
+    by_kind: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_kind.setdefault(finding.kind, []).append(finding)
+    lines = []
+    for kind, found in by_kind.items():
+        worst = max(found, key=lambda f: f.ratio)
+        if len(found) == 1:
+            lines.append(worst.message)
+            continue
+        others = sorted({f.segment + 1 for f in found if f is not worst and f.segment is not None})
+        shown = ", ".join(map(str, others[:12])) + (", …" if len(others) > 12 else "")
+        lines.append(f"{worst.message} Segment{'s' if len(others) > 1 else ''} {shown} too "
+                     f"({len(others) + 1} of the run's segments).")
+    return lines
 
 
 @dataclass
@@ -473,7 +510,9 @@ def _table(report: Report, width: int) -> Any:
     from rich.table import Table
 
     cols = _fit_width(_columns(report.segments), width)
-    table = Table(title=f"segtrain run {report.run_dir}", title_justify="left", box=box.SIMPLE_HEAD,
+    from rich.markup import escape
+
+    table = Table(title=f"segtrain run {escape(report.run_dir)}", title_justify="left", box=box.SIMPLE_HEAD,
                   padding=(0, 1), pad_edge=False, collapse_padding=True)
     for c in cols:
         table.add_column(c.header, justify="left" if c.header == "outcome" else "right", no_wrap=True)
@@ -486,7 +525,8 @@ def summary(report: Report) -> str:
     """The line under the table: where the run stands, what segmenting cost and what it bought."""
     rows = report.segments
     worst = max(rows, key=lambda r: r.slowdown)
-    dead = " (its process is gone: `segtrain resume` goes on)" if report.status == "running" and not report.alive else ""
+    gone = report.status == "running" and not report.alive
+    dead = " (its process is gone: `segtrain resume` goes on)" if gone else ""
     parts = [
         f"{report.status}{dead}: {report.epochs_done}/{report.epochs_total} epochs in {len(rows)} segment"
         f"{'s' if len(rows) != 1 else ''}" + (f" ({report.isolation} isolation)" if report.isolation else ""),

@@ -77,7 +77,7 @@ def read_status(run_dir: Path) -> RunStatus:
         segments_done=len({r.index for r in report.segments if r.outcome in DONE_OUTCOMES}),
         current_segment=logs.epochs[-1].segment if logs.epochs else None,
         checkpoint=_checkpoint(logs), last_epoch=_last_epoch(logs),
-        slowdown=report.segments[-1].slowdown if report.segments else None,
+        slowdown=report.segments[-1].slowdown if report.segments and report.segments[-1].epochs > 1 else None,
         stop_reason=report.stop_reason, hint=_hint(state, report),
     )
 
@@ -116,22 +116,24 @@ def _hint(state: str, report: Report) -> str | None:
 
 def render_status(st: RunStatus, console: Any) -> None:
     """A few lines: state, progress, checkpoint, the newest epoch, what to do next."""
+    from rich.markup import escape
+
     style = {"running": "cyan", "finished": "green", "stopped": "green", "interrupted": "yellow",
              "crashed": "red", "failed": "red"}.get(st.state, "white")
     who = f"pid {st.pid} alive" if st.alive else "no live process" + (f", last pid {st.pid}" if st.pid else "")
     recorded = f", recorded as {st.status}" if st.state != st.status else ""
-    lines = [f"{st.run_dir}: [{style}]{st.state}[/] ({who}{recorded})",
+    lines = [f"{escape(st.run_dir)}: [{style}]{st.state}[/] ({who}{recorded})",
              f"  epochs    {st.epochs_done}/{st.epochs_total} ({_percent(st.epochs_done, st.epochs_total)})",
              f"  segments  {st.segments_done}/{st.segments_total} done"
              + (f", in segment {st.current_segment + 1}" if st.current_segment is not None and st.alive else "")]
-    lines.append("  checkpoint " + (_describe_checkpoint(st.checkpoint, st.epochs_done) if st.checkpoint
+    lines.append("  checkpoint " + (escape(_describe_checkpoint(st.checkpoint, st.epochs_done)) if st.checkpoint
                                     else "none complete yet"))
     if st.last_epoch is not None:
         lines.append("  last epoch " + _describe_epoch(st.last_epoch, st.slowdown))
     if st.stop_reason and st.state not in ("running", "crashed"):
-        lines.append(f"  reason    {st.stop_reason}")
+        lines.append(f"  reason    {escape(st.stop_reason)}")
     if st.hint:
-        lines.append(f"  go on     {st.hint}")
+        lines.append(f"  go on     {escape(st.hint)}")
     for line in lines:
         console.print(line, highlight=False)
 
