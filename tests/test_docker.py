@@ -458,7 +458,7 @@ def _open_view_as(user: tuple[int, int], closed: dict[Path, set[str]], shims: Pa
     """
     tools = {t: shutil.which(t) for t in ("unshare", "mount", "setpriv", "sh")}
     if not all(tools.values()):
-        pytest.skip(f"{', '.join(sorted(closed))} are closed to uid {user[0]}, and opening a view of "
+        pytest.skip(f"{', '.join(map(str, sorted(closed)))} are closed to uid {user[0]}, and opening a view of "
                     f"them needs util-linux's unshare, mount and setpriv (missing: "
                     f"{[t for t, p in tools.items() if not p]})")
     nested = [a for a in closed for b in closed if a != b and b in a.parents]
@@ -541,20 +541,34 @@ def _run_dir(box: Container, command: list[str]) -> Path:
     return Path(box.host_path(command[command.index("--run-dir") + 1]))
 
 
-def _start_and_wait_for_a_segment(box: Container, command: list[str]) -> subprocess.Popen:
-    """Start the command; return once the first segment is recorded, while it still runs."""
+def _start_and_wait(box: Container, command: list[str], until, what: str) -> subprocess.Popen:
+    """Start the command; return once `until(run_dir, proc)` holds, while it still runs."""
     proc = box.start(command)
-    segments = _run_dir(box, command) / "segments.jsonl"
+    run_dir = _run_dir(box, command)
     deadline = time.monotonic() + 120
-    while not _lines(segments):
+    while not until(run_dir, proc):
         if proc.poll() is not None:
             out, _ = proc.communicate()
-            pytest.fail(f"exited with {proc.returncode} before its first segment ended:\n{out[-3000:]}")
+            pytest.fail(f"exited with {proc.returncode} before {what}:\n{out[-3000:]}")
         if time.monotonic() > deadline:
             box.kill(proc)
-            pytest.fail("no segment recorded in 120 s")
+            pytest.fail(f"not {what} after 120 s")
         time.sleep(0.05)
     return proc
+
+
+def _a_segment_recorded(run_dir: Path, proc: subprocess.Popen) -> bool:
+    return bool(_lines(run_dir / "segments.jsonl"))
+
+
+def _training_the_second_segment(run_dir: Path, proc: subprocess.Popen) -> bool:
+    """An epoch of the second segment is logged: its worker is past start-up, in fit()."""
+    segments = _lines(run_dir / "segments.jsonl")
+    return bool(segments) and len(_lines(run_dir / "epochs.jsonl")) > segments[0]["end_epoch"]
+
+
+def _a_worker_started(run_dir: Path, proc: subprocess.Popen) -> bool:
+    return bool(_descendants(proc.pid))
 
 
 def _assert_resumed_and_finished(run_dir: Path, before: list[dict], created: float, epochs: int) -> None:
@@ -576,7 +590,7 @@ def test_container_command_resumes_after_sigkill(container: Container, tiny_comm
     epochs = int(tiny_command[tiny_command.index("--epochs") + 1])
     listing = sorted(p.name for p in container.scripts.iterdir())
 
-    proc = _start_and_wait_for_a_segment(container, tiny_command)
+    proc = _start_and_wait(container, tiny_command, _a_segment_recorded, "a segment was recorded")
     container.kill(proc)  # docker kill, an OOM kill, a power cut
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "running", "killed mid-run"
@@ -597,22 +611,46 @@ def test_container_command_resumes_after_sigkill(container: Container, tiny_comm
     assert sorted(p.name for p in container.scripts.iterdir()) == listing, "nothing written to /scripts"
 
 
-def test_container_stop_saves_and_exits_75(container: Container, tiny_command: list[str], service: dict) -> None:
-    run_dir = _run_dir(container, tiny_command)
-    epochs = int(tiny_command[tiny_command.index("--epochs") + 1])
-
-    proc = _start_and_wait_for_a_segment(container, tiny_command)
-    proc.send_signal(signal.SIGTERM)  # docker stop: SIGTERM to the container's main process
+def _docker_stop(box: Container, proc: subprocess.Popen, service: dict) -> str:
+    """SIGTERM to the container's main process; wait as long as the compose stop_grace_period."""
+    proc.send_signal(signal.SIGTERM)
     try:
         out, _ = proc.communicate(timeout=_duration_seconds(service["stop_grace_period"]))
     except subprocess.TimeoutExpired:
-        container.kill(proc)
+        box.kill(proc)
         pytest.fail("SIGTERM did not stop the run within the compose stop_grace_period")
+    return out
+
+
+def test_container_stop_saves_and_exits_75(container: Container, tiny_command: list[str], service: dict) -> None:
+    # Segments of 3: once an epoch of the second segment is logged, at least two more paced
+    # epochs remain in it, so the signal reaches a worker that is training (see the xfail below).
+    tiny_command[tiny_command.index("--segment") + 1] = "3"
+    run_dir = _run_dir(container, tiny_command)
+    epochs = int(tiny_command[tiny_command.index("--epochs") + 1])
+
+    proc = _start_and_wait(container, tiny_command, _training_the_second_segment, "training segment 2")
+    out = _docker_stop(container, proc, service)
     assert proc.returncode == EXIT_RESUMABLE, out[-3000:]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     before = _lines(run_dir / "segments.jsonl")
+    assert before[-1]["outcome"] in ("preempted", "boundary"), before[-1]
 
     code, out = container.run(tiny_command)  # `docker compose up -d` again
     assert code == EXIT_OK, out[-3000:]
     _assert_resumed_and_finished(run_dir, before, manifest["created"], epochs)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "segtrain core: a SIGTERM forwarded to a worker that has not yet read its segment (it is "
+    "importing TensorFlow or loading the data) kills it before its handler is installed, or makes "
+    "it exit 75 without a result; the supervisor then reports 'failed' with exit 1 instead of "
+    "'interrupted' with 75 (supervisor._ProcessRunner.run, worker.main)"))
+def test_container_stop_while_the_first_worker_starts_exits_75(
+        container: Container, tiny_command: list[str], service: dict) -> None:
+    """`docker stop` in the first seconds of a job, before any epoch: still resumable, exit 75."""
+    proc = _start_and_wait(container, tiny_command, _a_worker_started, "a worker started")
+    out = _docker_stop(container, proc, service)
+    assert proc.returncode == EXIT_RESUMABLE, out[-3000:]
+    assert json.loads((_run_dir(container, tiny_command) / "manifest.json").read_text())["status"] == "interrupted"
