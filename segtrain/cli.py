@@ -16,7 +16,7 @@ from rich.console import Console
 
 from segtrain import __version__
 from segtrain.config import DEFAULT_SIGNALS
-from segtrain.errors import EXIT_BAD_INPUT, SegtrainError
+from segtrain.errors import SegtrainError
 
 app = typer.Typer(
     help="Keep very long Keras training jobs fast, bounded in memory and resumable.\n\n"
@@ -45,7 +45,9 @@ def _main(
 
 
 def _fail(e: SegtrainError) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(e.exit_code)
 
 
@@ -128,8 +130,6 @@ def report(
     """
     import json
 
-    from rich.markup import escape
-
     from segtrain import report as reports
 
     try:
@@ -141,7 +141,6 @@ def report(
             require_matplotlib()
             draw(logs, rep, plot)
     except SegtrainError as e:
-        e.args = (escape(str(e)),)  # _fail prints markup: keep "segtrain[plot]" and paths as written
         _fail(e)
     if as_json:
         print(json.dumps(rep.to_json(), indent=1))
@@ -164,14 +163,11 @@ def status(
     """
     import json
 
-    from rich.markup import escape
-
     from segtrain.status import read_status, render_status
 
     try:
         st = read_status(run_dir)
     except SegtrainError as e:
-        e.args = (escape(str(e)),)  # _fail prints markup: keep paths with brackets as written
         _fail(e)
     if as_json:
         print(json.dumps(st.to_json(), indent=1))
@@ -185,8 +181,4 @@ def _signal_names(text: str) -> tuple[str, ...]:
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=True)
-    except SegtrainError as e:  # pragma: no cover - commands catch their own
-        err.print(f"error: {e}")
-        raise SystemExit(e.exit_code if e.exit_code else EXIT_BAD_INPUT)
+    app()

@@ -7,6 +7,7 @@ the user's callbacks left (EarlyStopping's decision included) before it saves.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 
@@ -16,6 +17,8 @@ from segtrain import callback_state, training_state
 from segtrain.atomic import append_line
 from segtrain.errors import Preempted
 from segtrain.telemetry import epoch_record
+
+log = logging.getLogger(__name__)
 
 
 class Controller(keras.callbacks.Callback):
@@ -37,16 +40,9 @@ class Controller(keras.callbacks.Callback):
         self.epoch_start = time.perf_counter()
         self.offset = self.start_batch if epoch == self.first else 0
         if self.offset and self.pending and self.pending[2] is not None:
-            self.restore_metrics = self.pending[2]
-        else:
-            self.restore_metrics = None
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.restore_metrics is not None:
-            # Metric variables exist only once the first step has been traced; restore once they do.
-            if self.model.metrics_variables:
-                training_state.restore_metric_states(self.model, self.restore_metrics)
-                self.restore_metrics = None
+            # fit has just reset the metrics (and built them before on_train_begin):
+            # an epoch resumed in its middle goes on from the saved running means.
+            training_state.restore_metric_states(self.model, self.pending[2])
 
     def on_train_batch_end(self, batch, logs=None):
         self.run.trained_a_batch = True
@@ -73,7 +69,11 @@ class Controller(keras.callbacks.Callback):
         steps = run.spe - self.offset
         samples = getattr(run.ctx.data.train, "num_samples", None)
         record = epoch_record(epoch, run.segment.index, seconds, steps, samples, logs)
-        append_line(run.ctx.paths.epochs_log, json.dumps(record, sort_keys=True))
+        run.rss_samples.append(record["rss_mb"])
+        try:
+            append_line(run.ctx.paths.epochs_log, json.dumps(record, sort_keys=True))
+        except OSError as e:  # telemetry never stops training; a failing save will say why
+            log.warning("Could not append to %s: %s", run.ctx.paths.epochs_log, e)
         run.events({"event": "epoch", **record})
 
         loss = logs.get("loss")

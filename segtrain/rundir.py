@@ -119,8 +119,8 @@ class RunLock:
     """An exclusive lock on a run directory, held for the life of a process.
 
     `flock` is released by the kernel when its holder dies, however it dies, so
-    the lock of a dead process is simply taken over. Workers of process
-    isolation inherit the descriptor: the run stays locked while any lives.
+    the lock of a dead process is simply taken over. The supervisor holds it;
+    its workers die with it (PR_SET_PDEATHSIG), so none outlives the lock.
     """
 
     def __init__(self, paths: RunPaths):

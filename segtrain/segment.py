@@ -21,7 +21,7 @@ from segtrain.data import TrainingData, prepare
 from segtrain.errors import Preempted, ScriptError
 from segtrain.rundir import RunPaths
 from segtrain.script import TrainingScript
-from segtrain.telemetry import device_memory_mb, peak_rss_mb
+from segtrain.telemetry import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 
 Events = Callable[[dict], None]
 
@@ -58,7 +58,8 @@ class SegmentResult:
     peak_rss_mb: float = 0.0
     peak_device_mb: float | None = None
     final_logs: dict[str, float] = field(default_factory=dict)
-    checkpoint: str | None = None
+    checkpoint: str | None = None  # the newest checkpoint this segment wrote
+    resumed_from: str | None = None  # the checkpoint it started from
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,6 +74,12 @@ class StopFlag:
     @property
     def requested(self) -> bool:
         return self.signal is not None
+
+    @property
+    def signum(self) -> int | None:
+        import signal
+
+        return None if self.signal is None else int(getattr(signal, self.signal))
 
 
 def seed_everything(cfg: RunConfig) -> None:
@@ -123,16 +130,19 @@ class _SegmentRun:
         self.model: Any = None
         self.callbacks: list = []
         self.trained_a_batch = False
+        self.rss_samples: list[float] = []
 
     # -- loading -----------------------------------------------------------
     def execute(self, ckpt: checkpoint.Checkpoint | None) -> SegmentResult:
         t0 = time.perf_counter()
+        reset_device_peak()
         seed_everything(self.cfg)
         states, arrays, metric_state = None, None, None
         start_batch = 0
         if ckpt is None:
             self.model = self.ctx.script.build_model(self.cfg.debug)
         else:
+            self.result.resumed_from = ckpt.path.name
             self.model = self._load(ckpt)
             state = ckpt.state
             self.history = {k: list(v) for k, v in state.get("history", {}).items()}
@@ -150,7 +160,9 @@ class _SegmentRun:
             pass  # the checkpoint is written and the outcome recorded
         finally:
             self.result.train_seconds = time.perf_counter() - t1 - self.result.save_seconds
-            self.result.peak_rss_mb = peak_rss_mb()
+            # A worker's lifetime peak is the segment's; in session isolation it is the whole run's.
+            samples = self.rss_samples + [rss_mb()]
+            self.result.peak_rss_mb = peak_rss_mb() if self.cfg.isolation == "process" else max(samples)
             device = device_memory_mb()
             self.result.peak_device_mb = None if device is None else device["peak"]
         return self.result
@@ -173,12 +185,23 @@ class _SegmentRun:
         pending = (states, arrays, metric_state)
         if start_batch:
             # The rest of an epoch that a signal interrupted, then the rest of the segment.
+            self._build_metrics(metric_state)
             self._fit(epoch, epoch + 1, start_batch, pending)
             pending = None
             epoch += 1
         if epoch < seg.end_epoch and not self._stopped():
             self._fit(epoch, seg.end_epoch, 0, pending)
         self._finish()
+
+    def _build_metrics(self, saved: list | None) -> None:
+        """Create the compiled metrics' variables so that their saved running state can be set.
+
+        Keras builds them lazily in the first traced step (fit builds them ahead
+        only under a distribution strategy); one `evaluate` step builds them
+        without touching weights, optimizer or RNG states.
+        """
+        if saved is not None and len(self.model.metrics_variables) != len(saved):
+            self.model.evaluate(self.ctx.data.train.fit_input(0, 1), verbose=0)
 
     def _fit(self, first: int, last: int, start_batch: int, pending) -> None:
         data = self.ctx.data

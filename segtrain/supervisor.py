@@ -51,19 +51,25 @@ def fit(cfg: RunConfig, progress: bool = True) -> RunOutcome:
         newest = checkpoint.latest(paths)
         if newest is not None and newest.final:
             return _done(paths, manifest, newest, cfg)
-        update_manifest(paths, status="running", pid=os.getpid())
+        update_manifest(paths, status="running", pid=os.getpid(), stop_reason=None, error=None)
         loop = _Loop(cfg, paths, manifest, newest, progress)
         try:
             outcome = loop.run()
-        except SegtrainError as e:
-            update_manifest(paths, status="failed", error=str(e).splitlines()[0])
-            raise
         except BaseException as e:
-            update_manifest(paths, status="failed", error=f"{type(e).__name__}: {e}")
+            _mark_failed(paths, e)
             raise
         update_manifest(paths, status=outcome.status, stop_reason=outcome.message,
                         epochs_done=outcome.epochs_done)
         return outcome
+
+
+def _mark_failed(paths: RunPaths, error: BaseException) -> None:
+    """Record the failure in the manifest, if the disk still lets us (it may be full)."""
+    text = str(error).splitlines()[0] if isinstance(error, SegtrainError) else f"{type(error).__name__}: {error}"
+    try:
+        update_manifest(paths, status="failed", error=text)
+    except OSError:
+        pass
 
 
 def _done(paths: RunPaths, manifest: dict, newest: checkpoint.Checkpoint, cfg: RunConfig) -> RunOutcome:
@@ -114,8 +120,9 @@ class _Loop:
             if result.outcome == "stopped":
                 return self._outcome("stopped", EXIT_OK, f"stopped early: {result.stop_reason}")
             if result.outcome == "preempted":
+                where = f"from {self.ckpt_name}" if self.ckpt_name else "from the start (no checkpoint yet)"
                 return self._outcome("interrupted", EXIT_RESUMABLE,
-                                     f"stopped by {result.stop_reason}; resumable from {self.ckpt_name}")
+                                     f"stopped by {result.stop_reason}; resumable {where}")
             return self._outcome("failed", EXIT_FAILED,
                                  f"{result.stop_reason}. The newest complete checkpoint, {self.ckpt_name}, "
                                  "was written before it.")
@@ -124,6 +131,8 @@ class _Loop:
         return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root)
 
     def _record(self, result: SegmentResult, extra: dict, wall: float) -> None:
+        if result.end_epoch == result.start_epoch and result.checkpoint is None:
+            return  # stopped before it trained anything
         record = result.to_json()
         record.update(extra, isolation=self.cfg.isolation, wall_seconds=wall)
         record["boundary_seconds"] = (extra.get("start_seconds", 0.0) + extra.get("clear_seconds", 0.0)
@@ -195,6 +204,10 @@ def clear_session() -> float:
     return time.perf_counter() - t0
 
 
+def _not_started(segment: Segment, signal_name: str | None) -> SegmentResult:
+    return SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, "preempted", signal_name)
+
+
 def _resolve(paths: RunPaths, name: str | None) -> checkpoint.Checkpoint | None:
     if name is None:
         return None
@@ -220,9 +233,14 @@ class _ProcessRunner:
         worker = self.next or WorkerProcess(self.cfg.run_dir)
         self.next = None
         self.current = worker
-        if not worker.wait_ready():
-            raise self._failure(worker, worker.early_error, segment)
+        ready = worker.wait_ready()
         extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid}
+        if self.flag.requested:  # a signal came while the worker started: nothing trained, nothing lost
+            worker.close()
+            self.current = None
+            return _not_started(segment, self.flag.signal), extra
+        if not ready:
+            raise self._failure(worker, worker.early_error, segment)
         worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name})
         if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
             self.next = WorkerProcess(self.cfg.run_dir)
@@ -235,8 +253,10 @@ class _ProcessRunner:
                 error = event
             else:
                 self.on_event(event)
-        worker.wait()
+        code = worker.wait()
         self.current = None
+        if result is None and error is None and self.flag.requested and code in (EXIT_RESUMABLE, -self.flag.signum):
+            return _not_started(segment, self.flag.signal), extra  # stopped before it read the segment
         if result is None:
             raise self._failure(worker, error, segment)
         result.pop("event")

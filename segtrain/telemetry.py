@@ -20,8 +20,8 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process, in MB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # bytes on macOS, KiB on Linux
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6
 
 
 def device_memory_mb() -> dict[str, float] | None:
@@ -60,6 +60,25 @@ def device_memory_mb() -> dict[str, float] | None:
     except (RuntimeError, ValueError, AttributeError):
         return None
     return None
+
+
+def reset_device_peak() -> None:
+    """Start a new peak for device memory (each segment reports its own)."""
+    import keras
+
+    try:
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.list_logical_devices("GPU"):
+                tf.config.experimental.reset_memory_stats("GPU:0")
+        elif keras.backend.backend() == "torch":
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+    except (RuntimeError, ValueError, AttributeError):
+        pass
 
 
 def epoch_record(epoch: int, segment: int, seconds: float, steps: int, samples: int | None,

@@ -624,7 +624,7 @@ def _docker_stop(box: Container, proc: subprocess.Popen, service: dict) -> str:
 
 def test_container_stop_saves_and_exits_75(container: Container, tiny_command: list[str], service: dict) -> None:
     # Segments of 3: once an epoch of the second segment is logged, at least two more paced
-    # epochs remain in it, so the signal reaches a worker that is training (see the xfail below).
+    # epochs remain in it, so the signal reaches a worker that is training.
     tiny_command[tiny_command.index("--segment") + 1] = "3"
     run_dir = _run_dir(container, tiny_command)
     epochs = int(tiny_command[tiny_command.index("--epochs") + 1])
@@ -642,11 +642,6 @@ def test_container_stop_saves_and_exits_75(container: Container, tiny_command: l
     _assert_resumed_and_finished(run_dir, before, manifest["created"], epochs)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "segtrain core: a SIGTERM forwarded to a worker that has not yet read its segment (it is "
-    "importing TensorFlow or loading the data) kills it before its handler is installed, or makes "
-    "it exit 75 without a result; the supervisor then reports 'failed' with exit 1 instead of "
-    "'interrupted' with 75 (supervisor._ProcessRunner.run, worker.main)"))
 def test_container_stop_while_the_first_worker_starts_exits_75(
         container: Container, tiny_command: list[str], service: dict) -> None:
     """`docker stop` in the first seconds of a job, before any epoch: still resumable, exit 75."""
