@@ -24,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
 out = Console()
@@ -49,6 +50,17 @@ def _fail(e: SegtrainError) -> None:
 
     err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(e.exit_code)
+
+
+def _crash(e: Exception, debug: bool) -> None:
+    """An error from inside training (a callback, the backend): say what, exit 1, keep the checkpoints."""
+    import traceback
+
+    if debug:
+        traceback.print_exception(e)
+    _fail(SegtrainError(f"training failed: {type(e).__name__}: {e}\nThe newest complete checkpoint is kept; "
+                        "fix the cause and run the same command again to resume"
+                        + ("." if debug else " (--debug shows the traceback).")))
 
 
 def _finish(outcome, report: bool = True) -> None:
@@ -93,6 +105,8 @@ def fit(
                           prestart=prestart, force=force, signals=_signal_names(signals), debug=debug)
     except SegtrainError as e:
         _fail(e)
+    except Exception as e:  # noqa: BLE001 - anything from inside training
+        _crash(e, debug)
     _finish(outcome)
 
 
@@ -112,6 +126,8 @@ def resume(
         outcome = api.resume(run_dir, progress=progress, debug=debug)
     except SegtrainError as e:
         _fail(e)
+    except Exception as e:  # noqa: BLE001 - anything from inside training
+        _crash(e, debug)
     _finish(outcome)
 
 

@@ -23,10 +23,11 @@ def segtrain_cmd(*args: object) -> list[str]:
     return [sys.executable, "-m", "segtrain", *map(str, args)]
 
 
-def run_cli(*args: object, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: object, timeout: float = 300, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run `segtrain ARGS` to completion and return it (stdout and stderr as text)."""
     return subprocess.run(segtrain_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=cli_env(), cwd=cwd or ROOT)
+                          env=cli_env(**(env or {})), cwd=cwd or ROOT)
 
 
 def fit_args(script: str, run_dir: Path, epochs: int, segment: int, *more: object) -> list[object]:
