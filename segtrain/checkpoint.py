@@ -175,6 +175,24 @@ def latest(paths: RunPaths) -> Checkpoint | None:
     return None
 
 
+def named_or_latest(paths: RunPaths, name: str | None) -> Checkpoint | None:
+    """The checkpoint called `name` if it is complete, else the newest complete one (with a warning).
+
+    `None` means a new run: no checkpoint to start from.
+    """
+    if name is None:
+        return None
+    path = paths.root / name
+    ok, why = is_complete(path)
+    if ok:
+        return Checkpoint(path, atomic.read_json(path / STATE_FILE))
+    log.warning("Checkpoint %s is damaged (%s); using the newest complete one before it.", name, why)
+    newest = latest(paths)
+    if newest is None:
+        raise CheckpointError(f"Checkpoint {name} is damaged ({why}) and no complete checkpoint is left.")
+    return newest
+
+
 def prune(paths: RunPaths, keep: int, newest: Checkpoint) -> None:
     """Delete all but the `keep` newest complete checkpoints (and stale temporaries).
 

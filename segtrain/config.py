@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,6 @@ class RunConfig:
     force: bool = False
     signals: tuple[str, ...] = DEFAULT_SIGNALS
     debug: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)

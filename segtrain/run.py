@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from segtrain import __version__, checkpoint
+from segtrain import __version__
 from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError, ScriptError
 from segtrain.rundir import RunPaths, read_manifest, write_manifest
@@ -110,7 +110,3 @@ def load_config(run_dir: Path) -> RunConfig:
         raise ConfigError(f"{run_dir} is not a segtrain run directory (no manifest.json).")
     data = dict(manifest["config"], run_dir=str(run_dir))
     return RunConfig.from_json(data)
-
-
-def newest_checkpoint(paths: RunPaths) -> checkpoint.Checkpoint | None:
-    return checkpoint.latest(paths)

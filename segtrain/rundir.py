@@ -20,8 +20,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import platform
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,19 +80,6 @@ class RunPaths:
         if not self.root.is_dir():
             return []
         return [p for p in self.root.iterdir() if p.name.startswith(TMP_PREFIX)]
-
-
-def versions() -> dict[str, str]:
-    import keras
-
-    from segtrain import __version__
-
-    found = {"segtrain": __version__, "keras": keras.__version__, "python": platform.python_version(),
-             "backend": keras.backend.backend()}
-    tf = sys.modules.get("tensorflow")
-    if tf is not None:
-        found["tensorflow"] = tf.__version__
-    return found
 
 
 def read_manifest(paths: RunPaths) -> dict[str, Any] | None:

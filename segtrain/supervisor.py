@@ -18,8 +18,7 @@ from typing import Any, Callable
 
 from segtrain import atomic, checkpoint
 from segtrain.config import RunConfig
-from segtrain.errors import (EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, SegtrainError,
-                             ScriptError)
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.progress import RunProgress
 from segtrain.run import DONE_STATUSES, open_run
 from segtrain.rundir import RunLock, RunPaths, update_manifest
@@ -179,7 +178,7 @@ class _SessionRunner:
             extra["start_seconds"] = time.perf_counter() - t0
         else:
             extra["clear_seconds"] = clear_session()
-        ckpt = _resolve(self.ctx.paths, ckpt_name)
+        ckpt = checkpoint.named_or_latest(self.ctx.paths, ckpt_name)
         return run_segment(self.ctx, segment, ckpt, self.flag, self.on_event), extra
 
     def forward(self, signum: int) -> None:
@@ -206,18 +205,6 @@ def clear_session() -> float:
 
 def _not_started(segment: Segment, signal_name: str | None) -> SegmentResult:
     return SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, "preempted", signal_name)
-
-
-def _resolve(paths: RunPaths, name: str | None) -> checkpoint.Checkpoint | None:
-    if name is None:
-        return None
-    ok, why = checkpoint.is_complete(paths.root / name)
-    if ok:
-        return checkpoint.Checkpoint(paths.root / name, atomic.read_json(paths.root / name / checkpoint.STATE_FILE))
-    newest = checkpoint.latest(paths)
-    if newest is None:
-        raise CheckpointError(f"Checkpoint {name} is damaged ({why}) and no complete one is left.")
-    return newest
 
 
 class _ProcessRunner:

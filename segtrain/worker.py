@@ -66,7 +66,7 @@ def main(run_dir: str) -> None:
             _exit(EXIT_OK if not line else EXIT_RESUMABLE)
         command = json.loads(line)
         segment = Segment(**command["segment"])
-        ckpt = _checkpoint(paths, command.get("checkpoint"))
+        ckpt = checkpoint.named_or_latest(paths, command.get("checkpoint"))
         result = run_segment(ctx, segment, ckpt, flag, emit)
         emit({"event": "result", **result.to_json()})
         _exit(EXIT_RESUMABLE if result.outcome == "preempted" else EXIT_OK)
@@ -77,22 +77,6 @@ def main(run_dir: str) -> None:
         emit({"event": "error", "exit_code": EXIT_FAILED,
               "message": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
         _exit(EXIT_FAILED)
-
-
-def _checkpoint(paths, name):
-    """The named checkpoint if it is complete, else the newest complete one."""
-    from segtrain import checkpoint
-
-    if name is None:
-        return None
-    path = paths.root / name
-    ok, why = checkpoint.is_complete(path)
-    if ok:
-        return checkpoint.Checkpoint(path, json.loads((path / checkpoint.STATE_FILE).read_text()))
-    import logging
-
-    logging.getLogger(__name__).warning("Checkpoint %s is damaged (%s); using the one before it.", name, why)
-    return checkpoint.latest(paths)
 
 
 if __name__ == "__main__":

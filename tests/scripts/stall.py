@@ -1,11 +1,11 @@
-"""A tiny model whose batches take ~0.3 s (a sleeping callback): a second signal arrives while the first waits."""
+"""slow.py with batches of ~0.3 s (a sleeping callback): a second signal arrives while the first waits."""
 
 import time
 
 import numpy as np
 import keras
 
-fit_kwargs = {"batch_size": 8}
+from slow import build_model, fit_kwargs  # noqa: F401 - the same model and batch size
 
 
 def load_data():
@@ -13,17 +13,6 @@ def load_data():
     x = rng.normal(size=(56, 6)).astype("float32")
     y = (x @ rng.normal(size=(6, 1))).astype("float32")
     return (x[:40], y[:40]), (x[40:], y[40:])
-
-
-def build_model():
-    model = keras.Sequential([
-        keras.Input(shape=(6,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(1),
-    ])
-    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
-    return model
 
 
 def callbacks():
