@@ -14,7 +14,7 @@ from segtrain.supervisor import RunOutcome
 from segtrain.supervisor import fit as _run
 
 
-def fit(script: str | Path, epochs: int, segment: int, progress: bool = True, **options: Any) -> RunOutcome:
+def fit(script: str | Path, epochs: int, segment: int | str, progress: bool = True, **options: Any) -> RunOutcome:
     """Train the model that `script` defines for `epochs` epochs, in segments of `segment`.
 
     Training in segments continues exactly as uninterrupted training would: with
@@ -35,10 +35,11 @@ def fit(script: str | Path, epochs: int, segment: int, progress: bool = True, **
     Args:
         script: path of the training script.
         epochs: total epochs.
-        segment: epochs per segment.
+        segment: epochs per segment, or `"auto"` (see `segtrain.boundaries`).
         progress: show the progress bar. Defaults to `True`.
         **options: the other fields of `RunConfig` (run_dir, seed, isolation,
-            format, save_every, keep, export, prestart, force, signals, debug).
+            format, save_every, keep, export, prestart, force, signals,
+            max_memory, debug).
 
     Returns:
         A `RunOutcome` with the status, exit code and epochs done.

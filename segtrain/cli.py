@@ -77,7 +77,8 @@ def _finish(outcome, report: bool = True) -> None:
 def fit(
     script: Path = typer.Argument(..., help="Training script defining build_model() and load_data()."),
     epochs: int = typer.Option(..., "--epochs", "-e", help="Total number of epochs."),
-    segment: int = typer.Option(..., "--segment", "-s", help="Epochs per segment (save, clear, reload between)."),
+    segment: str = typer.Option(..., "--segment", "-s", help="Epochs per segment (save, clear, reload between), "
+                                "or 'auto': a boundary wherever the time lost to slowdown exceeds a boundary's cost."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit."),
     isolation: str = typer.Option("process", "--isolation", help="process: a fresh interpreter per segment; session: clear the Keras session in one process."),
@@ -88,6 +89,7 @@ def fit(
     prestart: bool = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains."),
     force: bool = typer.Option(False, "--force", help="Start over if RUN_DIR holds a run of another script or options."),
     signals: str = typer.Option(",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75)."),
+    max_memory: Optional[float] = typer.Option(None, "--max-memory", help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors in the script."),
 ) -> None:
@@ -100,7 +102,7 @@ def fit(
     from segtrain import api
 
     try:
-        outcome = api.fit(script, epochs, segment, progress=progress, run_dir=run_dir, seed=seed,
+        outcome = api.fit(script, epochs, _segment(segment), progress=progress, max_memory=max_memory, run_dir=run_dir, seed=seed,
                           isolation=isolation, format=fmt, save_every=save_every, keep=keep, export=export,
                           prestart=prestart, force=force, signals=_signal_names(signals), debug=debug)
     except SegtrainError as e:
@@ -189,6 +191,15 @@ def status(
         print(json.dumps(st.to_json(), indent=1))
     else:
         render_status(st, out)
+
+
+def _segment(text: str) -> int | str:
+    """`--segment`: a number of epochs or `auto` (RunConfig says what is wrong with anything else)."""
+    text = text.strip().lower()
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _signal_names(text: str) -> tuple[str, ...]:

@@ -20,8 +20,9 @@ DEFAULT_ROOT = Path("checkpoints")
 DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
 
 # Options that change what a run computes: a resumed run must use the same.
-# (Others — keep, isolation, prestart, export, debug — may change on resume.)
-IDENTITY_FIELDS = ("epochs", "segment", "seed", "format", "save_every")
+# Others may change on resume; so may --segment, since where boundaries fall
+# does not change the result.
+IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class RunConfig:
         epochs: total number of epochs of the run.
         segment: epochs per segment; at each boundary the model is saved, the
             session cleared (or the process replaced) and the model reloaded.
+            `"auto"` places boundaries where measurement says they pay off
+            (see `segtrain.boundaries`).
         run_dir: directory of the run. Defaults to `checkpoints/<script stem>`.
         seed: seed for Python, NumPy and the backend, the data order and every
             layer's RNG. With a seed, a segmented run equals an unsegmented one
@@ -54,12 +57,14 @@ class RunConfig:
         force: start the run over if the run directory holds a run of another
             script or other options.
         signals: names of the signals that stop training resumably.
+        max_memory: end a segment early once memory (device memory where
+            measured, else RSS) exceeds this many MB. Defaults to `None`.
         debug: show tracebacks for errors caused by the script.
     """
 
     script: Path
     epochs: int
-    segment: int
+    segment: int | str
     run_dir: Path | None = None
     seed: int | None = None
     isolation: str = "process"
@@ -70,6 +75,7 @@ class RunConfig:
     prestart: bool = True
     force: bool = False
     signals: tuple[str, ...] = DEFAULT_SIGNALS
+    max_memory: float | None = None
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -84,7 +90,10 @@ class RunConfig:
 
     def validate(self) -> None:
         _positive("epochs", self.epochs)
-        _positive("segment", self.segment)
+        if self.segment != "auto":
+            _positive("segment", self.segment, "or 'auto'")
+        if self.max_memory is not None and (not isinstance(self.max_memory, (int, float)) or self.max_memory <= 0):
+            raise ConfigError(f"--max-memory must be a positive number of MB. Received: max_memory={self.max_memory!r}")
         if self.save_every is not None:
             _positive("save_every", self.save_every)
         _positive("keep", self.keep)
@@ -120,7 +129,8 @@ class RunConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def _positive(name: str, value: Any) -> None:
+def _positive(name: str, value: Any, alternative: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         flag = "--" + name.replace("_", "-")
-        raise ConfigError(f"{flag} must be a positive integer. Received: {name}={value!r}")
+        also = f" {alternative}" if alternative else ""
+        raise ConfigError(f"{flag} must be a positive integer{also}. Received: {name}={value!r}")

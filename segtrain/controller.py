@@ -84,6 +84,13 @@ class Controller(keras.callbacks.Callback):
         if self.model.stop_training:
             result.outcome, result.stop_reason = "stopped", who_stopped(run.callbacks, epoch)
             return
+        why = run.policy.observe(seconds, record["rss_mb"], record["device_mb"])
+        if why and epoch + 1 < min(self.last, run.cfg.epochs) and not run.stop.requested:
+            # End the segment here: checkpoint, then let fit end normally (on_train_end runs).
+            result.boundary_reason = why
+            run.save(epoch + 1, 0)
+            self.model.stop_training = True
+            return
         if run.should_save(epoch + 1) or run.stop.requested:
             run.save(epoch + 1, 0)
         if run.stop.requested and epoch + 1 < run.cfg.epochs:

@@ -34,7 +34,7 @@ class _SegmentSeries:
 class RunProgress:
     """A tqdm bar over every epoch of the run (not one per segment), and the run's live warnings."""
 
-    def __init__(self, total: int, done: int, segments: int, enabled: bool = True,
+    def __init__(self, total: int, done: int, segments: int | None, enabled: bool = True,
                  thresholds: trends.Thresholds = trends.DEFAULT):
         from tqdm.auto import tqdm
 
@@ -65,7 +65,8 @@ class RunProgress:
         series.rss_mb.append(event.get("rss_mb"))
         series.device_mb.append(event.get("device_mb"))
         typical = trends.typical_seconds(series.seconds)
-        postfix = {"segment": f"{series.index + 1}/{self.segments}", "s/epoch": f"{typical:.3g}"}
+        of = f"/{self.segments}" if self.segments else ""
+        postfix = {"segment": f"{series.index + 1}{of}", "s/epoch": f"{typical:.3g}"}
         if self.baseline and len(series.seconds) > 1:  # a first epoch alone is tracing, not a slowdown
             postfix["slowdown"] = f"×{typical / self.baseline:.2f}"
         if event.get("rss_mb") is not None:

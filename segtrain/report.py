@@ -298,8 +298,9 @@ def build_from(logs: RunLogs) -> Report:
     config, manifest = logs.config, logs.manifest
     groups = attempts(logs.epochs)
     rows = _rows(groups, logs)
-    length = config.get("segment")
+    length = config.get("segment") if isinstance(config.get("segment"), int) else None  # None: "auto"
     total = int(config.get("epochs") or 0)
+    typical = length or (max(1, round(rows[-1].end_epoch / len(rows))) if rows else 1)
     costs = [r.cost() for r in rows]
     overhead, trained = boundary_overhead(costs)
     return Report(
@@ -310,7 +311,7 @@ def build_from(logs: RunLogs) -> Report:
         seconds=sum(r.seconds for r in rows), train_seconds=sum(r.train_seconds for r in rows),
         boundary_seconds=sum(r.boundary_seconds or 0.0 for r in rows), overhead_seconds=overhead,
         boundary_overhead=(overhead / trained) if trained > 0 else None, epochs_rerun=logs.epochs_rerun,
-        segments=rows, findings=_findings(groups, rows, costs, length or 1, total),
+        segments=rows, findings=_findings(groups, rows, costs, typical, total),
     )
 
 

@@ -16,6 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from segtrain import callback_state, checkpoint, training_state
+from segtrain.atomic import read_lines_json
+from segtrain.boundaries import AUTO, BoundaryPolicy, estimate_cost
 from segtrain.config import RunConfig
 from segtrain.data import TrainingData, prepare
 from segtrain.errors import Preempted, ScriptError
@@ -35,10 +37,16 @@ class Segment:
     end_epoch: int
 
 
-def next_segment(epochs_done: int, total: int, length: int) -> Segment:
-    """The segment that starts at `epochs_done`; boundaries fall on multiples of `length`."""
-    index = epochs_done // length
-    return Segment(index, epochs_done, min(total, (index + 1) * length))
+def next_segment(epochs_done: int, total: int, length: int | str, index: int) -> Segment:
+    """The segment that starts at `epochs_done`.
+
+    Fixed boundaries fall on multiples of `length`; with `"auto"` the segment may
+    run to the end and `BoundaryPolicy` ends it, and `index` numbers it.
+    """
+    if length == AUTO:
+        return Segment(index, epochs_done, total)
+    fixed = epochs_done // length
+    return Segment(fixed, epochs_done, min(total, (fixed + 1) * length))
 
 
 @dataclass
@@ -58,6 +66,7 @@ class SegmentResult:
     peak_rss_mb: float = 0.0
     peak_device_mb: float | None = None
     final_logs: dict[str, float] = field(default_factory=dict)
+    boundary_reason: str | None = None  # why the segment ended before its planned end
     checkpoint: str | None = None  # the newest checkpoint this segment wrote
     resumed_from: str | None = None  # the checkpoint it started from
 
@@ -114,10 +123,14 @@ class ProcessContext:
 
 
 def run_segment(ctx: ProcessContext, segment: Segment, ckpt: checkpoint.Checkpoint | None,
-                stop: StopFlag, events: Events) -> SegmentResult:
-    """Train `segment`, starting from `ckpt` (None: a new model), and checkpoint it."""
+                stop: StopFlag, events: Events, start_seconds: float = 0.0) -> SegmentResult:
+    """Train `segment`, starting from `ckpt` (None: a new model), and checkpoint it.
+
+    `start_seconds` is what starting this segment's process cost, for the first
+    estimate of a boundary's cost under `--segment auto`.
+    """
     run = _SegmentRun(ctx, segment, stop, events)
-    return run.execute(ckpt)
+    return run.execute(ckpt, start_seconds)
 
 
 class _SegmentRun:
@@ -133,7 +146,7 @@ class _SegmentRun:
         self.rss_samples: list[float] = []
 
     # -- loading -----------------------------------------------------------
-    def execute(self, ckpt: checkpoint.Checkpoint | None) -> SegmentResult:
+    def execute(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float = 0.0) -> SegmentResult:
         t0 = time.perf_counter()
         reset_device_peak()
         seed_everything(self.cfg)
@@ -153,6 +166,11 @@ class _SegmentRun:
         self.callbacks = self.ctx.script.callbacks(self.cfg.debug)
         callback_state.prepare(self.callbacks, states)
         self.result.load_seconds = time.perf_counter() - t0
+        self.policy = BoundaryPolicy(
+            auto=self.cfg.segment == AUTO, max_memory_mb=self.cfg.max_memory,
+            boundary_cost=estimate_cost(read_lines_json(self.ctx.paths.segments_log), start_seconds,
+                                        self.result.load_seconds),
+        )
         t1 = time.perf_counter()
         try:
             self._train(start_batch, states, arrays, metric_state)

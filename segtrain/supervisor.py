@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from segtrain import atomic, checkpoint
+from segtrain.boundaries import AUTO
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.progress import RunProgress
@@ -84,8 +85,9 @@ class _Loop:
         self.cfg, self.paths, self.manifest = cfg, paths, manifest
         self.ckpt_name = None if newest is None else newest.path.name
         self.epochs_done = 0 if newest is None else newest.epoch
+        self.index = 0 if newest is None else newest.state.get("segment", -1) + 1
         self.flag = StopFlag()
-        segments = -(-cfg.epochs // cfg.segment)
+        segments = None if cfg.segment == AUTO else -(-cfg.epochs // cfg.segment)
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
         runner_cls = _ProcessRunner if cfg.isolation == "process" else _SessionRunner
         self.runner = runner_cls(cfg, manifest, self.flag, self.progress.on_event)
@@ -106,11 +108,12 @@ class _Loop:
             if self.flag.requested:
                 return self._outcome("interrupted", EXIT_RESUMABLE,
                                      f"stopped by {self.flag.signal} at a segment boundary; resumable")
-            segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment)
+            segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment, self.index)
             started = time.perf_counter()
             result, extra = self.runner.run(segment, self.ckpt_name)
             self._record(result, extra, time.perf_counter() - started)
             self.epochs_done = result.end_epoch
+            self.index = segment.index + 1
             self.ckpt_name = result.checkpoint or self.ckpt_name
             if result.outcome == "boundary":
                 continue
@@ -179,7 +182,8 @@ class _SessionRunner:
         else:
             extra["clear_seconds"] = clear_session()
         ckpt = checkpoint.named_or_latest(self.ctx.paths, ckpt_name)
-        return run_segment(self.ctx, segment, ckpt, self.flag, self.on_event), extra
+        return run_segment(self.ctx, segment, ckpt, self.flag, self.on_event,
+                           extra.get("start_seconds", 0.0)), extra
 
     def forward(self, signum: int) -> None:
         pass  # training in this process reads the flag itself
@@ -228,7 +232,8 @@ class _ProcessRunner:
             return _not_started(segment, self.flag.signal), extra
         if not ready:
             raise self._failure(worker, worker.early_error, segment)
-        worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name})
+        worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name,
+                     "start_seconds": extra["start_seconds"]})
         if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
             self.next = WorkerProcess(self.cfg.run_dir)
         result, error = None, None

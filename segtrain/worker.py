@@ -67,7 +67,7 @@ def main(run_dir: str) -> None:
         command = json.loads(line)
         segment = Segment(**command["segment"])
         ckpt = checkpoint.named_or_latest(paths, command.get("checkpoint"))
-        result = run_segment(ctx, segment, ckpt, flag, emit)
+        result = run_segment(ctx, segment, ckpt, flag, emit, command.get("start_seconds", 0.0))
         emit({"event": "result", **result.to_json()})
         _exit(EXIT_RESUMABLE if result.outcome == "preempted" else EXIT_OK)
     except SegtrainError as e:

@@ -40,7 +40,7 @@ def test_help_has_an_example(command):
 @pytest.mark.parametrize(
     "options, expected",
     [
-        (["--segment", "0"], "--segment must be a positive integer"),
+        (["--segment", "0"], "--segment must be a positive integer or 'auto'"),
         (["--epochs", "-3"], "--epochs must be a positive integer"),
         (["--format", "pickle"], "--format must be one of keras, h5, savedmodel"),
         (["--isolation", "thread"], "--isolation must be one of process, session"),

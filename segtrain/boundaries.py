@@ -1,0 +1,77 @@
+"""Where a segment ends: every S epochs, or where measurement says a boundary pays off.
+
+With `--segment auto` a boundary falls when the time lost to slowdown since the
+last one — the sum, over the segment's epochs, of each epoch's seconds above
+the segment's baseline — exceeds what a boundary costs. A clean job then sees
+few boundaries and a leaking one as many as pay off. With `--max-memory`, a
+boundary also falls as soon as memory (device memory where it is measured,
+else the process's RSS) exceeds the limit, whatever the segment length.
+
+The baseline is the median of the segment's first clean epochs (its very first
+epoch includes tracing and is left out); excess below `tolerance` of the
+baseline is noise and does not count.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+AUTO = "auto"
+
+
+@dataclass
+class BoundaryPolicy:
+    """Decides after each epoch whether the segment should end there.
+
+    Args:
+        auto: place boundaries from measurement (`--segment auto`).
+        boundary_cost: expected seconds of one boundary (save, new process or
+            clear, load); `None` until something has been measured.
+        max_memory_mb: end the segment when memory exceeds this (`--max-memory`).
+        baseline_epochs: clean epochs whose median is the baseline. Defaults to 3.
+        tolerance: fraction above the baseline that counts as noise. Defaults to 0.02.
+    """
+
+    auto: bool
+    boundary_cost: float | None = None
+    max_memory_mb: float | None = None
+    baseline_epochs: int = 3
+    tolerance: float = 0.02
+    seconds: list[float] = field(default_factory=list)
+    excess: float = 0.0
+
+    @property
+    def baseline(self) -> float | None:
+        clean = self.seconds[1 : 1 + self.baseline_epochs]
+        return statistics.median(clean) if len(clean) >= min(2, self.baseline_epochs) else None
+
+    def observe(self, seconds: float, rss_mb: float | None = None, device_mb: float | None = None) -> str | None:
+        """Record an epoch; return why the segment should end after it, or None to go on."""
+        self.seconds.append(seconds)
+        memory, kind = (device_mb, "device memory") if device_mb is not None else (rss_mb, "RSS")
+        if self.max_memory_mb is not None and memory is not None and memory > self.max_memory_mb:
+            return f"{kind} {memory:.0f} MB exceeds --max-memory {self.max_memory_mb:.0f} MB"
+        if not self.auto or self.boundary_cost is None:
+            return None
+        baseline = self.baseline
+        if baseline is None or len(self.seconds) <= 1 + self.baseline_epochs:
+            return None
+        self.excess += max(0.0, seconds - baseline * (1 + self.tolerance))
+        if self.excess > self.boundary_cost:
+            return (f"{self.excess:.1f} s lost to slowdown since the segment began exceeds "
+                    f"a boundary's {self.boundary_cost:.1f} s")
+        return None
+
+
+def estimate_cost(records: list[dict], start_seconds: float = 0.0, load_seconds: float = 0.0) -> float | None:
+    """Expected seconds of the next boundary: the median of the boundaries measured so far.
+
+    Before any boundary has been measured, what this segment's own start and load
+    cost stands in (twice the load, for the save to come).
+    """
+    measured = [r["boundary_seconds"] for r in records if r.get("boundary_seconds") and r.get("index", 0) > 0]
+    if measured:
+        return statistics.median(measured)
+    guess = start_seconds + 2 * load_seconds
+    return guess if guess > 0 else None

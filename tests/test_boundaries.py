@@ -1,0 +1,113 @@
+"""`--segment auto` and `--max-memory`: where boundaries fall, on synthetic timings and on real runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_bitwise_equal, final_variables, fit_args, run_cli
+from segtrain.boundaries import BoundaryPolicy, estimate_cost
+
+
+def _decisions(policy: BoundaryPolicy, seconds: list[float], rss: list[float] | None = None) -> list[int]:
+    """Epochs (1-based within the segment) after which the policy ends the segment, restarting it each time."""
+    ends, start = [], 0
+    for i, s in enumerate(seconds):
+        why = policy.observe(s, None if rss is None else rss[i])
+        if why:
+            ends.append(i + 1)
+            policy = BoundaryPolicy(policy.auto, policy.boundary_cost, policy.max_memory_mb)
+    return ends
+
+
+def test_clean_job_gets_no_boundary():
+    noisy = [3.0] + [1.0 + 0.015 * ((i * 7) % 5 - 2) for i in range(200)]  # ±3 % noise, no trend
+    assert _decisions(BoundaryPolicy(auto=True, boundary_cost=3.0), noisy) == []
+
+
+def test_leaking_job_gets_a_boundary_once_the_lost_time_exceeds_its_cost():
+    leaking = [3.0] + [1.0 + 0.1 * i for i in range(12)]  # each epoch 0.1 s slower
+    policy = BoundaryPolicy(auto=True, boundary_cost=2.0)
+    for i, s in enumerate(leaking):
+        why = policy.observe(s)
+        if why:
+            break
+    # baseline = median(1.0, 1.1, 1.2) = 1.1, noise up to 1.122; the excess counts from the
+    # 5th epoch on: 0.178 + 0.278 + 0.378 + 0.478 + 0.578 = 1.89, + 0.678 = 2.57 > 2 after the 10th.
+    assert i + 1 == 10
+    assert "exceeds a boundary's 2.0 s" in why
+
+
+def test_faster_leak_or_cheaper_boundary_means_more_boundaries():
+    leak = [3.0] + [1.0 + 0.1 * i for i in range(60)]
+    cheap = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.5), leak)
+    dear = _decisions(BoundaryPolicy(auto=True, boundary_cost=5.0), leak)
+    assert len(cheap) > len(dear) >= 1
+
+
+def test_unknown_cost_or_fixed_segments_never_end_early_on_time():
+    leak = [3.0] + [1.0 + 0.5 * i for i in range(30)]
+    assert _decisions(BoundaryPolicy(auto=True, boundary_cost=None), leak) == []
+    assert _decisions(BoundaryPolicy(auto=False, boundary_cost=1.0), leak) == []
+
+
+def test_memory_limit_ends_a_segment_in_any_mode():
+    policy = BoundaryPolicy(auto=False, max_memory_mb=1000)
+    assert policy.observe(1.0, rss_mb=900) is None
+    assert "RSS 1010 MB exceeds --max-memory 1000 MB" in policy.observe(1.0, rss_mb=1010)
+    gpu = BoundaryPolicy(auto=False, max_memory_mb=1000)
+    assert gpu.observe(1.0, rss_mb=5000, device_mb=800) is None  # device memory is what counts on a GPU
+    assert "device memory" in gpu.observe(1.0, rss_mb=5000, device_mb=1200)
+
+
+def test_cost_estimate_uses_measured_boundaries_first():
+    records = [{"index": 0, "boundary_seconds": 9.0}, {"index": 1, "boundary_seconds": 2.0},
+               {"index": 2, "boundary_seconds": 4.0}]
+    assert estimate_cost(records) == 3.0  # the first segment's cold start is no boundary
+    assert estimate_cost([], start_seconds=2.5, load_seconds=0.25) == 3.0
+    assert estimate_cost([]) is None
+
+
+def _segments(run_dir):
+    return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+
+
+def test_auto_places_boundaries_in_a_leaking_job_and_stays_exact(tmp_path):
+    auto = tmp_path / "auto"
+    proc = run_cli(*fit_args("leaky", auto, 14, "auto", "--seed", 2))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    segments = _segments(auto)
+    assert len(segments) >= 2
+    assert all(s["boundary_reason"] and "lost to slowdown" in s["boundary_reason"] for s in segments[:-1])
+    assert [s["start_epoch"] for s in segments[1:]] == [s["end_epoch"] for s in segments[:-1]]
+    fixed = tmp_path / "fixed"
+    assert run_cli(*fit_args("leaky", fixed, 14, 14, "--seed", 2, "--isolation", "session")).returncode == 0
+    assert_bitwise_equal(final_variables(fixed), final_variables(auto))
+
+
+def test_auto_leaves_a_clean_job_in_one_segment(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(*fit_args("dict_io", run_dir, 8, "auto"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(_segments(run_dir)) == 1
+
+
+def test_max_memory_ends_segments_early(tmp_path):
+    probe = tmp_path / "probe"
+    assert run_cli(*fit_args("leaky", probe, 1, 1)).returncode == 0
+    rss0 = json.loads((probe / "epochs.jsonl").read_text().splitlines()[0])["rss_mb"]
+    run_dir = tmp_path / "run"
+    proc = run_cli(*fit_args("leaky", run_dir, 6, 6, "--max-memory", round(rss0 + 40)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    segments = _segments(run_dir)
+    assert len(segments) >= 2
+    assert "exceeds --max-memory" in segments[0]["boundary_reason"]
+    assert max(s["peak_rss_mb"] for s in segments) < rss0 + 40 + 16 * 2 + 30
+
+
+@pytest.mark.parametrize("value, message", [("often", "--segment must be a positive integer or 'auto'"),
+                                            ("0", "--segment must be a positive integer or 'auto'")])
+def test_bad_segment_values(tmp_path, value, message):
+    proc = run_cli(*fit_args("dict_io", tmp_path / "r", 2, value))
+    assert proc.returncode == 2 and message in proc.stderr
