@@ -11,6 +11,10 @@ Contract:
 * optional: `callbacks()` returns a list of new Keras callbacks;
   `fit_kwargs` is a dict passed on to `fit` (batch_size, class_weight,
   steps_per_epoch, ...); `custom_objects` is a dict.
+* optional: `train_epoch(model, data, epoch)` trains one epoch its own way
+  (a custom loop, TF1-style graph code) and returns a dict of logs; segtrain
+  calls it instead of `fit` and still owns the loop, the checkpoints, the
+  boundaries and the telemetry. `data` is what `load_data()` returned.
 
 Every breach of the contract raises `ScriptError` naming the file, the function
 and what to fix.
@@ -92,6 +96,26 @@ class TrainingScript:
             )
         if not isinstance(self.custom_objects, dict):
             raise ScriptError(f"{self.path}: `custom_objects` must be a dict of name -> class or function.")
+
+    @property
+    def train_epoch(self) -> Callable[..., Any] | None:
+        fn = getattr(self.module, "train_epoch", None)
+        return fn if callable(fn) else None
+
+    def call_train_epoch(self, model: Any, data: Any, epoch: int, debug: bool = False) -> dict[str, float]:
+        """One epoch of the script's own training; its logs, checked."""
+        try:
+            logs = self.train_epoch(model, data, epoch)
+        except Exception as e:
+            raise ScriptError(_describe(self.path, f"`train_epoch(model, data, epoch={epoch})`", e, debug)) from e
+        if logs is None:
+            return {}
+        if not isinstance(logs, dict):
+            raise ScriptError(
+                f"{self.path}: `train_epoch()` must return a dict of logs such as {{'loss': 0.1}} (or None). "
+                f"Received: {type(logs).__name__}"
+            )
+        return logs
 
     @property
     def fit_kwargs(self) -> dict[str, Any]:

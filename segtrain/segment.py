@@ -112,6 +112,7 @@ class ProcessContext:
     paths: RunPaths
     script: TrainingScript
     data: TrainingData
+    raw_data: Any  # what load_data() returned, for a script's own train_epoch()
 
     @classmethod
     def open(cls, cfg: RunConfig, data_seed: int) -> "ProcessContext":
@@ -119,7 +120,7 @@ class ProcessContext:
         script = TrainingScript.load(cfg.script, cfg.debug)
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
-        return cls(cfg, RunPaths(cfg.run_dir), script, data)
+        return cls(cfg, RunPaths(cfg.run_dir), script, data, raw)
 
 
 def run_segment(ctx: ProcessContext, segment: Segment, ckpt: checkpoint.Checkpoint | None,
@@ -227,6 +228,9 @@ class _SegmentRun:
         from segtrain.controller import Controller
 
         controller = Controller(self, first, last, start_batch, pending)
+        if self.ctx.script.train_epoch is not None:
+            self._own_loop(first, last, controller)
+            return
         kwargs = dict(data.fit_kwargs)
         try:
             self.model.fit(
@@ -250,6 +254,27 @@ class _SegmentRun:
                 f"{type(e).__name__}: {str(e).strip()[:2000]}\nCheck that the shapes and dtypes of x and y "
                 "match the inputs and outputs of the model from `build_model()`."
             ) from e
+
+    def _own_loop(self, first: int, last: int, controller: Any) -> None:
+        """Epochs [first, last) through the script's `train_epoch(model, data, epoch)` instead of `fit`.
+
+        The callbacks see the same events as in `fit`, at epoch granularity, so
+        checkpoints, telemetry, preemption (acted on at the end of an epoch) and
+        callback state work as with `fit`.
+        """
+        import keras
+
+        callbacks = keras.callbacks.CallbackList([*self.callbacks, controller], model=self.model)
+        self.model.stop_training = False
+        callbacks.on_train_begin()
+        for epoch in range(first, last):
+            callbacks.on_epoch_begin(epoch)
+            logs = self.ctx.script.call_train_epoch(self.model, self.ctx.raw_data, epoch, self.cfg.debug)
+            self.trained_a_batch = True
+            callbacks.on_epoch_end(epoch, logs)
+            if self.model.stop_training:
+                break
+        callbacks.on_train_end()
 
     def _stopped(self) -> bool:
         return self.result.outcome in ("stopped", "nan")
