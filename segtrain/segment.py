@@ -115,9 +115,9 @@ class ProcessContext:
     raw_data: Any  # what load_data() returned, for a script's own train_epoch()
 
     @classmethod
-    def open(cls, cfg: RunConfig, data_seed: int) -> "ProcessContext":
+    def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> "ProcessContext":
         seed_everything(cfg)
-        script = TrainingScript.load(cfg.script, cfg.debug)
+        script = script or TrainingScript.load(cfg.script, cfg.debug)
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
         return cls(cfg, RunPaths(cfg.run_dir), script, data, raw)

@@ -221,11 +221,16 @@ class _ProcessRunner:
 
     def run(self, segment: Segment, ckpt_name: str | None) -> tuple[SegmentResult, dict]:
         t0 = time.perf_counter()
+        prestarted = self.next is not None
         worker = self.next or WorkerProcess(self.cfg.run_dir)
         self.next = None
         self.current = worker
         ready = worker.wait_ready()
-        extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid}
+        extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid,
+                                 "prestarted": prestarted}
+        if worker.ready:
+            extra["data_deferred"] = worker.ready["data_deferred"]
+            extra["device_runtime_before_takeover"] = worker.ready["device_runtime_started"]
         if self.flag.requested:  # a signal came while the worker started: nothing trained, nothing lost
             worker.close()
             self.current = None

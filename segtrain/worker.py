@@ -44,6 +44,8 @@ def _exit(code: int) -> None:
 def main(run_dir: str) -> None:
     from segtrain import checkpoint
     from segtrain.config import RunConfig
+    from segtrain.devices import defer_data, device_runtime_started
+    from segtrain.script import TrainingScript
     from segtrain.rundir import RunPaths, read_manifest
     from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment
     from segtrain.signals import SignalPolicy
@@ -59,12 +61,18 @@ def main(run_dir: str) -> None:
     try:
         cfg = RunConfig.from_json(read_manifest(paths)["config"])
         SignalPolicy(cfg.signals, flag).install()
-        ctx = ProcessContext.open(cfg, read_manifest(paths)["data_seed"])
-        emit({"event": "ready", "pid": os.getpid()})
+        data_seed = read_manifest(paths)["data_seed"]
+        script = TrainingScript.load(cfg.script, cfg.debug)
+        deferred = defer_data()
+        ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
+        emit({"event": "ready", "pid": os.getpid(), "data_deferred": deferred,
+              "device_runtime_started": device_runtime_started()})
         line = sys.stdin.readline()
         if not line or flag.requested:
             _exit(EXIT_OK if not line else EXIT_RESUMABLE)
         command = json.loads(line)
+        if ctx is None:  # taking over: now the device may be used
+            ctx = ProcessContext.open(cfg, data_seed, script)
         segment = Segment(**command["segment"])
         ckpt = checkpoint.named_or_latest(paths, command.get("checkpoint"))
         result = run_segment(ctx, segment, ckpt, flag, emit, command.get("start_seconds", 0.0))

@@ -45,6 +45,7 @@ class WorkerProcess:
         for event in self.events():
             if event.get("event") == "ready":
                 self.ready_at = time.perf_counter()
+                self.ready = event
                 return True
             self.early_error = event
         return False
@@ -91,3 +92,4 @@ class WorkerProcess:
         self.events_in.close()
 
     early_error: dict | None = None
+    ready: dict | None = None  # the worker's "ready" event: what it did before taking over
