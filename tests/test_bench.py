@@ -1,0 +1,77 @@
+"""The benchmark suite runs end to end in --quick mode and writes results of the documented shape.
+
+Only the structure is checked, never a time: the numbers of a --quick run mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, cli_env
+
+
+def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--workloads", "clean", "--no-diagnostics",
+         "--out", str(out), "--name", "quick", "--runs-dir", str(tmp_path / "runs")],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "wall s: naive / session / process" in proc.stdout
+
+    result = json.loads((out / "quick.json").read_text())
+    assert result["schema"] == "segtrain-bench/1"
+    assert result["quick"] is True and result["ok"] is True
+    assert result["command"].startswith("python bench/run.py --quick")
+    for key in ("cpu_model", "cpus", "ram_gb", "python", "tensorflow", "keras", "git_commit"):
+        assert key in result["machine"]
+    assert set(result["workloads"]) == {"clean"}
+
+    clean = result["workloads"]["clean"]
+    assert clean["kind"] == "training"
+    assert clean["variants"] == ["naive", "session", "process"]
+    epochs, segment = clean["epochs"], clean["segment"]
+    n_windows = -(-epochs // segment)
+    assert n_windows >= 2
+
+    runs = {r["variant"]: r for r in clean["runs"]}
+    assert [r["variant"] for r in clean["runs"]] == ["naive", "session", "process"]  # one repeat, in order
+    for variant, run in runs.items():
+        assert run["ok"] and run["exit_code"] == 0
+        assert run["wall_seconds"] > 0
+        assert [e["epoch"] for e in run["epochs"]] == list(range(epochs))
+        assert all(e["seconds"] > 0 and e["rss_mb"] > 0 for e in run["epochs"])
+        assert len(run["windows"]) == n_windows
+        assert run["windows"][0]["slowdown"] == 1.0
+        for w in run["windows"]:
+            assert {"start_epoch", "end_epoch", "seconds_per_epoch", "slowdown", "rss_mb_max",
+                    "rss_growth"} <= set(w)
+    for variant in ("session", "process"):
+        run = runs[variant]
+        assert run["report"]["status"] == "finished"
+        assert run["report"]["isolation"] == variant
+        assert run["report"]["epochs_done"] == epochs
+        assert [s["index"] for s in run["segments"]] == list(range(n_windows))
+        assert all(s["boundary_seconds"] is not None for s in run["segments"])
+    assert len({e["pid"] for e in runs["process"]["epochs"]}) == n_windows  # a worker per segment
+    assert len({e["pid"] for e in runs["session"]["epochs"]}) == 1
+
+    summary = clean["summary"]
+    assert summary["naive"]["wall_ratio"] == 1.0
+    for variant in ("naive", "session", "process"):
+        s = summary[variant]
+        assert len(s["window_slowdowns"]) == n_windows
+        assert s["wall_seconds"] > 0 and s["wall_ratio"] > 0
+    assert len(summary["process"]["report_slowdowns"]) == n_windows
+
+    targets = result["targets"]
+    assert [t["workload"] for t in targets] == ["clean"]
+    assert {"target", "value", "threshold", "op", "met", "quick"} <= set(targets[0])
+    assert targets[0]["quick"] is True and isinstance(targets[0]["met"], bool)
+
+    md = (out / "quick.md").read_text()
+    assert "## Headline" in md and "## Targets (issue 5)" in md
+    assert result["command"] in md and result["machine"]["cpu_model"] in md
