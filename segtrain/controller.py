@@ -91,9 +91,10 @@ class Controller(keras.callbacks.Callback):
             run.save(epoch + 1, 0)
             self.model.stop_training = True
             return
-        if run.should_save(epoch + 1) or run.stop.requested:
+        preempted = run.stop.requested and epoch + 1 < run.cfg.epochs  # at the end the final save follows
+        if run.should_save(epoch + 1) or preempted:
             run.save(epoch + 1, 0)
-        if run.stop.requested and epoch + 1 < run.cfg.epochs:
+        if preempted:
             result.outcome, result.stop_reason = "preempted", run.stop.signal
             raise Preempted(f"Stopped by {run.stop.signal} after epoch {epoch + 1}.")
         if epoch + 1 == self.last < run.segment.end_epoch:
@@ -102,7 +103,7 @@ class Controller(keras.callbacks.Callback):
             self.kept_weights = self.model.get_weights()
 
     def on_train_end(self, logs=None):
-        if self.kept_weights is not None and not self.run._stopped():
+        if self.kept_weights is not None and not self.run.stopped:
             self.model.set_weights(self.kept_weights)
             self.kept_weights = None
 

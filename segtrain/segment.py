@@ -20,7 +20,7 @@ from segtrain.atomic import read_lines_json
 from segtrain.boundaries import AUTO, BoundaryPolicy, estimate_cost
 from segtrain.config import RunConfig
 from segtrain.data import TrainingData, prepare
-from segtrain.errors import Preempted, ScriptError
+from segtrain.errors import ConfigError, Preempted, ScriptError
 from segtrain.rundir import RunPaths
 from segtrain.script import TrainingScript
 from segtrain.telemetry import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
@@ -116,6 +116,13 @@ class ProcessContext:
 
     @classmethod
     def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> "ProcessContext":
+        import keras
+
+        if cfg.format == "savedmodel" and keras.backend.backend() != "tensorflow":
+            raise ConfigError(
+                f"--format savedmodel (tf.train.Checkpoint) needs the TensorFlow backend; this process runs "
+                f"Keras on {keras.backend.backend()!r}. Use --format keras or h5, or KERAS_BACKEND=tensorflow."
+            )
         seed_everything(cfg)
         script = script or TrainingScript.load(cfg.script, cfg.debug)
         raw = script.call("load_data", cfg.debug)
@@ -208,7 +215,7 @@ class _SegmentRun:
             self._fit(epoch, epoch + 1, start_batch, pending)
             pending = None
             epoch += 1
-        if epoch < seg.end_epoch and not self._stopped():
+        if epoch < seg.end_epoch and not self.stopped:
             self._fit(epoch, seg.end_epoch, 0, pending)
         self._finish()
 
@@ -231,18 +238,17 @@ class _SegmentRun:
         if self.ctx.script.train_epoch is not None:
             self._own_loop(first, last, controller)
             return
-        kwargs = dict(data.fit_kwargs)
         try:
             self.model.fit(
                 data.train.fit_input(first_step, last * self.spe),
                 initial_epoch=first,
                 epochs=last,
-                steps_per_epoch=self.spe - start_batch if start_batch else self.spe,
+                steps_per_epoch=self.spe - start_batch,
                 validation_data=data.validation,
                 callbacks=[*self.callbacks, controller],
                 shuffle=False,
                 verbose=0,
-                **kwargs,
+                **data.fit_kwargs,
             )
         except (Preempted, ScriptError):
             raise
@@ -276,14 +282,16 @@ class _SegmentRun:
                 break
         callbacks.on_train_end()
 
-    def _stopped(self) -> bool:
+    @property
+    def stopped(self) -> bool:
+        """Whether a callback or a NaN loss ended the run (not a boundary, not a signal)."""
         return self.result.outcome in ("stopped", "nan")
 
     def _finish(self) -> None:
         total = self.cfg.epochs
         if self.result.outcome == "nan":
             return
-        if self._stopped() or self.result.end_epoch >= total:
+        if self.stopped or self.result.end_epoch >= total:
             if self.result.outcome != "stopped":
                 self.result.outcome = "finished"
             self.save(self.result.end_epoch, 0, final=True)

@@ -1,0 +1,44 @@
+"""The core is backend-neutral: the same exactness on JAX, and a clear error for a TF-only format."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+
+import pytest
+
+from conftest import cli_env, fit_args, segtrain_cmd
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                reason="JAX is not installed (it comes with the test extra)")
+
+COMPARE = """
+import sys, numpy as np, segtrain
+a, b = (segtrain.load_model(d) for d in sys.argv[1:])
+same = all(np.array_equal(x.numpy(), y.numpy())
+           for x, y in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables))
+print("EQUAL" if same else "DIFFERENT", int(a.optimizer.iterations.numpy()))
+"""
+
+
+def _jax(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([*map(str, args)], capture_output=True, text=True, timeout=600,
+                          env=cli_env(KERAS_BACKEND="jax"))
+
+
+@pytest.mark.parametrize("script, fmt", [("subclassed", "keras"), ("dict_io", "h5")])
+def test_jax_segmented_equals_continuous(tmp_path, script, fmt):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    for run_dir, segment, isolation in ((whole, 6, "session"), (split, 2, "process")):
+        proc = _jax(*segtrain_cmd(*fit_args(script, run_dir, 6, segment, "--seed", 3, "--format", fmt,
+                                             "--isolation", isolation)))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _jax(segtrain_cmd()[0], "-c", COMPARE, whole, split)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "EQUAL"
+
+
+def test_savedmodel_format_needs_tensorflow(tmp_path):
+    proc = _jax(*segtrain_cmd(*fit_args("dict_io", tmp_path / "run", 2, 1, "--format", "savedmodel")))
+    assert proc.returncode == 2
+    assert "--format savedmodel (tf.train.Checkpoint) needs the TensorFlow backend" in proc.stderr
