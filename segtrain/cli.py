@@ -58,6 +58,10 @@ def _crash(e: Exception, debug: bool) -> None:
 
     if debug:
         traceback.print_exception(e)
+    if isinstance(e, OSError):
+        _fail(SegtrainError(f"could not write {e.filename or 'to the run directory'}: {e.strerror or e}. "
+                            "The previous complete checkpoint is intact; free space or fix permissions, "
+                            "then run the same command again."))
     _fail(SegtrainError(f"training failed: {type(e).__name__}: {e}\nThe newest complete checkpoint is kept; "
                         "fix the cause and run the same command again to resume"
                         + ("." if debug else " (--debug shows the traceback).")))

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from segtrain import atomic, checkpoint
 from segtrain.boundaries import AUTO
 from segtrain.config import RunConfig
-from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ScriptError, SegtrainError
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
 from segtrain.progress import RunProgress
 from segtrain.run import DONE_STATUSES, open_run
 from segtrain.rundir import RunLock, RunPaths, update_manifest
@@ -139,10 +139,17 @@ class _Loop:
         record.update(extra, isolation=self.cfg.isolation, wall_seconds=wall)
         record["boundary_seconds"] = (extra.get("start_seconds", 0.0) + extra.get("clear_seconds", 0.0)
                                       + result.load_seconds + result.save_seconds)
-        atomic.append_line(self.paths.segments_log, _json(record))
+        try:
+            atomic.append_line(self.paths.segments_log, _json(record))
+            if result.checkpoint:
+                write_history(self.paths, self.paths.root / result.checkpoint)
+        except OSError as e:
+            raise CheckpointError(
+                f"Could not write the run's records in {self.paths.root}: {e.strerror or e}. "
+                f"The previous complete checkpoint is intact ({result.checkpoint or self.ckpt_name}); "
+                "free space or fix permissions, then run the same command again."
+            ) from e
         self.progress.on_segment(record)
-        if result.checkpoint:
-            write_history(self.paths, self.paths.root / result.checkpoint)
 
 
 def write_history(paths: RunPaths, ckpt_path: Path) -> None:

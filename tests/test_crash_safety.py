@@ -190,7 +190,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, reference):
                 pass
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 1, err[-2000:]
-        assert "No space left on device" in err and "previous complete checkpoint is intact" in err
+        assert "No space left on device" in err and "previous complete checkpoint is intact" in err, err[-1500:]
         assert "Traceback" not in err
         assert (run_dir / "ckpt-000002" / "state.json").exists()
         filler.unlink()
