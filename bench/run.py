@@ -171,6 +171,7 @@ def _env(quick: bool) -> dict[str, str]:
 def _run_process(cmd: list[str], log: Path, env: dict, timeout: float) -> tuple[int, float, str]:
     """Run `cmd` to completion; return its exit code, wall seconds (spawn to exit) and stderr tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    _run_process.loadavg = os.getloadavg()[0]
     with open(log, "w") as f:
         t = time.perf_counter()
         try:
@@ -244,6 +245,7 @@ def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool
     record: dict[str, Any] = {
         "variant": variant, "repeat": repeat + 1, "order": order, "command": shlex.join(
             ["python", *cmd[1:]]), "exit_code": code, "wall_seconds": wall, "ok": code == 0,
+        "loadavg_1min": [_run_process.loadavg, os.getloadavg()[0]],  # before and after the run
     }
     if code != 0:
         record["error"] = tail
@@ -295,7 +297,8 @@ def run_saveload(w: Workload, fmt: str, repeat: int, order: int, quick: bool, ru
     code, wall, tail = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
     record: dict[str, Any] = {"variant": fmt, "repeat": repeat + 1, "order": order,
                               "command": shlex.join(["python", *cmd[1:]]), "exit_code": code,
-                              "wall_seconds": wall, "ok": code == 0}
+                              "wall_seconds": wall, "ok": code == 0,
+                              "loadavg_1min": [_run_process.loadavg, os.getloadavg()[0]]}
     if code != 0:
         record["error"] = tail
         return record

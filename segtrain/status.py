@@ -124,7 +124,7 @@ def render_status(st: RunStatus, console: Any) -> None:
     recorded = f", recorded as {st.status}" if st.state != st.status else ""
     lines = [f"{escape(st.run_dir)}: [{style}]{st.state}[/] ({who}{recorded})",
              f"  epochs    {st.epochs_done}/{st.epochs_total} ({_percent(st.epochs_done, st.epochs_total)})",
-             f"  segments  {st.segments_done}/{st.segments_total} done"
+             f"  segments  {st.segments_done}" + (f"/{st.segments_total}" if st.segments_total else "") + " done"
              + (f", in segment {st.current_segment + 1}" if st.current_segment is not None and st.alive else "")]
     lines.append("  checkpoint " + (escape(_describe_checkpoint(st.checkpoint, st.epochs_done)) if st.checkpoint
                                     else "none complete yet"))
