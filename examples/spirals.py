@@ -13,7 +13,7 @@ fit_kwargs = {"batch_size": 64}
 
 def load_data():
     rng = np.random.default_rng(1234)  # the data itself is fixed; segtrain seeds the order
-    n, classes = 3000, 3
+    n, classes = 24000, 3
     t = rng.uniform(0.25, 1.0, size=n)
     label = rng.integers(0, classes, size=n)
     angle = 4.0 * np.pi * t + label * (2.0 * np.pi / classes)
