@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> dict:
             self.t = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - self.t
+            now = time.perf_counter()
+            seconds = now - self.t
             records.append({"epoch": epoch, "seconds": seconds, "rss_mb": rss_mb(),
+                            "begin": self.t - T0, "end": now - T0,
                             "loss": float((logs or {}).get("loss", float("nan")))})
 
     callbacks = [*cbs, Recorder()]

@@ -168,10 +168,17 @@ def _env(quick: bool) -> dict[str, str]:
     return env
 
 
-def _run_process(cmd: list[str], log: Path, env: dict, timeout: float) -> tuple[int, float, str]:
-    """Run `cmd` to completion; return its exit code, wall seconds (spawn to exit) and stderr tail."""
+def _run_process(cmd: list[str], log: Path, env: dict, timeout: float) -> dict[str, Any]:
+    """Run `cmd` to completion: its exit code, wall seconds (spawn to exit), CPU seconds, output tail.
+
+    CPU seconds are user + system time of the process and every descendant it waited for (segtrain's
+    workers, pre-started ones included): less sensitive than wall time to other jobs on the machine.
+    """
+    import resource
+
     log.parent.mkdir(parents=True, exist_ok=True)
-    _run_process.loadavg = os.getloadavg()[0]
+    load_before = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as f:
         t = time.perf_counter()
         try:
@@ -180,8 +187,11 @@ def _run_process(cmd: list[str], log: Path, env: dict, timeout: float) -> tuple[
         except subprocess.TimeoutExpired:
             code = -9
         wall = time.perf_counter() - t
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    return code, wall, tail
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"exit_code": code, "ok": code == 0, "wall_seconds": wall, "cpu_seconds": cpu,
+            "loadavg_1min": [load_before, os.getloadavg()[0]],  # before and after the run
+            "tail": "\n".join(log.read_text(errors="replace").splitlines()[-15:])}
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -241,20 +251,21 @@ def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool
                "--format", fmt, "--no-progress"]
         if variant == "process-noprestart":
             cmd.append("--no-prestart")
-    code, wall, tail = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
-    record: dict[str, Any] = {
-        "variant": variant, "repeat": repeat + 1, "order": order, "command": shlex.join(
-            ["python", *cmd[1:]]), "exit_code": code, "wall_seconds": wall, "ok": code == 0,
-        "loadavg_1min": [_run_process.loadavg, os.getloadavg()[0]],  # before and after the run
-    }
-    if code != 0:
+    proc = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
+    tail, wall = proc.pop("tail"), proc["wall_seconds"]
+    record: dict[str, Any] = {"variant": variant, "repeat": repeat + 1, "order": order,
+                              "command": shlex.join(["python", *cmd[1:]]), **proc}
+    if not proc["ok"]:
         record["error"] = tail
         return record
     if variant.startswith("naive"):
         res = json.loads(out.read_text())
         ep = res["epochs"]
         record.update(peak_rss_mb=res["peak_rss_mb"], timings=res["timings"])
-        record["other_seconds"] = wall - sum(e["seconds"] for e in ep)
+        # time inside fit but outside every epoch (setup before the first, anything between epochs)
+        record["fit_gap_seconds"] = (res["timings"]["fit_end"] - res["timings"]["fit_start"]
+                                     - sum(e["seconds"] for e in ep))
+        record["other_seconds"] = wall - sum(e["seconds"] for e in ep) - record["fit_gap_seconds"]
     else:
         ep = [{"epoch": e["epoch"], "seconds": e["seconds"], "rss_mb": e.get("rss_mb"), "pid": e.get("pid")}
               for e in {e["epoch"]: e for e in _read_jsonl(run_dir / "epochs.jsonl")}.values()]
@@ -272,8 +283,10 @@ def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool
         record["ok"] = report.get("status") == "finished" and report.get("epochs_done") == epochs
         segs = record["segments"]
         record["boundary_seconds_sum"] = sum(s["boundary_seconds"] or 0.0 for s in segs)
+        record["fit_gap_seconds"] = sum(s["train_seconds"] or 0.0 for s in segs) - sum(e["seconds"] for e in ep)
         record["retrace_seconds_sum"] = sum(max(s["retrace_seconds"] or 0.0, 0.0) for s in segs[1:])
-        record["other_seconds"] = wall - sum(e["seconds"] for e in ep) - record["boundary_seconds_sum"]
+        record["other_seconds"] = (wall - sum(e["seconds"] for e in ep) - record["fit_gap_seconds"]
+                                   - record["boundary_seconds_sum"])
         record["peak_rss_mb"] = max((s["peak_rss_mb"] or 0.0) for s in segs) if segs else None
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         for ck in run_dir.glob("ckpt-*"):
@@ -294,12 +307,11 @@ def run_saveload(w: Workload, fmt: str, repeat: int, order: int, quick: bool, ru
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     cmd = [sys.executable, rel(BENCH / "saveload.py"), "--format", fmt, "--params", f"{params:g}",
            "--dir", rel(folder), "--out", rel(out)]
-    code, wall, tail = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
+    proc = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
+    tail = proc.pop("tail")
     record: dict[str, Any] = {"variant": fmt, "repeat": repeat + 1, "order": order,
-                              "command": shlex.join(["python", *cmd[1:]]), "exit_code": code,
-                              "wall_seconds": wall, "ok": code == 0,
-                              "loadavg_1min": [_run_process.loadavg, os.getloadavg()[0]]}
-    if code != 0:
+                              "command": shlex.join(["python", *cmd[1:]]), **proc}
+    if not proc["ok"]:
         record["error"] = tail
         return record
     record.update(json.loads(out.read_text()))
@@ -332,6 +344,8 @@ def summarise_training(w: Workload, runs: list[dict]) -> dict:
             "repeats": len(mine),
             "wall_seconds": _median([r["wall_seconds"] for r in mine]),
             "wall_seconds_each": [r["wall_seconds"] for r in mine],
+            "cpu_seconds": _median([r["cpu_seconds"] for r in mine]),
+            "fit_gap_seconds": _median([r.get("fit_gap_seconds") for r in mine]),
             "epoch_seconds_sum": _median([r["epoch_seconds_sum"] for r in mine]),
             "other_seconds": _median([r["other_seconds"] for r in mine]),
             "window_slowdowns": slowdowns,
@@ -360,6 +374,7 @@ def summarise_training(w: Workload, runs: list[dict]) -> dict:
     for variant, s in summary.items():
         if s.get("ok") is not False or "wall_seconds" in s:
             s["wall_ratio"] = _ratio(s.get("wall_seconds"), base)
+            s["cpu_ratio"] = _ratio(s.get("cpu_seconds"), summary.get("naive", {}).get("cpu_seconds"))
             s["epoch_seconds_ratio"] = _ratio(s.get("epoch_seconds_sum"),
                                               summary.get("naive", {}).get("epoch_seconds_sum"))
     # the ratio per repeat pair (variant i and naive of the same repeat): the least drift-sensitive one
@@ -446,7 +461,7 @@ def training_table(variants, summary: dict) -> str:
     for variant in variants:
         s = summary.get(variant, {})
         if "wall_seconds" not in s:
-            rows.append([variant + (" (diagnostic)" if variant in DIAGNOSTIC_VARIANTS else ""), "failed"] + [""] * 8)
+            rows.append([variant + (" (diagnostic)" if variant in DIAGNOSTIC_VARIANTS else ""), "failed"] + [""] * 11)
             continue
         slow = " ".join(_f(x) for x in s["window_slowdowns"])
         rows.append([
@@ -454,7 +469,10 @@ def training_table(variants, summary: dict) -> str:
             _f(s["wall_seconds"], ".1f") + (" (" + ", ".join(_f(x, ".1f") for x in s["wall_seconds_each"]) + ")"
                                             if len(s["wall_seconds_each"]) > 1 else ""),
             _f(s.get("wall_ratio"), ".3f"),
+            _f(s["cpu_seconds"], ".1f"),
+            _f(s.get("cpu_ratio"), ".3f"),
             _f(s["epoch_seconds_sum"], ".1f"),
+            _f(s.get("fit_gap_seconds"), ".1f"),
             _f(s.get("boundary_seconds_sum"), ".1f"),
             _f(s.get("retrace_seconds_sum"), ".1f"),
             _f(s["other_seconds"], ".1f"),
@@ -463,7 +481,8 @@ def training_table(variants, summary: dict) -> str:
             _f(s.get("report_last_memory_growth"), ".3f") if "report_peak_rss_mb" in s else
             _f(s.get("peak_rss_mb"), ".0f") + " MB",
         ])
-    header = ["variant", "wall s", "× naive", "Σ epochs s", "Σ boundary s", "Σ retrace s", "other s",
+    header = ["variant", "wall s", "× naive", "CPU s", "CPU × naive", "Σ epochs s", "fit gap s", "Σ boundary s",
+              "Σ retrace s", "other s",
               "slowdown per segment", "RSS MB seg 1 → last (epoch ends)", "peak RSS last ÷ seg 1 (report)"]
     return _table(header, rows)
 
@@ -519,12 +538,13 @@ def headline_table(result: dict) -> str:
             name, f"{wr['epochs']} / {wr['segment']}",
             " / ".join(_f(x.get("wall_seconds"), ".1f") for x in (n, se, p)),
             " / ".join(_f(x.get("wall_ratio"), ".3f") for x in (se, p)),
+            " / ".join(_f(x.get("cpu_ratio"), ".3f") for x in (se, p)),
             " / ".join(_f(x.get("last_slowdown")) for x in (n, se, p)),
             " / ".join(_f(x.get("last_rss_growth"), ".3f") for x in (n, se, p)),
             _f(p.get("report_last_memory_growth"), ".3f"),
         ])
     table = _table(["workload", "epochs / segment", "wall s: naive / session / process",
-                    "wall × naive: session / process", "last-segment slowdown: naive / session / process",
+                    "wall × naive: session / process", "CPU × naive: session / process", "last-segment slowdown: naive / session / process",
                     "last-segment RSS ÷ seg 1: naive / session / process", "process peak RSS ÷ seg 1"], rows)
     sl = result["workloads"].get("saveload")
     if sl and sl.get("summary"):
@@ -586,11 +606,16 @@ def markdown(result: dict) -> str:
 COLUMNS = """\
 * **wall s**: spawn to exit of the variant's command (median of the repeats; each repeat in brackets).
   **× naive**: that ÷ the naive wall.
+* **CPU s**: user + system seconds of the variant's process and all its descendants (segtrain's workers,
+  pre-started ones included); less sensitive to other jobs on the machine than wall time. **CPU × naive**
+  likewise.
 * **Σ epochs s**: the sum of every epoch's seconds (`on_epoch_begin` to `on_epoch_end`, in segtrain's
-  epochs.jsonl or the naive recorder). **Σ boundary s**: the sum of segtrain's `boundary_seconds` (start or
-  clear, load, saves). **Σ retrace s**: segments 2..n, first epoch minus the segment's seconds per epoch
-  (already inside Σ epochs). **other s**: wall − Σ epochs − Σ boundary: interpreter and TF import, data,
-  model build, exit, the supervisor.
+  epochs.jsonl or the naive recorder). **fit gap s**: time inside `fit` outside every epoch (segtrain:
+  Σ `train_seconds` − Σ epochs, which includes its own callback's per-epoch log line and fsync; naive:
+  `fit` call − Σ epochs). **Σ boundary s**: the sum of segtrain's `boundary_seconds` (start or clear,
+  load, saves; segment 1's start included). **Σ retrace s**: segments 2..n, first epoch minus the segment's
+  seconds per epoch (already inside Σ epochs). **other s**: wall − Σ epochs − fit gap − Σ boundary:
+  interpreter and TF import (naive), data, model build, exit, the supervisor.
 * **slowdown per segment**: each window's seconds per epoch (median, its first epoch left out) ÷ window 1's;
   the naive run's epochs are grouped into the same windows as the segments.
 * **RSS seg 1 → last (epoch ends)**: the highest RSS sampled at an epoch's end in window 1 and in the last
