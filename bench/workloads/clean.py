@@ -9,7 +9,7 @@ milliseconds per epoch (for tests).
 import bench_common as common
 
 FEATURES = 256
-SAMPLES = 256 if common.QUICK else 24576
+SAMPLES = 256 if common.QUICK else 20480
 WIDTH = 32 if common.QUICK else 768
 fit_kwargs = {"batch_size": 256}
 
