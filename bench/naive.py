@@ -99,7 +99,15 @@ def main(argv: list[str] | None = None) -> dict:
                             "loss": float((logs or {}).get("loss", float("nan")))})
 
     callbacks = [*cbs, Recorder()]
-    if args.pipeline == "keras":
+    if hasattr(script, "train_epoch"):  # the script's own epoch (TF1 graph code), in one process
+        timings["fit_start"] = time.perf_counter() - T0
+        hooks = keras.callbacks.CallbackList(callbacks, model=model)
+        hooks.on_train_begin()
+        for epoch in range(args.epochs):
+            hooks.on_epoch_begin(epoch)
+            hooks.on_epoch_end(epoch, script.train_epoch(model, raw, epoch))
+        hooks.on_train_end()
+    elif args.pipeline == "keras":
         (x, y), validation = split_data(raw)
         timings["fit_start"] = time.perf_counter() - T0
         model.fit(x, y, epochs=args.epochs, callbacks=callbacks, validation_data=validation, verbose=0,

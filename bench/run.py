@@ -76,6 +76,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in [
              epochs=24, segment=6, leak=True),
     Workload("recompile", "leak: model.compile every epoch to change the learning rate", "recompile.py",
              epochs=24, segment=6, leak=True),
+    Workload("tf1", "TF1 graph mode: ops added to a process-wide graph every step (train_epoch)",
+             "tf1_graph.py", epochs=12, segment=3, leak=True,
+             notes="the original form of the problem; Keras fit cannot run it, train_epoch() does"),
     Workload("saveload", "~50M-parameter model + Adam: save and load per format", None, repeats=1,
              variants=("keras", "h5", "savedmodel"), extra={"params": 50e6, "quick_params": 1e6}),
 ]}

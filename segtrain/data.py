@@ -117,8 +117,13 @@ def _tf_dataset(batches: ArrayBatches, first_step: int, last_step: int) -> Any:
         for step in range(first_step, last_step):
             yield batches.batch(step)
 
-    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return ds.prefetch(2)
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+    # The buffer is fixed, so autotuning buys nothing; and with it on, destroying the
+    # iterator at the end of fit waits for the autotune thread's next wake-up (measured:
+    # up to 10-40 s, in bench/results/2026-11-27-*; docs/benchmarks.md).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def _step_dataset_class():

@@ -86,6 +86,7 @@ class _Loop:
         self.ckpt_name = None if newest is None else newest.path.name
         self.epochs_done = 0 if newest is None else newest.epoch
         self.index = 0 if newest is None else newest.state.get("segment", -1) + 1
+        self.just_committed = False  # whether ckpt_name was committed by a segment of this process's loop
         self.flag = StopFlag()
         segments = None if cfg.segment == AUTO else -(-cfg.epochs // cfg.segment)
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
@@ -110,10 +111,11 @@ class _Loop:
                                      f"stopped by {self.flag.signal} at a segment boundary; resumable")
             segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment, self.index)
             started = time.perf_counter()
-            result, extra = self.runner.run(segment, self.ckpt_name)
+            result, extra = self.runner.run(segment, self.ckpt_name, self.just_committed)
             self._record(result, extra, time.perf_counter() - started)
             self.epochs_done = result.end_epoch
             self.index = segment.index + 1
+            self.just_committed = bool(result.checkpoint) or self.just_committed
             self.ckpt_name = result.checkpoint or self.ckpt_name
             if result.outcome == "boundary":
                 continue
@@ -180,7 +182,7 @@ class _SessionRunner:
         self.cfg, self.manifest, self.flag, self.on_event = cfg, manifest, flag, on_event
         self.ctx: ProcessContext | None = None
 
-    def run(self, segment: Segment, ckpt_name: str | None) -> tuple[SegmentResult, dict]:
+    def run(self, segment: Segment, ckpt_name: str | None, just_committed: bool) -> tuple[SegmentResult, dict]:
         extra: dict[str, Any] = {"pid": os.getpid()}
         t0 = time.perf_counter()
         if self.ctx is None:
@@ -188,7 +190,7 @@ class _SessionRunner:
             extra["start_seconds"] = time.perf_counter() - t0
         else:
             extra["clear_seconds"] = clear_session()
-        ckpt = checkpoint.named_or_latest(self.ctx.paths, ckpt_name)
+        ckpt = checkpoint.named_or_latest(self.ctx.paths, ckpt_name, just_committed)
         return run_segment(self.ctx, segment, ckpt, self.flag, self.on_event,
                            extra.get("start_seconds", 0.0)), extra
 
@@ -226,7 +228,7 @@ class _ProcessRunner:
         self.current: WorkerProcess | None = None
         self.next: WorkerProcess | None = None
 
-    def run(self, segment: Segment, ckpt_name: str | None) -> tuple[SegmentResult, dict]:
+    def run(self, segment: Segment, ckpt_name: str | None, just_committed: bool) -> tuple[SegmentResult, dict]:
         t0 = time.perf_counter()
         prestarted = self.next is not None
         worker = self.next or WorkerProcess(self.cfg.run_dir)
@@ -244,7 +246,7 @@ class _ProcessRunner:
             return _not_started(segment, self.flag.signal), extra
         if not ready:
             raise self._failure(worker, worker.early_error, segment)
-        worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name,
+        worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name, "just_committed": just_committed,
                      "start_seconds": extra["start_seconds"]})
         if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
             self.next = WorkerProcess(self.cfg.run_dir)

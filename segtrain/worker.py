@@ -74,7 +74,7 @@ def main(run_dir: str) -> None:
         if ctx is None:  # taking over: now the device may be used
             ctx = ProcessContext.open(cfg, data_seed, script)
         segment = Segment(**command["segment"])
-        ckpt = checkpoint.named_or_latest(paths, command.get("checkpoint"))
+        ckpt = checkpoint.named_or_latest(paths, command.get("checkpoint"), command.get("just_committed", False))
         result = run_segment(ctx, segment, ckpt, flag, emit, command.get("start_seconds", 0.0))
         emit({"event": "result", **result.to_json()})
         _exit(EXIT_RESUMABLE if result.outcome == "preempted" else EXIT_OK)
