@@ -127,9 +127,9 @@ class _Loop:
                 where = f"from {self.ckpt_name}" if self.ckpt_name else "from the start (no checkpoint yet)"
                 return self._outcome("interrupted", EXIT_RESUMABLE,
                                      f"stopped by {result.stop_reason}; resumable {where}")
-            return self._outcome("failed", EXIT_FAILED,
-                                 f"{result.stop_reason}. The newest complete checkpoint, {self.ckpt_name}, "
-                                 "was written before it.")
+            kept = (f"The newest complete checkpoint, {self.ckpt_name}, was written before it."
+                    if self.ckpt_name else "No checkpoint had been written yet.")
+            return self._outcome("failed", EXIT_FAILED, f"{result.stop_reason}. {kept}")
 
     def _outcome(self, status: str, code: int, message: str) -> RunOutcome:
         return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root)
