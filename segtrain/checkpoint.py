@@ -152,15 +152,10 @@ def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
     return True, ""
 
 
-def complete_checkpoints(paths: RunPaths, verify: bool = True) -> list[Checkpoint]:
-    """Complete checkpoints, oldest first. Damaged ones are skipped with a warning."""
+def committed(paths: RunPaths) -> list[Checkpoint]:
+    """Checkpoints whose state.json reads, oldest first; not verified (see `is_complete`)."""
     found = []
     for path in paths.checkpoint_dirs():
-        if verify:
-            ok, why = is_complete(path)
-            if not ok:
-                log.warning("Skipping checkpoint %s: %s.", path, why)
-                continue
         try:
             found.append(Checkpoint(path, atomic.read_json(path / STATE_FILE)))
         except (OSError, ValueError):
@@ -170,14 +165,7 @@ def complete_checkpoints(paths: RunPaths, verify: bool = True) -> list[Checkpoin
 
 def latest(paths: RunPaths) -> Checkpoint | None:
     """The newest complete checkpoint: verified newest first, so only as many are read as needed."""
-    candidates = []
-    for path in paths.checkpoint_dirs():
-        try:
-            state = atomic.read_json(path / STATE_FILE)
-            candidates.append(Checkpoint(path, state))
-        except (OSError, ValueError, KeyError):
-            continue
-    for ckpt in sorted(candidates, key=lambda c: c.order, reverse=True):
+    for ckpt in reversed(committed(paths)):
         ok, why = is_complete(ckpt.path)
         if ok:
             return ckpt
@@ -209,7 +197,7 @@ def prune(paths: RunPaths, keep: int, newest: Checkpoint) -> None:
 
     Called only after `newest` is committed, so a complete checkpoint always remains.
     """
-    complete = [c for c in complete_checkpoints(paths, verify=False) if c.order <= newest.order]
+    complete = [c for c in committed(paths) if c.order <= newest.order]
     doomed = complete[:-keep] if keep < len(complete) else []
     for ckpt in doomed:
         shutil.rmtree(ckpt.path, ignore_errors=True)

@@ -112,10 +112,6 @@ class RunConfig:
             if not isinstance(getattr(signal, name, None), signal.Signals):
                 raise ConfigError(f"Unknown signal name {name!r}; use names such as SIGTERM, SIGUSR1.")
 
-    def identity(self) -> dict[str, Any]:
-        """The options a resumed run must share with the run it resumes."""
-        return {name: getattr(self, name) for name in IDENTITY_FIELDS}
-
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for key in ("script", "run_dir", "export"):

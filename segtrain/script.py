@@ -22,7 +22,6 @@ and what to fix.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 import traceback
@@ -71,9 +70,6 @@ class TrainingScript:
         script = cls(path, module)
         script._check_contract()
         return script
-
-    def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
     def _check_contract(self) -> None:
         for name in ("build_model", "load_data"):

@@ -25,7 +25,6 @@ class WorkerProcess:
     def __init__(self, run_dir: Path):
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, **{EVENT_FD_ENV: str(write_fd), "SEGTRAIN_PARENT_PID": str(os.getpid())})
-        self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker", str(run_dir)],
             stdin=subprocess.PIPE, env=env, pass_fds=(write_fd,), start_new_session=True,
@@ -33,6 +32,8 @@ class WorkerProcess:
         os.close(write_fd)
         self.events_in = os.fdopen(read_fd, "r", buffering=1)
         self.ready_at: float | None = None
+        self.ready: dict | None = None  # its "ready" event: what it did before taking over
+        self.early_error: dict | None = None  # an error it reported before it was ready
 
     @property
     def pid(self) -> int:
@@ -90,6 +91,3 @@ class WorkerProcess:
                 self.signal(signal.SIGKILL)
                 self.proc.wait()
         self.events_in.close()
-
-    early_error: dict | None = None
-    ready: dict | None = None  # the worker's "ready" event: what it did before taking over
