@@ -66,18 +66,22 @@ class Workload:
     extra: dict = field(default_factory=dict)
 
 
+# `process-auto` is `--segment auto`; `process-s<N>` any other fixed segment length, to set beside it.
+LEAK_VARIANTS = ("naive", "session", "process", "process-auto")
+
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("clean", "clean MLP, no leak", "clean.py", epochs=50, segment=10, repeats=2,
-             variants=("naive", "session", "process", "naive-pipeline"), optional=("process-noprestart",),
+             variants=("naive", "session", "process", "process-auto", "naive-pipeline"),
+             optional=("process-noprestart",),
              notes="segtrain's own overhead against one plain fit"),
     Workload("probe", "leak: a linear-probe callback trains a new model every epoch", "probe.py",
-             epochs=24, segment=6, leak=True),
+             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
     Workload("retrace", "leak: a tf.function retraced with a Python float every step", "retrace.py",
-             epochs=24, segment=6, leak=True),
+             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
     Workload("recompile", "leak: model.compile every epoch to change the learning rate", "recompile.py",
-             epochs=24, segment=6, leak=True),
+             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
     Workload("tf1", "TF1 graph mode: ops added to a process-wide graph every step (train_epoch)",
-             "tf1_graph.py", epochs=12, segment=3, leak=True,
+             "tf1_graph.py", epochs=12, segment=3, leak=True, variants=LEAK_VARIANTS,
              notes="the original form of the problem; Keras fit cannot run it, train_epoch() does"),
     Workload("saveload", "~50M-parameter model + Adam: save and load per format", None, repeats=1,
              variants=("keras", "h5", "savedmodel"), extra={"params": 50e6, "quick_params": 1e6}),
@@ -232,6 +236,14 @@ def windows(epochs: list[dict], segment: int, total: int) -> list[dict]:
     return out
 
 
+def segment_option(variant: str, segment: int) -> str:
+    """`--segment` for a segtrain variant: `auto`, `s<N>`'s N, or the workload's own length."""
+    if variant == "process-auto":
+        return "auto"
+    fixed = re.fullmatch(r"process-s(\d+)", variant)
+    return fixed.group(1) if fixed else str(segment)
+
+
 def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool, runs_dir: Path,
                  fmt: str, timeout: float) -> dict:
     epochs = w.quick_epochs if quick else w.epochs
@@ -251,7 +263,7 @@ def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool
         isolation = "session" if variant == "session" else "process"
         run_dir = folder / "run"
         cmd = [sys.executable, "-m", "segtrain", "fit", rel(script), "--epochs", str(epochs), "--segment",
-               str(segment), "--run-dir", rel(run_dir), "--seed", "0", "--isolation", isolation,
+               segment_option(variant, segment), "--run-dir", rel(run_dir), "--seed", "0", "--isolation", isolation,
                "--format", fmt, "--no-progress"]
         if variant == "process-noprestart":
             cmd.append("--no-prestart")
@@ -281,6 +293,9 @@ def run_training(w: Workload, variant: str, repeat: int, order: int, quick: bool
                 "first_epoch_seconds", "retrace_seconds", "slowdown", "peak_rss_mb", "memory_growth",
                 "boundary_seconds", "start_seconds", "clear_seconds", "load_seconds", "save_seconds", "pid")
         record["segments"] = [{k: s.get(k) for k in keys} for s in report["segments"]]
+        reasons = {r["index"]: r.get("boundary_reason") for r in _read_jsonl(run_dir / "segments.jsonl")}
+        for seg in record["segments"]:
+            seg["boundary_reason"] = reasons.get(seg["index"])
         record["report"] = {k: report.get(k) for k in ("status", "epochs_total", "epochs_done", "isolation",
                                                         "seconds", "train_seconds", "boundary_seconds",
                                                         "overhead_seconds", "boundary_overhead")}
@@ -310,7 +325,7 @@ def run_saveload(w: Workload, fmt: str, repeat: int, order: int, quick: bool, ru
     out = runs_dir / f"{name}.json"
     rel = lambda p: os.path.relpath(p, ROOT)  # noqa: E731
     cmd = [sys.executable, rel(BENCH / "saveload.py"), "--format", fmt, "--params", f"{params:g}",
-           "--dir", rel(folder), "--out", rel(out)]
+           "--dir", rel(folder), "--out", rel(out)] + (["--segtrain-first"] if repeat % 2 else [])
     proc = _run_process(cmd, runs_dir / "logs" / f"{name}.log", _env(quick), timeout)
     tail = proc.pop("tail")
     record: dict[str, Any] = {"variant": fmt, "repeat": repeat + 1, "order": order,
@@ -362,11 +377,14 @@ def summarise_training(w: Workload, runs: list[dict]) -> dict:
         }
         if "segments" in mine[0]:
             segs = [r["segments"] for r in mine]
-            last = len(segs[0]) - 1
-            s["report_slowdowns"] = [_median([sg[i]["slowdown"] for sg in segs]) for i in range(len(segs[0]))]
-            s["report_peak_rss_mb"] = [_median([sg[i]["peak_rss_mb"] for sg in segs]) for i in range(len(segs[0]))]
-            s["report_last_slowdown"] = s["report_slowdowns"][last]
-            s["report_last_memory_growth"] = _median([sg[last]["memory_growth"] for sg in segs])
+            n_segs = min(len(sg) for sg in segs)  # `--segment auto` may cut differently in each repeat
+            s["segment_counts"] = [len(sg) for sg in segs]
+            s["segment_ends"] = [[seg["end_epoch"] for seg in sg] for sg in segs]
+            s["report_slowdowns"] = [_median([sg[i]["slowdown"] for sg in segs]) for i in range(n_segs)]
+            s["report_peak_rss_mb"] = [_median([sg[i]["peak_rss_mb"] for sg in segs]) for i in range(n_segs)]
+            s["report_last_slowdown"] = _median([sg[-1]["slowdown"] for sg in segs])
+            s["report_last_memory_growth"] = _median([sg[-1]["memory_growth"] for sg in segs])
+            s["report_max_memory_growth"] = _median([max(seg["memory_growth"] or 0.0 for seg in sg) for sg in segs])
             s["boundary_seconds_sum"] = _median([r["boundary_seconds_sum"] for r in mine])
             s["retrace_seconds_sum"] = _median([r["retrace_seconds_sum"] for r in mine])
             for part in ("start_seconds", "clear_seconds", "load_seconds", "save_seconds"):
@@ -517,21 +535,64 @@ def boundary_table(variants, summary: dict) -> str:
                    "save s / segment", "report slowdowns"], rows)
 
 
+def segmenting_table(variants, summary: dict) -> str:
+    """Fixed segment lengths against `--segment auto`, all in process isolation."""
+    fixed = summary.get("process", {}).get("wall_seconds")
+    rows = []
+    for variant in variants:
+        s = summary.get(variant, {})
+        if not variant.startswith("process") or "segment_counts" not in s:
+            continue
+        counts = sorted(set(s["segment_counts"]))
+        ends = s["segment_ends"][0]
+        rows.append([variant, "/".join(str(c) for c in counts),
+                     ", ".join(str(e) for e in ends[:-1]) or "none",
+                     _f(s["wall_seconds"], ".1f"), _f(s.get("wall_ratio"), ".3f"), _f(_ratio(s["wall_seconds"], fixed), ".3f"),
+                     _f(s.get("last_slowdown")), _f(s.get("last_rss_growth"), ".3f"),
+                     _f(s.get("report_max_memory_growth"), ".3f")])
+    if len(rows) < 2:
+        return ""
+    return _table(["variant", "segments", "boundaries after epoch (repeat 1)", "wall s", "× naive", "× process",
+                   "last window's slowdown", "last window's RSS ÷ window 1", "worst segment's peak RSS ÷ seg 1"],
+                  rows)
+
+
+def auto_headline(result: dict) -> str:
+    rows = []
+    for name, wr in result["workloads"].items():
+        s = wr.get("summary", {})
+        if wr["kind"] != "training" or "segment_counts" not in s.get("process-auto", {}):
+            continue
+        n, p, a = s.get("naive", {}), s.get("process", {}), s["process-auto"]
+        rows.append([name, str(wr["epochs"]), _f(n.get("last_slowdown")),
+                     f"{wr['segment']} → {'/'.join(str(c) for c in sorted(set(p.get('segment_counts', []))))}",
+                     _f(p.get("wall_ratio"), ".3f"), _f(p.get("last_slowdown")),
+                     "/".join(str(c) for c in sorted(set(a["segment_counts"]))),
+                     _f(a.get("wall_ratio"), ".3f"), _f(a.get("last_slowdown")),
+                     _f(a.get("last_rss_growth"), ".3f")])
+    if not rows:
+        return ""
+    return _table(["workload", "epochs", "naive: last window's slowdown", "fixed: length → segments",
+                   "fixed: wall × naive", "fixed: last window's slowdown", "auto: segments", "auto: wall × naive",
+                   "auto: last window's slowdown", "auto: last window's RSS ÷ window 1"], rows)
+
+
 def saveload_table(variants, summary: dict) -> str:
     rows = []
     for fmt in variants:
         s = summary.get(fmt, {})
         if not s.get("ok"):
-            rows.append([fmt, "failed"] + [""] * 9)
+            rows.append([fmt, "failed"] + [""] * 10)
             continue
         r, g = s["raw"], s["segtrain"]
         rows.append([fmt, _f(s["size_mb"], ".0f"), _f(r["write_seconds"]), _f(r["fsync_seconds"]),
                      _f(r["load_seconds"]) + (f" ({_f(r['rebuild_seconds'])} build)" if r["rebuild_seconds"] else ""),
                      _f(r["total_seconds"]), _f(g["save_seconds"]), _f(g["load_seconds"]), _f(g["total_seconds"]),
-                     _f(g["checksum_seconds"]), "yes" if r["restores_optimizer"] else "NO"])
+                     _f(g["checksum_seconds"]), _f(g.get("resume_check_seconds")),
+                     "yes" if r["restores_optimizer"] else "NO"])
     return _table(["format", "MB", "raw write s", "raw fsync s", "raw load s", "raw save+load s",
-                   "segtrain save s", "segtrain load s", "segtrain save+load s", "of which checksums s",
-                   "optimizer restored"], rows)
+                   "segtrain save s", "segtrain load s", "segtrain save+load s", "checksums s",
+                   "resume check s", "optimizer restored"], rows)
 
 
 def targets_table(targets: list[dict]) -> str:
@@ -598,6 +659,9 @@ def markdown(result: dict) -> str:
         targets_table(result["targets"]),
         "",
     ]
+    auto = auto_headline(result)
+    if auto:
+        lines += ["## `--segment auto` against fixed segments (process isolation)", "", auto, ""]
     for name, wr in result["workloads"].items():
         lines += [f"## {name}: {wr['title']}", ""]
         if wr["kind"] == "training":
@@ -607,6 +671,10 @@ def markdown(result: dict) -> str:
             b = boundary_table(wr["variants"], wr["summary"])
             if b:
                 lines += ["Boundaries (medians over boundaries and repeats):", "", b, ""]
+            seg = segmenting_table(wr["variants"], wr["summary"])
+            if seg:
+                lines += ["Where the boundaries fall: fixed lengths and `--segment auto`, process isolation:", "",
+                          seg, ""]
         else:
             lines += [saveload_table(wr["variants"], wr["summary"]), ""]
         failed = [r for r in wr["runs"] if not r["ok"]]
@@ -630,6 +698,10 @@ COLUMNS = """\
   load, saves; segment 1's start included). **Σ retrace s**: segments 2..n, first epoch minus the segment's
   seconds per epoch (already inside Σ epochs). **other s**: wall − Σ epochs − fit gap − Σ boundary:
   interpreter and TF import (naive), data, model build, exit, the supervisor.
+* **Where the boundaries fall** and the `--segment auto` headline: every process-isolation variant of a
+  workload (fixed lengths, `auto`); **segments** per repeat, the epochs after which repeat 1 cut,
+  **× process** against the workload's fixed length; windows as in the slowdown column (the workload's
+  fixed length, so that every variant is cut into the same windows).
 * **slowdown per segment**: each window's seconds per epoch (median, its first epoch left out) ÷ window 1's;
   the naive run's epochs are grouped into the same windows as the segments.
 * **RSS seg 1 → last (epoch ends)**: the highest RSS sampled at an epoch's end in window 1 and in the last
@@ -637,9 +709,11 @@ COLUMNS = """\
   **peak RSS last ÷ seg 1 (report)**: segtrain's `memory_growth` (ru_maxrss of the segment's worker in
   process isolation; of the one process in session isolation, so it never falls there). Naive: its ru_maxrss.
 * save/load: **raw** are the Keras/TF calls + fsync, load until the model can train again (building it
-  included for h5/savedmodel); **segtrain** is `fingerprint` + `checkpoint.save` (fsync, SHA-256) and
-  `is_complete` (SHA-256 again) + `load_model_files` + `verify`; **checksums** = 2 × SHA-256 of the files +
-  the CRC-32 fingerprint at save and at load."""
+  included for h5/savedmodel); **segtrain** is a boundary's path: `fingerprint` + `checkpoint.save` (fsync
+  while the files' CRC-32 runs) and `is_complete` (sizes: the supervisor has just seen it committed) +
+  `load_model_files` + `verify`; **checksums** = CRC-32 of the files (timed alone; at save it overlaps the
+  fsync) + the CRC-32 fingerprint of every variable at save and at load; **resume check** = `is_complete`
+  reading every byte, what `segtrain resume` pays once before it loads (not in the total)."""
 
 
 # -- main ----------------------------------------------------------------------
@@ -662,8 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the training workloads' epochs")
     parser.add_argument("--segment", type=int, default=None, help="override the training workloads' segment length")
     parser.add_argument("--variants", default=None,
-                        help="comma-separated subset of the training variants (naive, session, process, "
-                             "naive-pipeline, process-noprestart)")
+                        help="comma-separated training variants: naive, session, process, process-auto "
+                             "(--segment auto), process-s<N> (segments of N), naive-pipeline, process-noprestart")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per variant run (default 900, quick 180)")
     args = parser.parse_args(argv)
 
@@ -699,11 +773,12 @@ def main(argv: list[str] | None = None) -> int:
         variants = tuple(v for v in w.variants if not (args.no_diagnostics and v in DIAGNOSTIC_VARIANTS))
         if args.variants and w.script is not None:
             wanted = [v.strip() for v in args.variants.split(",")]
-            unknown_v = [v for v in wanted if v not in w.variants + w.optional]
+            known = w.variants + w.optional + LEAK_VARIANTS
+            unknown_v = [v for v in wanted if v not in known and not re.fullmatch(r"process-s\d+", v)]
             if unknown_v:
                 parser.error(f"unknown variant(s) {', '.join(unknown_v)} for {name}; choose from "
-                             f"{', '.join(w.variants + w.optional)}")
-            variants = tuple(v for v in w.variants + w.optional if v in wanted)
+                             f"{', '.join(dict.fromkeys(known))} or process-s<N>")
+            variants = tuple(dict.fromkeys(v for v in known + tuple(wanted) if v in wanted))
         repeats = args.repeats or (1 if args.quick else w.repeats)
         wr: dict[str, Any] = {"title": w.title, "variants": list(variants), "repeats": repeats, "runs": []}
         print(f"\n== {name}: {w.title}", flush=True)
@@ -738,6 +813,7 @@ def main(argv: list[str] | None = None) -> int:
             wr["summary"] = summarise_training(w_eff, wr["runs"])
             wr["targets"] = targets_training(w_eff, wr["summary"], args.quick)
             print(training_table(variants, wr["summary"]), flush=True)
+            print(segmenting_table(variants, wr["summary"]), flush=True)
         result["workloads"][name] = wr
         result["targets"] += wr["targets"]
         for t in wr["targets"]:

@@ -6,9 +6,9 @@ replaced survives a power loss. Replacing by remove-then-rename is never done.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +85,20 @@ def read_lines_json(path: Path) -> list[dict]:
     return records
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: Path) -> str:
+    """A checksum of the file's bytes, named by its algorithm: `crc32:<8 hex digits>`.
+
+    CRC-32, as TensorFlow's own checkpoints keep per tensor: it catches torn
+    writes and flipped bits, which is what a checkpoint needs, at 2-3 GB/s
+    (SHA-256 manages ~1 GB/s, 0.6 s per save of a 586 MB checkpoint).
+    """
+    crc = 0
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+            crc = zlib.crc32(chunk, crc)
+    return f"crc32:{crc:08x}"
+
+
+def digest_matches(path: Path, digest: str) -> bool:
+    """Whether the file still has `digest`, as `file_digest` wrote it."""
+    return file_digest(path) == digest

@@ -3,7 +3,14 @@
 With `--segment auto` a boundary falls when the time lost to slowdown since the
 last one — the sum, over the segment's epochs, of each epoch's seconds above
 the segment's baseline — exceeds what a boundary costs. A clean job then sees
-few boundaries and a leaking one as many as pay off. With `--max-memory`, a
+few boundaries and a leaking one as many as pay off.
+
+What a boundary costs is more than its save, start and load: the first epoch
+after it traces the train step again (a new process, or a reloaded model).
+The segment's own first epoch shows that price — its seconds above the
+baseline — and the next segment will pay it again, so it counts too. Without
+it, a boundary of 0.3 s behind a pre-started worker would look cheaper than
+the noise of a busy machine, and a clean job would be cut every few epochs. With `--max-memory`, a
 boundary also falls as soon as memory (device memory where it is measured,
 else the process's RSS) exceeds the limit, whatever the segment length.
 
@@ -26,8 +33,9 @@ class BoundaryPolicy:
 
     Args:
         auto: place boundaries from measurement (`--segment auto`).
-        boundary_cost: expected seconds of one boundary (save, new process or
-            clear, load); `None` until something has been measured.
+        boundary_cost: expected seconds of one boundary's save, new process or
+            clear, and load; `None` until something has been measured. The
+            re-trace after it is measured on this segment's first epoch.
         max_memory_mb: end the segment when memory exceeds this (`--max-memory`).
         baseline_epochs: clean epochs whose median is the baseline. Defaults to 3.
         tolerance: fraction above the baseline that counts as noise. Defaults to 0.02.
@@ -46,6 +54,12 @@ class BoundaryPolicy:
         clean = self.seconds[1 : 1 + self.baseline_epochs]
         return statistics.median(clean) if len(clean) >= min(2, self.baseline_epochs) else None
 
+    @property
+    def retrace(self) -> float:
+        """Seconds the segment's first epoch took above the baseline: what the next one re-pays."""
+        baseline = self.baseline
+        return max(0.0, self.seconds[0] - baseline) if baseline is not None else 0.0
+
     def observe(self, seconds: float, rss_mb: float | None = None, device_mb: float | None = None) -> str | None:
         """Record an epoch; return why the segment should end after it, or None to go on."""
         self.seconds.append(seconds)
@@ -58,9 +72,10 @@ class BoundaryPolicy:
         if baseline is None or len(self.seconds) <= 1 + self.baseline_epochs:
             return None
         self.excess += max(0.0, seconds - baseline * (1 + self.tolerance))
-        if self.excess > self.boundary_cost:
-            return (f"{self.excess:.1f} s lost to slowdown since the segment began exceeds "
-                    f"a boundary's {self.boundary_cost:.1f} s")
+        cost = self.boundary_cost + self.retrace
+        if self.excess > cost:
+            return (f"{self.excess:.1f} s lost to slowdown since the segment began exceeds a boundary's "
+                    f"{cost:.1f} s ({self.boundary_cost:.1f} s save, start and load + {self.retrace:.1f} s re-trace)")
         return None
 
 

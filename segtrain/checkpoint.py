@@ -7,7 +7,7 @@ Commit protocol (after Orbax's atomic-rename strategy):
 2. rename the folder to its final name `ckpt-...`, fsync the run directory.
 
 A checkpoint is complete when `state.json` parses and every file it lists has
-the SHA-256 recorded there; `is_complete` is the one function that decides,
+the checksum (CRC-32) recorded there; `is_complete` is the one function that decides,
 and readers trust nothing else. A damaged newest checkpoint is skipped with a
 warning and the one before it is used. Old checkpoints are deleted only after a
 newer one is complete.
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,11 +86,12 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
             with open(tmp / "arrays.npz", "wb") as f:
                 np.savez(f, **snapshot.arrays)
         files = sorted(p for p in tmp.iterdir() if p.is_file())
-        checksums, sizes = {}, {}
-        for p in files:
-            atomic.fsync_file(p)
-            checksums[p.name] = atomic.sha256_file(p)
-            sizes[p.name] = p.stat().st_size
+        with ThreadPoolExecutor(max_workers=4) as pool:  # checksum (from the page cache) while fsync writes
+            digests = {p.name: pool.submit(atomic.file_digest, p) for p in files}
+            for p in files:
+                atomic.fsync_file(p)
+            checksums = {name: digest.result() for name, digest in digests.items()}
+        sizes = {p.name: p.stat().st_size for p in files}
         state = dict(snapshot.state, format=fmt, epoch=snapshot.epoch, batch=snapshot.batch,
                      final=snapshot.final, files=checksums, sizes=sizes)
         atomic.write_json(tmp / STATE_FILE, state)
@@ -127,9 +129,9 @@ def _save_model(model: Any, folder: Path, fmt: str) -> None:
 def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
     """Decide whether the checkpoint at `path` is complete; say why not.
 
-    `hashed=False` checks sizes instead of SHA-256 digests: for a checkpoint this
-    supervisor has just seen committed, where re-reading every byte (0.6 s for a
-    50M-parameter model) would buy nothing. Any run that starts or resumes hashes.
+    `hashed=False` checks sizes instead of checksums: for a checkpoint this
+    supervisor has just seen committed, where re-reading every byte (0.2 s for a
+    50M-parameter model) would buy nothing. Any run that starts or resumes checks every byte.
     """
     state_file = path / STATE_FILE
     if not state_file.exists():
@@ -147,7 +149,7 @@ def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
         if not hashed and name in sizes:
             if p.stat().st_size != sizes[name]:
                 return False, f"{name} has {p.stat().st_size} bytes, {sizes[name]} when saved (truncated)"
-        elif atomic.sha256_file(p) != digest:
+        elif not atomic.digest_matches(p, digest):
             return False, f"{name} does not match its checksum (truncated or corrupted)"
     return True, ""
 

@@ -27,16 +27,26 @@ def test_clean_job_gets_no_boundary():
 
 
 def test_leaking_job_gets_a_boundary_once_the_lost_time_exceeds_its_cost():
-    leaking = [3.0] + [1.0 + 0.1 * i for i in range(12)]  # each epoch 0.1 s slower
+    leaking = [1.6] + [1.0 + 0.1 * i for i in range(12)]  # each epoch 0.1 s slower
     policy = BoundaryPolicy(auto=True, boundary_cost=2.0)
     for i, s in enumerate(leaking):
         why = policy.observe(s)
         if why:
             break
-    # baseline = median(1.0, 1.1, 1.2) = 1.1, noise up to 1.122; the excess counts from the
-    # 5th epoch on: 0.178 + 0.278 + 0.378 + 0.478 + 0.578 = 1.89, + 0.678 = 2.57 > 2 after the 10th.
+    # baseline = median(1.0, 1.1, 1.2) = 1.1, noise up to 1.122; the first epoch re-traced for
+    # 0.5 s, so a boundary costs 2.5 s. The excess counts from the 5th epoch on:
+    # 0.178 + 0.278 + 0.378 + 0.478 + 0.578 = 1.89, + 0.678 = 2.57 > 2.5 after the 10th.
     assert i + 1 == 10
-    assert "exceeds a boundary's 2.0 s" in why
+    assert "exceeds a boundary's 2.5 s (2.0 s save, start and load + 0.5 s re-trace)" in why
+
+
+def test_the_first_epochs_retrace_counts_as_part_of_a_boundarys_cost():
+    leak = [1.0 + 0.05 * i for i in range(40)]
+    cheap_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [1.1] + leak)
+    dear_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [4.0] + leak)
+    assert cheap_trace and dear_trace
+    assert dear_trace[0] > cheap_trace[0]
+    assert len(dear_trace) < len(cheap_trace)
 
 
 def test_faster_leak_or_cheaper_boundary_means_more_boundaries():
