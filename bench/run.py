@@ -66,22 +66,22 @@ class Workload:
     extra: dict = field(default_factory=dict)
 
 
-# `process-auto` is `--segment auto`; `process-s<N>` any other fixed segment length, to set beside it.
+# `process-auto` is `--segment auto`; `process-s<N>` another fixed segment length, to set beside it.
 LEAK_VARIANTS = ("naive", "session", "process", "process-auto")
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in [
     Workload("clean", "clean MLP, no leak", "clean.py", epochs=50, segment=10, repeats=2,
-             variants=("naive", "session", "process", "process-auto", "naive-pipeline"),
+             variants=("naive", "session", "process", "process-auto", "process-s25", "naive-pipeline"),
              optional=("process-noprestart",),
              notes="segtrain's own overhead against one plain fit"),
     Workload("probe", "leak: a linear-probe callback trains a new model every epoch", "probe.py",
-             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
+             epochs=24, segment=6, leak=True, variants=(*LEAK_VARIANTS, "process-s12")),
     Workload("retrace", "leak: a tf.function retraced with a Python float every step", "retrace.py",
-             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
+             epochs=24, segment=6, leak=True, variants=(*LEAK_VARIANTS, "process-s12")),
     Workload("recompile", "leak: model.compile every epoch to change the learning rate", "recompile.py",
-             epochs=24, segment=6, leak=True, variants=LEAK_VARIANTS),
+             epochs=24, segment=6, leak=True, variants=(*LEAK_VARIANTS, "process-s12")),
     Workload("tf1", "TF1 graph mode: ops added to a process-wide graph every step (train_epoch)",
-             "tf1_graph.py", epochs=12, segment=3, leak=True, variants=LEAK_VARIANTS,
+             "tf1_graph.py", epochs=12, segment=3, leak=True, variants=(*LEAK_VARIANTS, "process-s6"),
              notes="the original form of the problem; Keras fit cannot run it, train_epoch() does"),
     Workload("saveload", "~50M-parameter model + Adam: save and load per format", None, repeats=1,
              variants=("keras", "h5", "savedmodel"), extra={"params": 50e6, "quick_params": 1e6}),

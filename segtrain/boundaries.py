@@ -3,7 +3,10 @@
 With `--segment auto` a boundary falls when the time lost to slowdown since the
 last one — the sum, over the segment's epochs, of each epoch's seconds above
 the segment's baseline — exceeds what a boundary costs. A clean job then sees
-few boundaries and a leaking one as many as pay off.
+few boundaries and a leaking one as many as pay off. The sum is a CUSUM (Page's
+change detector): an epoch faster than the baseline takes its margin back off
+the sum, which never falls below zero, so the noise of a busy machine cancels
+out instead of adding up to a boundary, while a steady slowdown grows it.
 
 What a boundary costs is more than its save, start and load: the first epoch
 after it traces the train step again (a new process, or a reloaded model).
@@ -15,8 +18,8 @@ boundary also falls as soon as memory (device memory where it is measured,
 else the process's RSS) exceeds the limit, whatever the segment length.
 
 The baseline is the median of the segment's first clean epochs (its very first
-epoch includes tracing and is left out); excess below `tolerance` of the
-baseline is noise and does not count.
+epoch includes tracing and is left out); only time above `tolerance` over the
+baseline counts as lost.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class BoundaryPolicy:
         baseline = self.baseline
         if baseline is None or len(self.seconds) <= 1 + self.baseline_epochs:
             return None
-        self.excess += max(0.0, seconds - baseline * (1 + self.tolerance))
+        self.excess = max(0.0, self.excess + seconds - baseline * (1 + self.tolerance))
         cost = self.boundary_cost + self.retrace
         if self.excess > cost:
             return (f"{self.excess:.1f} s lost to slowdown since the segment began exceeds a boundary's "
@@ -79,14 +82,15 @@ class BoundaryPolicy:
         return None
 
 
-def estimate_cost(records: list[dict], start_seconds: float = 0.0, load_seconds: float = 0.0) -> float | None:
-    """Expected seconds of the next boundary: the median of the boundaries measured so far.
+def estimate_cost(records: list[dict], load_seconds: float = 0.0, cold_start_seconds: float = 0.0) -> float:
+    """Expected seconds of the next boundary's start, load and save: the median of those measured so far.
 
-    Before any boundary has been measured, what this segment's own start and load
-    cost stands in (twice the load, for the save to come).
+    Before any boundary has been measured, this segment's own load stands in
+    (twice, for the save to come), plus its own start where the next segment
+    will start as cold (a new process without a pre-started worker); a
+    pre-started worker is ready at the boundary, and its start costs nothing.
     """
     measured = [r["boundary_seconds"] for r in records if r.get("boundary_seconds") and r.get("index", 0) > 0]
     if measured:
         return statistics.median(measured)
-    guess = start_seconds + 2 * load_seconds
-    return guess if guess > 0 else None
+    return cold_start_seconds + 2 * load_seconds

@@ -217,21 +217,25 @@ def clean_leftovers(paths: RunPaths) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_model_files(ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any) -> Any:
+def load_model_files(ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any,
+                     model: Any = None) -> Any:
     """Load the model (with its optimizer) that `ckpt` holds.
 
     `build_model` is called for the formats that store no architecture; it
     returns a compiled model. `sample_input()` gives a batch of inputs to build
-    a subclassed model that is not built yet.
+    a subclassed model that is not built yet. `model`: a model from the same
+    script, built with its optimizer, to load the variables into instead (a
+    `.keras` file's variables load into it as they would into its own model).
     """
     fmt = ckpt.state["format"]
-    if fmt == "keras":
+    if fmt == "keras" and model is None:
         import keras
 
         return keras.saving.load_model(ckpt.model_path, custom_objects=custom_objects, compile=True)
-    model = build_model()
-    _build(model, sample_input)
-    if fmt == "h5":
+    if model is None:
+        model = build_model()
+        _build(model, sample_input)
+    if fmt in ("keras", "h5"):
         model.load_weights(ckpt.model_path)
     else:
         import tensorflow as tf

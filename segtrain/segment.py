@@ -113,6 +113,7 @@ class ProcessContext:
     script: TrainingScript
     data: TrainingData
     raw_data: Any  # what load_data() returned, for a script's own train_epoch()
+    warm_model: Any = None  # built and traced by `warm_up` while the worker waited
 
     @classmethod
     def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> "ProcessContext":
@@ -128,6 +129,30 @@ class ProcessContext:
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
         return cls(cfg, RunPaths(cfg.run_dir), script, data, raw)
+
+
+def warm_up(ctx: ProcessContext) -> float:
+    """Build the model and train it one step while this worker waits for its checkpoint; return seconds.
+
+    A fresh process traces the train step (and its first kernels) in its first
+    batch: 0.5-1.5 s per boundary on a CPU, on the critical path. A pre-started
+    worker does it ahead, while the previous segment still trains, and then
+    loads the checkpoint into this model: that overwrites everything the step
+    changed (weights, optimizer variables and iterations, seed states — the
+    fingerprint check proves it) while the traced functions stay. Never where an
+    accelerator may be (the caller only calls it once the data is loaded, which
+    is deferred there), nor for a script's own `train_epoch()`.
+    """
+    if ctx.script.train_epoch is not None:
+        return 0.0
+    t0 = time.perf_counter()
+    data = ctx.data
+    model = ctx.script.build_model(ctx.cfg.debug)
+    model.fit(data.train.fit_input(0, 1), epochs=1, steps_per_epoch=1, shuffle=False, verbose=0,
+              validation_data=data.validation, validation_steps=None if data.validation is None else 1,
+              **data.fit_kwargs)
+    ctx.warm_model = model
+    return time.perf_counter() - t0
 
 
 def run_segment(ctx: ProcessContext, segment: Segment, ckpt: checkpoint.Checkpoint | None,
@@ -160,11 +185,12 @@ class _SegmentRun:
         seed_everything(self.cfg)
         states, arrays, metric_state = None, None, None
         start_batch = 0
+        warm, self.ctx.warm_model = self.ctx.warm_model, None
         if ckpt is None:
             self.model = self.ctx.script.build_model(self.cfg.debug)
         else:
             self.result.resumed_from = ckpt.path.name
-            self.model = self._load(ckpt)
+            self.model = self._load(ckpt, warm)
             state = ckpt.state
             self.history = {k: list(v) for k, v in state.get("history", {}).items()}
             states = state.get("callbacks")
@@ -174,10 +200,11 @@ class _SegmentRun:
         self.callbacks = self.ctx.script.callbacks(self.cfg.debug)
         callback_state.prepare(self.callbacks, states)
         self.result.load_seconds = time.perf_counter() - t0
+        cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
         self.policy = BoundaryPolicy(
             auto=self.cfg.segment == AUTO, max_memory_mb=self.cfg.max_memory,
-            boundary_cost=estimate_cost(read_lines_json(self.ctx.paths.segments_log), start_seconds,
-                                        self.result.load_seconds),
+            boundary_cost=estimate_cost(read_lines_json(self.ctx.paths.segments_log), self.result.load_seconds,
+                                        start_seconds if cold_start else 0.0),
         )
         t1 = time.perf_counter()
         try:
@@ -193,11 +220,11 @@ class _SegmentRun:
             self.result.peak_device_mb = None if device is None else device["peak"]
         return self.result
 
-    def _load(self, ckpt: checkpoint.Checkpoint) -> Any:
+    def _load(self, ckpt: checkpoint.Checkpoint, warm: Any = None) -> Any:
         script = self.ctx.script
         model = checkpoint.load_model_files(
             ckpt, lambda: script.build_model(self.cfg.debug), script.custom_objects,
-            lambda: first_inputs(self.ctx.data.train.fit_input(0, 1)),
+            lambda: first_inputs(self.ctx.data.train.fit_input(0, 1)), model=warm,
         )
         where = f"Checkpoint {ckpt.path}"
         training_state.verify(model, ckpt.state["fingerprint"], where)

@@ -240,6 +240,7 @@ class _ProcessRunner:
         if worker.ready:
             extra["data_deferred"] = worker.ready["data_deferred"]
             extra["device_runtime_before_takeover"] = worker.ready["device_runtime_started"]
+            extra["warm_up_seconds"] = worker.ready["warm_up_seconds"]
         if self.flag.requested:  # a signal came while the worker started: nothing trained, nothing lost
             worker.close()
             self.current = None
@@ -249,7 +250,7 @@ class _ProcessRunner:
         worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name, "just_committed": just_committed,
                      "start_seconds": extra["start_seconds"]})
         if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
-            self.next = WorkerProcess(self.cfg.run_dir)
+            self.next = WorkerProcess(self.cfg.run_dir, prestarted=True)
         result, error = None, None
         for event in worker.events():
             kind = event.get("event")

@@ -5,7 +5,10 @@ events on the descriptor named by `SEGTRAIN_EVENT_FD`. The worker imports the
 backend and the script and loads the data, says `ready`, then waits for one
 command on stdin naming the segment and the checkpoint to start from. So a
 worker can be started while the previous segment still trains, and only waits
-for its checkpoint. It dies with its supervisor (PR_SET_PDEATHSIG on Linux).
+for its checkpoint. A worker started ahead like that (`SEGTRAIN_PRESTARTED=1`)
+also builds the model and traces its train step before it says `ready`, where
+no accelerator may be (see `segment.warm_up`). It dies with its supervisor
+(PR_SET_PDEATHSIG on Linux).
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ import traceback
 from pathlib import Path
 
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
-from segtrain.workers import EVENT_FD_ENV
-
+from segtrain.workers import EVENT_FD_ENV, PRESTARTED_ENV
 
 
 def _die_with_parent(parent: int) -> None:
@@ -41,13 +43,22 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
+def _warm_up(ctx, warm_up) -> float | None:
+    """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh."""
+    try:
+        return warm_up(ctx)
+    except Exception:  # noqa: BLE001 - the same code runs again at the take-over, which reports errors
+        ctx.warm_model = None
+        return None
+
+
 def main(run_dir: str) -> None:
     from segtrain import checkpoint
     from segtrain.config import RunConfig
     from segtrain.devices import defer_data, device_runtime_started
     from segtrain.script import TrainingScript
     from segtrain.rundir import RunPaths, read_manifest
-    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment
+    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment, warm_up
     from segtrain.signals import SignalPolicy
 
     _die_with_parent(int(os.environ.get("SEGTRAIN_PARENT_PID", os.getppid())))
@@ -65,8 +76,9 @@ def main(run_dir: str) -> None:
         script = TrainingScript.load(cfg.script, cfg.debug)
         deferred = defer_data()
         ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
+        warm_seconds = _warm_up(ctx, warm_up) if ctx is not None and os.environ.get(PRESTARTED_ENV) == "1" else None
         emit({"event": "ready", "pid": os.getpid(), "data_deferred": deferred,
-              "device_runtime_started": device_runtime_started()})
+              "device_runtime_started": device_runtime_started(), "warm_up_seconds": warm_seconds})
         line = sys.stdin.readline()
         if not line or flag.requested:
             _exit(EXIT_OK if not line else EXIT_RESUMABLE)

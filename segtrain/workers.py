@@ -13,6 +13,7 @@ from typing import Iterator
 
 
 EVENT_FD_ENV = "SEGTRAIN_EVENT_FD"
+PRESTARTED_ENV = "SEGTRAIN_PRESTARTED"  # "1": started ahead of its segment, so it may warm up while it waits
 
 
 class WorkerProcess:
@@ -22,9 +23,10 @@ class WorkerProcess:
     only the supervisor, which forwards it once.
     """
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, prestarted: bool = False):
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, **{EVENT_FD_ENV: str(write_fd), "SEGTRAIN_PARENT_PID": str(os.getpid())})
+        env = dict(os.environ, **{EVENT_FD_ENV: str(write_fd), "SEGTRAIN_PARENT_PID": str(os.getpid()),
+                                  PRESTARTED_ENV: "1" if prestarted else "0"})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker", str(run_dir)],
             stdin=subprocess.PIPE, env=env, pass_fds=(write_fd,), start_new_session=True,

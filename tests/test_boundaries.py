@@ -26,6 +26,13 @@ def test_clean_job_gets_no_boundary():
     assert _decisions(BoundaryPolicy(auto=True, boundary_cost=3.0), noisy) == []
 
 
+def test_noise_above_the_tolerance_cancels_out_instead_of_adding_up():
+    # ±8 % around 1 s, a cycle of -2, 0, +2, -1, +1 × 4 %: slower epochs exceed the 2 % tolerance,
+    # but the faster ones take it back, so a cheap boundary (0.3 s + 0.2 s re-trace) never pays off.
+    noisy = [1.2] + [1.0 + 0.04 * ((i * 7) % 5 - 2) for i in range(500)]
+    assert _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), noisy) == []
+
+
 def test_leaking_job_gets_a_boundary_once_the_lost_time_exceeds_its_cost():
     leaking = [1.6] + [1.0 + 0.1 * i for i in range(12)]  # each epoch 0.1 s slower
     policy = BoundaryPolicy(auto=True, boundary_cost=2.0)
@@ -75,8 +82,9 @@ def test_cost_estimate_uses_measured_boundaries_first():
     records = [{"index": 0, "boundary_seconds": 9.0}, {"index": 1, "boundary_seconds": 2.0},
                {"index": 2, "boundary_seconds": 4.0}]
     assert estimate_cost(records) == 3.0  # the first segment's cold start is no boundary
-    assert estimate_cost([], start_seconds=2.5, load_seconds=0.25) == 3.0
-    assert estimate_cost([]) is None
+    assert estimate_cost([], load_seconds=0.25, cold_start_seconds=2.5) == 3.0  # no pre-started worker
+    assert estimate_cost([], load_seconds=0.25) == 0.5  # a pre-started worker is ready: load and save
+    assert estimate_cost([]) == 0.0  # a new run: only the re-trace, measured on the first epoch, counts
 
 
 def _segments(run_dir):

@@ -23,6 +23,10 @@ def test_prestarted_workers_take_over_and_stay_exact(tmp_path):
     segments = _segments(split)
     assert [s["prestarted"] for s in segments] == [False, True, True]
     assert len({s["pid"] for s in segments}) == 3
+    # On a CPU the waiting workers built the model and traced its train step before the hand-over;
+    # the checkpoint then overwrote everything that step changed: bitwise equal all the same.
+    assert segments[0]["warm_up_seconds"] is None
+    assert all(s["warm_up_seconds"] > 0 for s in segments[1:])
     assert_bitwise_equal(final_variables(whole), final_variables(split))
 
 
@@ -35,6 +39,7 @@ def test_waiting_worker_defers_data_and_device_until_it_takes_over(tmp_path):
     segments = _segments(run_dir)
     assert all(s["data_deferred"] for s in segments)
     assert not any(s["device_runtime_before_takeover"] for s in segments)
+    assert not any(s["warm_up_seconds"] for s in segments)  # no model, no trace before the hand-over
     loads = {rec["pid"]: rec["time"] for rec in map(json.loads, load_log.read_text().splitlines())}
     for before, after in zip(segments, segments[1:]):
         committed = (run_dir / before["checkpoint"] / "state.json").stat().st_mtime
