@@ -97,8 +97,3 @@ def file_digest(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             crc = zlib.crc32(chunk, crc)
     return f"crc32:{crc:08x}"
-
-
-def digest_matches(path: Path, digest: str) -> bool:
-    """Whether the file still has `digest`, as `file_digest` wrote it."""
-    return file_digest(path) == digest

@@ -11,11 +11,11 @@ out instead of adding up to a boundary, while a steady slowdown grows it.
 What a boundary costs is more than its save, start and load: the first epoch
 after it traces the train step again (a new process, or a reloaded model).
 The segment's own first epoch shows that price — its seconds above the
-baseline — and the next segment will pay it again, so it counts too. Without
-it, a boundary of 0.3 s behind a pre-started worker would look cheaper than
-the noise of a busy machine, and a clean job would be cut every few epochs. With `--max-memory`, a
-boundary also falls as soon as memory (device memory where it is measured,
-else the process's RSS) exceeds the limit, whatever the segment length.
+baseline — and the next segment will pay it again, so it counts too.
+
+With `--max-memory`, a boundary also falls as soon as memory (device memory
+where it is measured, else the process's RSS) exceeds the limit, whatever the
+segment length.
 
 The baseline is the median of the segment's first clean epochs (its very first
 epoch includes tracing and is left out); only time above `tolerance` over the

@@ -149,7 +149,7 @@ def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
         if not hashed and name in sizes:
             if p.stat().st_size != sizes[name]:
                 return False, f"{name} has {p.stat().st_size} bytes, {sizes[name]} when saved (truncated)"
-        elif not atomic.digest_matches(p, digest):
+        elif atomic.file_digest(p) != digest:
             return False, f"{name} does not match its checksum (truncated or corrupted)"
     return True, ""
 

@@ -147,10 +147,12 @@ def warm_up(ctx: ProcessContext) -> float:
         return 0.0
     t0 = time.perf_counter()
     data = ctx.data
+    kwargs = dict(data.fit_kwargs, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0,
+                  validation_data=data.validation)
+    if data.validation is not None:
+        kwargs["validation_steps"] = 1
     model = ctx.script.build_model(ctx.cfg.debug)
-    model.fit(data.train.fit_input(0, 1), epochs=1, steps_per_epoch=1, shuffle=False, verbose=0,
-              validation_data=data.validation, validation_steps=None if data.validation is None else 1,
-              **data.fit_kwargs)
+    model.fit(data.train.fit_input(0, 1), **kwargs)
     ctx.warm_model = model
     return time.perf_counter() - t0
 

@@ -249,7 +249,7 @@ class _ProcessRunner:
             raise self._failure(worker, worker.early_error, segment)
         worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name, "just_committed": just_committed,
                      "start_seconds": extra["start_seconds"]})
-        if self.cfg.prestart and segment.end_epoch < self.cfg.epochs and not self.flag.requested:
+        if self.cfg.prestart and self._may_be_followed(segment) and not self.flag.requested:
             self.next = WorkerProcess(self.cfg.run_dir, prestarted=True)
         result, error = None, None
         for event in worker.events():
@@ -268,6 +268,16 @@ class _ProcessRunner:
             raise self._failure(worker, error, segment)
         result.pop("event")
         return SegmentResult(**result), extra
+
+    def _may_be_followed(self, segment: Segment) -> bool:
+        """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.
+
+        A segment that may end early gets a pre-started successor too, or the
+        boundary it decides on would pay a cold start; when it runs to the end
+        of the run after all, the waiting worker is stopped unused.
+        """
+        may_end_early = self.cfg.segment == AUTO or self.cfg.max_memory is not None
+        return segment.end_epoch < self.cfg.epochs or may_end_early
 
     def _failure(self, worker: WorkerProcess, error: dict | None, segment: Segment) -> SegtrainError:
         code = worker.wait()

@@ -48,6 +48,8 @@ def _warm_up(ctx, warm_up) -> float | None:
     try:
         return warm_up(ctx)
     except Exception:  # noqa: BLE001 - the same code runs again at the take-over, which reports errors
+        if ctx.cfg.debug:
+            traceback.print_exc()
         ctx.warm_model = None
         return None
 

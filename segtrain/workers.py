@@ -36,6 +36,7 @@ class WorkerProcess:
         self.ready_at: float | None = None
         self.ready: dict | None = None  # its "ready" event: what it did before taking over
         self.early_error: dict | None = None  # an error it reported before it was ready
+        self.took_over = False  # whether it was sent its segment
 
     @property
     def pid(self) -> int:
@@ -55,6 +56,7 @@ class WorkerProcess:
 
     def send(self, command: dict) -> None:
         assert self.proc.stdin is not None
+        self.took_over = True
         try:
             self.proc.stdin.write((json.dumps(command) + "\n").encode())
             self.proc.stdin.flush()
@@ -81,7 +83,14 @@ class WorkerProcess:
         return self.proc.wait()
 
     def close(self) -> None:
-        """Stop a worker that is not needed (a pre-started one at the end of the run)."""
+        """Stop a worker that is not needed (a pre-started one at the end of the run).
+
+        One that never got its segment has written nothing and is killed at
+        once, wherever its start-up or warm-up has got to.
+        """
+        if self.proc.poll() is None and not self.took_over:
+            self.signal(signal.SIGKILL)
+            self.proc.wait()
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.close()

@@ -15,8 +15,8 @@ from conftest import ROOT, cli_env
 def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--workloads", "clean", "--no-diagnostics",
-         "--out", str(out), "--name", "quick", "--runs-dir", str(tmp_path / "runs")],
+        [sys.executable, "bench/run.py", "--quick", "--workloads", "clean",
+         "--variants", "naive,session,process,process-auto", "--out", str(out), "--name", "quick", "--runs-dir", str(tmp_path / "runs")],
         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -32,13 +32,13 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
 
     clean = result["workloads"]["clean"]
     assert clean["kind"] == "training"
-    assert clean["variants"] == ["naive", "session", "process"]
+    assert clean["variants"] == ["naive", "session", "process", "process-auto"]
     epochs, segment = clean["epochs"], clean["segment"]
     n_windows = -(-epochs // segment)
     assert n_windows >= 2
 
     runs = {r["variant"]: r for r in clean["runs"]}
-    assert [r["variant"] for r in clean["runs"]] == ["naive", "session", "process"]  # one repeat, in order
+    assert [r["variant"] for r in clean["runs"]] == clean["variants"]  # one repeat, in order
     for variant, run in runs.items():
         assert run["ok"] and run["exit_code"] == 0
         assert run["wall_seconds"] > 0
@@ -66,6 +66,11 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
         assert len(s["window_slowdowns"]) == n_windows
         assert s["wall_seconds"] > 0 and s["wall_ratio"] > 0
     assert len(summary["process"]["report_slowdowns"]) == n_windows
+    auto = runs["process-auto"]
+    assert auto["report"]["status"] == "finished" and auto["report"]["epochs_done"] == epochs
+    assert auto["command"].split("--segment ")[1].startswith("auto")
+    assert summary["process-auto"]["segment_counts"] == [len(auto["segments"])]
+    assert summary["process-auto"]["segment_ends"][0][-1] == epochs
 
     targets = result["targets"]
     assert targets and {t["workload"] for t in targets} == {"clean"}
@@ -76,4 +81,5 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
 
     md = (out / "quick.md").read_text()
     assert "## Headline" in md and "## Targets (issue 5)" in md
+    assert "## `--segment auto` against fixed segments" in md
     assert result["command"] in md and result["machine"]["cpu_model"] in md

@@ -99,6 +99,7 @@ def test_auto_places_boundaries_in_a_leaking_job_and_stays_exact(tmp_path):
     assert len(segments) >= 2
     assert all(s["boundary_reason"] and "lost to slowdown" in s["boundary_reason"] for s in segments[:-1])
     assert [s["start_epoch"] for s in segments[1:]] == [s["end_epoch"] for s in segments[:-1]]
+    assert all(s["prestarted"] for s in segments[1:])  # a boundary that auto decides on waits for no cold start
     fixed = tmp_path / "fixed"
     assert run_cli(*fit_args("leaky", fixed, 14, 14, "--seed", 2, "--isolation", "session")).returncode == 0
     assert_bitwise_equal(final_variables(fixed), final_variables(auto))
