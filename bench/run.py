@@ -141,7 +141,7 @@ def machine() -> dict[str, Any]:
         virt = m.group(1).strip() if m else None
     except (OSError, subprocess.SubprocessError):
         pass
-    dirty = _git("status", "--porcelain", "--", "segtrain", "bench")
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "segtrain", "bench")
     return {
         "cpu_model": _cpu_model(),
         "cpus": cpus,

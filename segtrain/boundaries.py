@@ -37,8 +37,8 @@ class BoundaryPolicy:
     Args:
         auto: place boundaries from measurement (`--segment auto`).
         boundary_cost: expected seconds of one boundary's save, new process or
-            clear, and load; `None` until something has been measured. The
-            re-trace after it is measured on this segment's first epoch.
+            clear, and load (`estimate_cost`); `None` never ends a segment on
+            time. The re-trace after it is measured on this segment's first epoch.
         max_memory_mb: end the segment when memory exceeds this (`--max-memory`).
         baseline_epochs: clean epochs whose median is the baseline. Defaults to 3.
         tolerance: fraction above the baseline that counts as noise. Defaults to 0.02.
