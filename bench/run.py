@@ -1,6 +1,6 @@
 """segtrain's benchmark suite: naive `fit` against segtrain's session and process isolation.
 
-    .venv/bin/python bench/run.py            # the full suite (~12-15 min on 2 cores)
+    .venv/bin/python bench/run.py            # the full suite (~20 min on 2 cores)
     .venv/bin/python bench/run.py --quick    # tiny epochs, a smoke test (~1 min a workload)
 
 Every workload runs its variants side by side in one invocation, each in its
@@ -10,6 +10,8 @@ reverse order, ...) so that a noisy machine drifts over all of them alike:
 * `naive`: bench/naive.py, one plain `model.fit` over all epochs in one process;
 * `session`: `segtrain fit --isolation session`;
 * `process`: `segtrain fit --isolation process` (the next worker pre-started);
+* `process-auto`: the same with `--segment auto`; `process-s<N>`: with segments of N,
+  a second fixed length to set `auto` against;
 * diagnostics for the clean workload: `naive-pipeline` (one `fit` fed by
   segtrain's data pipeline) and `process-noprestart`.
 
