@@ -12,6 +12,9 @@ import time
 from conftest import assert_bitwise_equal, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
 
 
+CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}  # the CPU path, even on a machine with a GPU
+
+
 def _segments(run_dir):
     return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
 
@@ -19,7 +22,7 @@ def _segments(run_dir):
 def test_prestarted_workers_take_over_and_stay_exact(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert run_cli(*fit_args("dict_io", whole, 6, 6, "--seed", 4, "--isolation", "session")).returncode == 0
-    assert run_cli(*fit_args("dict_io", split, 6, 2, "--seed", 4)).returncode == 0
+    assert run_cli(*fit_args("dict_io", split, 6, 2, "--seed", 4), env=CPU_ONLY).returncode == 0
     segments = _segments(split)
     assert [s["prestarted"] for s in segments] == [False, True, True]
     assert len({s["pid"] for s in segments}) == 3
@@ -49,7 +52,7 @@ def test_waiting_worker_defers_data_and_device_until_it_takes_over(tmp_path):
 def test_default_cpu_worker_loads_data_while_waiting(tmp_path):
     run_dir, load_log = tmp_path / "run", tmp_path / "loads.jsonl"
     proc = subprocess.run(segtrain_cmd(*fit_args("records_load", run_dir, 4, 2)), text=True, capture_output=True,
-                          env=cli_env(LOAD_LOG=str(load_log)))
+                          env=cli_env(LOAD_LOG=str(load_log), **CPU_ONLY))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not any(s["data_deferred"] for s in _segments(run_dir))
 
