@@ -43,14 +43,15 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _warm_up(ctx, warm_up) -> float | None:
+def _warm_up(ctx) -> float | None:
     """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh."""
+    from segtrain.segment import warm_up
+
     try:
         return warm_up(ctx)
     except Exception:  # noqa: BLE001 - the same code runs again at the take-over, which reports errors
         if ctx.cfg.debug:
             traceback.print_exc()
-        ctx.warm_model = None
         return None
 
 
@@ -60,7 +61,7 @@ def main(run_dir: str) -> None:
     from segtrain.devices import defer_data, device_runtime_started
     from segtrain.script import TrainingScript
     from segtrain.rundir import RunPaths, read_manifest
-    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment, warm_up
+    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment
     from segtrain.signals import SignalPolicy
 
     _die_with_parent(int(os.environ.get("SEGTRAIN_PARENT_PID", os.getppid())))
@@ -78,7 +79,7 @@ def main(run_dir: str) -> None:
         script = TrainingScript.load(cfg.script, cfg.debug)
         deferred = defer_data()
         ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
-        warm_seconds = _warm_up(ctx, warm_up) if ctx is not None and os.environ.get(PRESTARTED_ENV) == "1" else None
+        warm_seconds = _warm_up(ctx) if ctx is not None and os.environ.get(PRESTARTED_ENV) == "1" else None
         emit({"event": "ready", "pid": os.getpid(), "data_deferred": deferred,
               "device_runtime_started": device_runtime_started(), "warm_up_seconds": warm_seconds})
         line = sys.stdin.readline()
