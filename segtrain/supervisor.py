@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from segtrain.signals import SignalPolicy
 from segtrain.workers import WorkerProcess
 
 Events = Callable[[dict], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -220,6 +222,9 @@ def _not_started(segment: Segment, signal_name: str | None) -> SegmentResult:
     return SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, "preempted", signal_name)
 
 
+MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a pre-started worker's import before starting afresh
+
+
 class _ProcessRunner:
     """Every segment in a fresh worker process; the next one starts while this one trains."""
 
@@ -227,16 +232,17 @@ class _ProcessRunner:
         self.cfg, self.flag, self.on_event = cfg, flag, on_event
         self.current: WorkerProcess | None = None
         self.next: WorkerProcess | None = None
+        self.first_import: float | None = None  # seconds this run's first worker took to import, at full priority
 
     def run(self, segment: Segment, ckpt_name: str | None, just_committed: bool) -> tuple[SegmentResult, dict]:
         t0 = time.perf_counter()
-        prestarted = self.next is not None
-        worker = self.next or WorkerProcess(self.cfg.run_dir)
-        self.next = None
+        worker, prestarted, abandoned = self._worker()
         self.current = worker
         ready = worker.wait_ready()
+        if not prestarted and self.first_import is None:
+            self.first_import = worker.import_seconds
         extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid,
-                                 "prestarted": prestarted}
+                                 "prestarted": prestarted, "prestart_abandoned": abandoned}
         if worker.ready:
             extra["data_deferred"] = worker.ready["data_deferred"]
             extra["device_runtime_before_takeover"] = worker.ready["device_runtime_started"]
@@ -268,6 +274,28 @@ class _ProcessRunner:
             raise self._failure(worker, error, segment)
         result.pop("event")
         return SegmentResult(**result), extra
+
+    def _worker(self) -> tuple[WorkerProcess, bool, bool]:
+        """The segment's worker, whether it was pre-started, and whether a pre-started one was given up.
+
+        A pre-started worker imports its backend at the lowest CPU priority. On a
+        machine whose every core other jobs keep busy it may still be importing
+        when its turn comes, and get almost no CPU even then: past twice the time
+        the run's first worker took to import at full priority, a fresh worker
+        is the faster way on.
+        """
+        waiting, self.next = self.next, None
+        if waiting is None:
+            return WorkerProcess(self.cfg.run_dir), False, False
+        patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
+        try:
+            waiting.wait_ready(import_timeout=patience)
+            return waiting, True, False
+        except TimeoutError:
+            waiting.close()
+            log.warning("The pre-started worker was still importing its backend at low priority after %.1f s "
+                        "(the machine is busy); starting a fresh one.", patience)
+            return WorkerProcess(self.cfg.run_dir), False, True
 
     def _may_be_followed(self, segment: Segment) -> bool:
         """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.

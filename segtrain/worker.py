@@ -6,8 +6,9 @@ backend and the script and loads the data, says `ready`, then waits for one
 command on stdin naming the segment and the checkpoint to start from. So a
 worker can be started while the previous segment still trains, and only waits
 for its checkpoint. A worker started ahead like that (`SEGTRAIN_PRESTARTED=1`)
-also builds the model and traces its train step before it says `ready`, where
-no accelerator may be (see `segment.warm_up`). It dies with its supervisor
+imports the backend at the lowest CPU priority (see `backend_import`), and
+builds the model and traces its train step before it says `ready`, where no
+accelerator may be (see `segment.warm_up`). It dies with its supervisor
 (PR_SET_PDEATHSIG on Linux).
 """
 
@@ -57,6 +58,7 @@ def _warm_up(ctx) -> float | None:
 
 def main(run_dir: str) -> None:
     from segtrain import checkpoint
+    from segtrain.backend_import import import_backend
     from segtrain.config import RunConfig
     from segtrain.devices import defer_data, device_runtime_started
     from segtrain.script import TrainingScript
@@ -75,11 +77,13 @@ def main(run_dir: str) -> None:
     try:
         cfg = RunConfig.from_json(read_manifest(paths)["config"])
         SignalPolicy(cfg.signals, flag).install()
+        prestarted = os.environ.get(PRESTARTED_ENV) == "1"
+        emit({"event": "imported", "seconds": import_backend(low_priority=prestarted)})
         data_seed = read_manifest(paths)["data_seed"]
         script = TrainingScript.load(cfg.script, cfg.debug)
         deferred = defer_data()
         ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
-        warm_seconds = _warm_up(ctx) if ctx is not None and os.environ.get(PRESTARTED_ENV) == "1" else None
+        warm_seconds = _warm_up(ctx) if ctx is not None and prestarted else None
         emit({"event": "ready", "pid": os.getpid(), "data_deferred": deferred,
               "device_runtime_started": device_runtime_started(), "warm_up_seconds": warm_seconds})
         line = sys.stdin.readline()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ class WorkerProcess:
         os.close(write_fd)
         self.events_in = os.fdopen(read_fd, "r", buffering=1)
         self.ready_at: float | None = None
+        self.import_seconds: float | None = None  # how long its backend import took, once it has said
         self.ready: dict | None = None  # its "ready" event: what it did before taking over
         self.early_error: dict | None = None  # an error it reported before it was ready
         self.took_over = False  # whether it was sent its segment
@@ -42,17 +44,30 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self) -> bool:
-        """Block until the worker has loaded everything; False if it died first."""
-        if self.ready_at is not None:
-            return True
-        for event in self.events():
-            if event.get("event") == "ready":
+    def wait_ready(self, import_timeout: float | None = None) -> bool:
+        """Block until the worker has loaded everything; False if it died first.
+
+        `import_timeout`: raise `TimeoutError` if the worker has not finished
+        importing its backend within that many seconds from now (a pre-started
+        worker imports at the lowest priority, which a busy machine may starve).
+        """
+        deadline = None if import_timeout is None else time.monotonic() + import_timeout
+        while self.ready_at is None:
+            if deadline is not None and self.import_seconds is None:
+                readable, _, _ = select.select([self.events_in], [], [], max(0.0, deadline - time.monotonic()))
+                if not readable:
+                    raise TimeoutError(f"worker {self.pid} has not imported its backend in {import_timeout:.1f} s")
+            event = self._next_event()
+            if event is None:
+                return False
+            if event.get("event") == "imported":
+                self.import_seconds = event["seconds"]
+            elif event.get("event") == "ready":
                 self.ready_at = time.perf_counter()
                 self.ready = event
-                return True
-            self.early_error = event
-        return False
+            else:
+                self.early_error = event
+        return True
 
     def send(self, command: dict) -> None:
         assert self.proc.stdin is not None
@@ -66,11 +81,17 @@ class WorkerProcess:
 
     def events(self) -> Iterator[dict]:
         """Events until the worker closes its end (it exited)."""
-        for line in self.events_in:
+        while (event := self._next_event()) is not None:
+            yield event
+
+    def _next_event(self) -> dict | None:
+        """The next event; None once the worker has closed its end."""
+        for line in iter(self.events_in.readline, ""):
             try:
-                yield json.loads(line)
+                return json.loads(line)
             except json.JSONDecodeError:
                 continue
+        return None
 
     def signal(self, signum: int) -> None:
         if self.proc.poll() is None:

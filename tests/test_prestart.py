@@ -1,13 +1,17 @@
 """The pre-started worker: it hands over cleanly, never touches the device before it takes over,
-and a worker that dies before taking over costs a restart, not the run."""
+imports at low priority but trains at full, a worker starved before it imports is replaced, and a
+worker that dies before taking over costs a restart, not the run."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
 import subprocess
 import time
+
+import pytest
 
 from conftest import assert_bitwise_equal, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
 
@@ -57,22 +61,89 @@ def test_default_cpu_worker_loads_data_while_waiting(tmp_path):
     assert not any(s["data_deferred"] for s in _segments(run_dir))
 
 
+def _prestarted_worker(run_dir) -> int:
+    """The pid of the run's pre-started worker, as soon as it exists."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        children = subprocess.run(["pgrep", "-f", f"segtrain.worker {run_dir}"], capture_output=True, text=True)
+        pids = sorted(int(p) for p in children.stdout.split())
+        if len(pids) == 2:
+            return pids[-1]  # the newer worker is the pre-started one
+        time.sleep(0.05)
+    raise AssertionError("no pre-started worker seen")
+
+
+def _nice_values(pid: int) -> list[int]:
+    values = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        values.append(int(stat[stat.rindex(")") + 2:].split()[16]))
+    return values
+
+
+def _seen_importing_at_low_priority(pid: int) -> bool:
+    """Whether the worker `pid` runs a thread at nice 19 (its backend import) before it ends or a minute passes."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if 19 in _nice_values(pid):
+                return True
+        except FileNotFoundError:
+            return False
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_prestarted_workers_import_at_low_priority_and_train_at_full(tmp_path, backend):
+    """The waiting worker's import yields the CPU to training; no thread keeps that low priority after."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    run_dir, log = tmp_path / "run", tmp_path / "priority.jsonl"
+    proc = subprocess.Popen(segtrain_cmd(*fit_args("thread_priority", run_dir, 6, 2, "--seed", 2)), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=cli_env(PRIORITY_LOG=str(log), KERAS_BACKEND=backend, **CPU_ONLY))
+    seen_low = _seen_importing_at_low_priority(_prestarted_worker(run_dir))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert seen_low, "the pre-started worker never ran a thread at nice 19"
+    segments = _segments(run_dir)
+    assert [s["prestarted"] for s in segments] == [False, True, True]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {r["pid"] for r in records} == {s["pid"] for s in segments}
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert all(set(r["nice"]) == {own} for r in records), records
+
+
+def test_a_prestarted_worker_starved_while_importing_is_replaced(tmp_path):
+    """A waiting worker that gets no CPU at all (stopped while it imports) is given up, not waited for."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(segtrain_cmd(*fit_args("slow", run_dir, 4, 2, "--seed", 11)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env())
+    waiting = _prestarted_worker(run_dir)
+    assert _seen_importing_at_low_priority(waiting)
+    os.kill(waiting, signal.SIGSTOP)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    segments = _segments(run_dir)
+    assert [(s["prestarted"], s["prestart_abandoned"]) for s in segments] == [(False, False), (False, True)]
+    assert segments[1]["pid"] != waiting
+    assert "still importing its backend at low priority" in " ".join(err.split())
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left stopped
+        os.kill(waiting, 0)
+
+
 def test_a_prestarted_worker_that_dies_before_taking_over(tmp_path):
     """Kill the waiting worker: the segment fails cleanly (exit 1, message) and re-running resumes."""
     run_dir = tmp_path / "run"
     args = fit_args("slow", run_dir, 4, 2, "--seed", 11)
     proc = subprocess.Popen(segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env(), start_new_session=True)
-    deadline = time.monotonic() + 120
-    waiting = None
-    while waiting is None and time.monotonic() < deadline:
-        children = subprocess.run(["pgrep", "-f", f"segtrain.worker {run_dir}"], capture_output=True, text=True)
-        pids = sorted(int(p) for p in children.stdout.split())
-        if len(pids) == 2:
-            waiting = pids[-1]  # the newer worker is the pre-started one
-        time.sleep(0.05)
-    assert waiting is not None, "no pre-started worker seen"
-    os.kill(waiting, signal.SIGKILL)
+    os.kill(_prestarted_worker(run_dir), signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err[-2000:]
     assert "was killed by signal 9 before finishing" in " ".join(err.split())
