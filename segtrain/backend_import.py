@@ -2,20 +2,23 @@
 
 A pre-started worker imports its backend while the current segment trains on
 the same cores. TensorFlow's import alone is ~4 CPU-seconds (on a 2.8 GHz
-Xeon), and at equal priority the scheduler takes most of it out of training's
-time: measured on 2 cores, a plain fit lost ~1.4 s per concurrent import at
-nice 0 and ~0.1 s at nice 19 (docs/benchmarks.md).
+Xeon), and at equal priority a good part of it comes out of training's time:
+on 2 vCPUs a plain fit lost 1.37 s of epoch time per concurrent import at nice 0,
+1.05 s at nice 19, no less under SCHED_IDLE (bench/import_contention.py; where
+cores are idle it loses nothing either way).
 
 Linux keeps a nice value per thread, and an unprivileged thread cannot lower it
 again, so the import runs in a thread of its own at nice 19 that ends with it;
 the worker's main thread, which trains after the take-over, keeps its priority.
-Only the backend's library is imported there: importing TensorFlow, JAX or
-PyTorch starts no thread that would inherit the low priority (numpy's BLAS
-threads start with numpy, imported first at full priority), whereas Keras'
-JAX backend starts XLA's runtime on import, and a script or `load_data()` may
-start anything. A lower priority is no promise of progress on a machine whose
-every core other jobs keep busy: the supervisor gives up on a worker that has
-not imported in time (`PrestartPolicy.patience`) and starts a fresh one.
+Only the backend's library is imported there, and only TensorFlow and JAX,
+whose imports start no thread that would inherit the low priority (numpy's BLAS
+threads start with numpy, imported first at full priority; tests/test_prestart.py
+checks every thread of every training worker). Keras' JAX backend starts XLA's
+runtime when Keras is imported, and a script or `load_data()` may start
+anything, so those stay at full priority, as does any other backend. A lower
+priority is no promise of progress on a machine whose every core other jobs
+keep busy: the supervisor gives up on a waiting worker that has not imported in
+time and starts a fresh one (`supervisor._ProcessRunner._worker`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import time
 from pathlib import Path
 
 LOW_PRIORITY = 19  # the lowest nice value: CPU time only when no other thread wants it
-_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jax"}  # backend -> library known to start no thread on import
 
 
 def configured_backend() -> str:

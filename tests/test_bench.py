@@ -83,3 +83,18 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
     assert "## Headline" in md and "## Targets (issue 5)" in md
     assert "## `--segment auto` against fixed segments" in md
     assert result["command"] in md and result["machine"]["cpu_model"] in md
+
+
+def test_import_contention_prints_a_row_per_mode(tmp_path):
+    out = tmp_path / "contention.md"
+    proc = subprocess.run(
+        [sys.executable, "bench/import_contention.py", "--quick", "--epochs", "3", "--repeats", "1", "--every", "0.2",
+         "--modes", "nice19", "--out", str(out)],
+        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = out.read_text()
+    assert table.startswith("Command: `python bench/import_contention.py --epochs 3 --repeats 1")
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| n")}
+    assert set(rows) == {"none", "nice19"}
+    assert rows["none"].split("|")[4].strip() == "1.000"  # × none
