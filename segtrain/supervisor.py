@@ -244,6 +244,7 @@ class _ProcessRunner:
         extra: dict[str, Any] = {"start_seconds": time.perf_counter() - t0, "pid": worker.pid,
                                  "prestarted": prestarted, "prestart_abandoned": abandoned}
         if worker.ready:
+            extra["backend"] = worker.ready["backend"]
             extra["data_deferred"] = worker.ready["data_deferred"]
             extra["device_runtime_before_takeover"] = worker.ready["device_runtime_started"]
             extra["warm_up_seconds"] = worker.ready["warm_up_seconds"]
@@ -256,7 +257,7 @@ class _ProcessRunner:
         worker.send({"segment": segment.__dict__, "checkpoint": ckpt_name, "just_committed": just_committed,
                      "start_seconds": extra["start_seconds"]})
         if self.cfg.prestart and self._may_be_followed(segment) and not self.flag.requested:
-            self.next = WorkerProcess(self.cfg.run_dir, prestarted=True)
+            self.next = WorkerProcess(self.cfg.run_dir, prestarted=True, backend=worker.ready["backend"])
         result, error = None, None
         for event in worker.events():
             kind = event.get("event")

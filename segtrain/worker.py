@@ -6,10 +6,10 @@ backend and the script and loads the data, says `ready`, then waits for one
 command on stdin naming the segment and the checkpoint to start from. So a
 worker can be started while the previous segment still trains, and only waits
 for its checkpoint. A worker started ahead like that (`SEGTRAIN_PRESTARTED=1`)
-imports the backend at the lowest CPU priority (see `backend_import`), and
-builds the model and traces its train step before it says `ready`, where no
-accelerator may be (see `segment.warm_up`). It dies with its supervisor
-(PR_SET_PDEATHSIG on Linux).
+imports the backend the previous worker used (`SEGTRAIN_BACKEND`) at the lowest
+CPU priority (see `backend_import`). Where no accelerator may be, it also builds
+the model and traces its train step before it says `ready` (see
+`segment.warm_up`). It dies with its supervisor (PR_SET_PDEATHSIG on Linux).
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
-from segtrain.workers import EVENT_FD_ENV, PRESTARTED_ENV
+from segtrain.workers import BACKEND_ENV, EVENT_FD_ENV, PRESTARTED_ENV
 
 
 def _die_with_parent(parent: int) -> None:
@@ -56,9 +57,16 @@ def _warm_up(ctx) -> float | None:
         return None
 
 
+def _backend() -> str:
+    """The Keras backend this worker runs: the one a pre-started successor imports ahead."""
+    import keras
+
+    return keras.backend.backend()
+
+
 def main(run_dir: str) -> None:
     from segtrain import checkpoint
-    from segtrain.backend_import import import_backend
+    from segtrain.backend_import import import_at_low_priority
     from segtrain.config import RunConfig
     from segtrain.devices import defer_data, device_runtime_started
     from segtrain.script import TrainingScript
@@ -78,14 +86,18 @@ def main(run_dir: str) -> None:
         cfg = RunConfig.from_json(read_manifest(paths)["config"])
         SignalPolicy(cfg.signals, flag).install()
         prestarted = os.environ.get(PRESTARTED_ENV) == "1"
-        emit({"event": "imported", "seconds": import_backend(low_priority=prestarted)})
-        data_seed = read_manifest(paths)["data_seed"]
+        t0 = time.perf_counter()
+        if prestarted and os.environ.get(BACKEND_ENV):
+            import_at_low_priority(os.environ[BACKEND_ENV])
         script = TrainingScript.load(cfg.script, cfg.debug)
+        emit({"event": "imported", "seconds": time.perf_counter() - t0})
+        data_seed = read_manifest(paths)["data_seed"]
         deferred = defer_data()
         ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
         warm_seconds = _warm_up(ctx) if ctx is not None and prestarted else None
-        emit({"event": "ready", "pid": os.getpid(), "data_deferred": deferred,
-              "device_runtime_started": device_runtime_started(), "warm_up_seconds": warm_seconds})
+        emit({"event": "ready", "pid": os.getpid(), "backend": _backend(),
+              "data_deferred": deferred, "device_runtime_started": device_runtime_started(),
+              "warm_up_seconds": warm_seconds})
         line = sys.stdin.readline()
         if not line or flag.requested:
             _exit(EXIT_OK if not line else EXIT_RESUMABLE)

@@ -15,6 +15,7 @@ from typing import Iterator
 
 EVENT_FD_ENV = "SEGTRAIN_EVENT_FD"
 PRESTARTED_ENV = "SEGTRAIN_PRESTARTED"  # "1": started ahead of its segment, so it may warm up while it waits
+BACKEND_ENV = "SEGTRAIN_BACKEND"  # the Keras backend the run's previous worker used, for a pre-started one
 
 
 class WorkerProcess:
@@ -24,10 +25,10 @@ class WorkerProcess:
     only the supervisor, which forwards it once.
     """
 
-    def __init__(self, run_dir: Path, prestarted: bool = False):
+    def __init__(self, run_dir: Path, prestarted: bool = False, backend: str | None = None):
         read_fd, write_fd = os.pipe()
         env = dict(os.environ, **{EVENT_FD_ENV: str(write_fd), "SEGTRAIN_PARENT_PID": str(os.getpid()),
-                                  PRESTARTED_ENV: "1" if prestarted else "0"})
+                                  PRESTARTED_ENV: "1" if prestarted else "0", BACKEND_ENV: backend or ""})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker", str(run_dir)],
             stdin=subprocess.PIPE, env=env, pass_fds=(write_fd,), start_new_session=True,
@@ -35,7 +36,7 @@ class WorkerProcess:
         os.close(write_fd)
         self.events_in = os.fdopen(read_fd, "r", buffering=1)
         self.ready_at: float | None = None
-        self.import_seconds: float | None = None  # how long its backend import took, once it has said
+        self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: dict | None = None  # its "ready" event: what it did before taking over
         self.early_error: dict | None = None  # an error it reported before it was ready
         self.took_over = False  # whether it was sent its segment
@@ -47,9 +48,10 @@ class WorkerProcess:
     def wait_ready(self, import_timeout: float | None = None) -> bool:
         """Block until the worker has loaded everything; False if it died first.
 
-        `import_timeout`: raise `TimeoutError` if the worker has not finished
-        importing its backend within that many seconds from now (a pre-started
-        worker imports at the lowest priority, which a busy machine may starve).
+        `import_timeout`: raise `TimeoutError` if the worker has not imported
+        the backend and the script within that many seconds from now (a
+        pre-started worker imports at the lowest priority, which a busy machine
+        may starve).
         """
         deadline = None if import_timeout is None else time.monotonic() + import_timeout
         while self.ready_at is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 
 import pytest
@@ -42,3 +43,13 @@ def test_savedmodel_format_needs_tensorflow(tmp_path):
     proc = _jax(*segtrain_cmd(*fit_args("dict_io", tmp_path / "run", 2, 1, "--format", "savedmodel")))
     assert proc.returncode == 2
     assert "--format savedmodel (tf.train.Checkpoint) needs the TensorFlow backend" in proc.stderr
+
+
+def test_a_backend_the_script_chooses_holds_in_every_worker(tmp_path):
+    """Pre-started workers import ahead the backend the previous worker ran, not Keras' default."""
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(segtrain_cmd(*fit_args("jax_by_script", run_dir, 6, 2, "--seed", 3)), capture_output=True,
+                          text=True, timeout=600, env=cli_env(KERAS_BACKEND="tensorflow"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    segments = [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+    assert [(s["prestarted"], s["backend"]) for s in segments] == [(False, "jax"), (True, "jax"), (True, "jax")]
