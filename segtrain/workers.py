@@ -35,7 +35,6 @@ class WorkerProcess:
         )
         os.close(write_fd)
         self.events_in = os.fdopen(read_fd, "r", buffering=1)
-        self.ready_at: float | None = None
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: dict | None = None  # its "ready" event: what it did before taking over
         self.early_error: dict | None = None  # an error it reported before it was ready
@@ -54,7 +53,7 @@ class WorkerProcess:
         may starve).
         """
         deadline = None if import_timeout is None else time.monotonic() + import_timeout
-        while self.ready_at is None:
+        while self.ready is None:
             if deadline is not None and self.import_seconds is None:
                 readable, _, _ = select.select([self.events_in], [], [], max(0.0, deadline - time.monotonic()))
                 if not readable:
@@ -65,7 +64,6 @@ class WorkerProcess:
             if event.get("event") == "imported":
                 self.import_seconds = event["seconds"]
             elif event.get("event") == "ready":
-                self.ready_at = time.perf_counter()
                 self.ready = event
             else:
                 self.early_error = event
