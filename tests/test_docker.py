@@ -568,7 +568,16 @@ def _training_the_second_segment(run_dir: Path, proc: subprocess.Popen) -> bool:
 
 
 def _a_worker_started(run_dir: Path, proc: subprocess.Popen) -> bool:
-    return bool(_descendants(proc.pid))
+    """A `segtrain.worker` child runs. Any child is not enough: the view wrapper's `mount`
+    calls are children too, before the shell execs segtrain, and SIGTERM there kills the shell."""
+    return any("segtrain.worker" in _cmdline(pid) for pid in _descendants(proc.pid))
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _assert_resumed_and_finished(run_dir: Path, before: list[dict], created: float, epochs: int) -> None:
