@@ -47,10 +47,22 @@ def defer_data() -> bool:
 
 
 def device_runtime_started() -> bool:
-    """Whether this process has started the backend's device runtime (TensorFlow's eager context)."""
+    """Whether this process has started its backend's device runtime.
+
+    That is TensorFlow's eager context, JAX's XLA backends (on a GPU, creating
+    them preallocates most of its memory), or PyTorch's CUDA context: each is
+    what takes a device's memory. Only modules already imported are asked, so
+    asking imports nothing and starts nothing.
+    """
     import sys
 
-    context = sys.modules.get("tensorflow.python.eager.context")
-    if context is None:
-        return False
-    return bool(getattr(context.context(), "_initialized", False))
+    tf_context = sys.modules.get("tensorflow.python.eager.context")
+    if tf_context is not None and getattr(tf_context.context(), "_initialized", False):
+        return True
+    xla_bridge = sys.modules.get("jax._src.xla_bridge")
+    if xla_bridge is not None:
+        initialized = getattr(xla_bridge, "backends_are_initialized", lambda: bool(xla_bridge._backends))
+        if initialized():
+            return True
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_initialized()

@@ -225,6 +225,14 @@ def _not_started(segment: Segment, signal_name: str | None) -> SegmentResult:
 MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a pre-started worker's import before starting afresh
 
 
+def _death(worker: WorkerProcess) -> str:
+    """How a worker that exited early ended: its own error message, or its exit status."""
+    if worker.early_error is not None:
+        return worker.early_error["message"]
+    code = worker.wait()
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
 class _ProcessRunner:
     """Every segment in a fresh worker process; the next one starts while this one trains."""
 
@@ -279,24 +287,30 @@ class _ProcessRunner:
     def _worker(self) -> tuple[WorkerProcess, bool, bool]:
         """The segment's worker, whether it was pre-started, and whether a pre-started one was given up.
 
-        A pre-started worker imports its backend at the lowest CPU priority. On a
-        machine whose every core other jobs keep busy it may still be importing
-        when its turn comes, and get almost no CPU even then: past twice the time
-        the run's first worker took to import at full priority, a fresh worker
-        is the faster way on.
+        A pre-started worker that cannot take over is replaced by a fresh one,
+        once: a long unattended job should not stop at a boundary for it.
+        * It died while it waited (the OOM killer picks it, since on a CPU it
+          holds a second copy of the data; or its start-up failed). If the
+          cause is in the script, the fresh worker fails the same way and the
+          run stops with its error.
+        * It was still importing its backend, at the lowest CPU priority, past
+          twice the time the run's first worker took at full priority: on a
+          machine whose every core other jobs keep busy a fresh worker is the
+          faster way on.
         """
         waiting, self.next = self.next, None
         if waiting is None:
             return WorkerProcess(self.cfg.run_dir), False, False
         patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
         try:
-            waiting.wait_ready(import_timeout=patience)
-            return waiting, True, False
+            if waiting.wait_ready(import_timeout=patience) or self.flag.requested:
+                return waiting, True, False
+            why = f"failed before its turn ({_death(waiting)})"
         except TimeoutError:
-            waiting.close()
-            log.warning("The pre-started worker was still importing its backend at low priority after %.1f s "
-                        "(the machine is busy); starting a fresh one.", patience)
-            return WorkerProcess(self.cfg.run_dir), False, True
+            why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
+        waiting.close()
+        log.warning("The pre-started worker (pid %d) %s; starting a fresh one.", waiting.pid, why)
+        return WorkerProcess(self.cfg.run_dir), False, True
 
     def _may_be_followed(self, segment: Segment) -> bool:
         """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.

@@ -1,6 +1,6 @@
 """The pre-started worker: it hands over cleanly, never touches the device before it takes over,
-imports at low priority but trains at full, a worker starved before it imports is replaced, and a
-worker that dies before taking over costs a restart, not the run."""
+imports at low priority but trains at full, and a worker starved or killed before it takes over is
+replaced by a fresh one."""
 
 from __future__ import annotations
 
@@ -34,16 +34,29 @@ def test_prestarted_workers_take_over_and_stay_exact(tmp_path):
     # the checkpoint then overwrote everything that step changed: bitwise equal all the same.
     assert segments[0]["warm_up_seconds"] is None
     assert all(s["warm_up_seconds"] > 0 for s in segments[1:])
+    # The warm-up ran ops, so the check that a deferring worker passes (below) does see a runtime start.
+    assert all(s["device_runtime_before_takeover"] for s in segments[1:])
     assert_bitwise_equal(final_variables(whole), final_variables(split))
 
 
-def test_waiting_worker_defers_data_and_device_until_it_takes_over(tmp_path):
-    """As on a GPU machine: the waiting worker only imports; load_data() runs after the hand-over."""
+@pytest.mark.parametrize("backend", [
+    "tensorflow",
+    pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                                 reason="JAX is not installed (it comes with the test extra)")),
+])
+def test_waiting_worker_defers_data_and_device_until_it_takes_over(tmp_path, backend):
+    """As on a GPU machine: the waiting worker only imports; load_data() runs after the hand-over.
+
+    Neither TensorFlow's eager context nor JAX's XLA backends (which on a GPU preallocate
+    most of its memory) exist in a waiting worker.
+    """
     run_dir, load_log = tmp_path / "run", tmp_path / "loads.jsonl"
     proc = subprocess.run(segtrain_cmd(*fit_args("records_load", run_dir, 6, 2, "--seed", 4, "--keep", 5)), text=True,
-                          capture_output=True, env=cli_env(SEGTRAIN_DEFER_DATA="1", LOAD_LOG=str(load_log)))
+                          capture_output=True, env=cli_env(SEGTRAIN_DEFER_DATA="1", LOAD_LOG=str(load_log),
+                                                           KERAS_BACKEND=backend))
     assert proc.returncode == 0, proc.stderr[-2000:]
     segments = _segments(run_dir)
+    assert {s["backend"] for s in segments} == {backend}
     assert all(s["data_deferred"] for s in segments)
     assert not any(s["device_runtime_before_takeover"] for s in segments)
     assert not any(s["warm_up_seconds"] for s in segments)  # no model, no trace before the hand-over
@@ -137,16 +150,36 @@ def test_a_prestarted_worker_starved_while_importing_is_replaced(tmp_path):
         os.kill(waiting, 0)
 
 
-def test_a_prestarted_worker_that_dies_before_taking_over(tmp_path):
-    """Kill the waiting worker: the segment fails cleanly (exit 1, message) and re-running resumes."""
-    run_dir = tmp_path / "run"
-    args = fit_args("slow", run_dir, 4, 2, "--seed", 11)
-    proc = subprocess.Popen(segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(), start_new_session=True)
-    os.kill(_prestarted_worker(run_dir), signal.SIGKILL)
+def test_a_prestarted_worker_killed_before_taking_over_is_replaced(tmp_path):
+    """SIGKILL the waiting worker (as the OOM killer might): a fresh worker trains that segment, exactly."""
+    whole, run_dir = tmp_path / "whole", tmp_path / "run"
+    assert run_cli(*fit_args("slow", whole, 4, 4, "--seed", 11, "--isolation", "session")).returncode == 0
+    proc = subprocess.Popen(segtrain_cmd(*fit_args("slow", run_dir, 4, 2, "--seed", 11)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True)
+    killed = _prestarted_worker(run_dir)
+    os.kill(killed, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 1, err[-2000:]
-    assert "was killed by signal 9 before finishing" in " ".join(err.split())
-    again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert proc.returncode == 0, err[-2000:]
+    assert f"pre-started worker (pid {killed}) failed before its turn (killed by signal 9)" in " ".join(err.split())
+    segments = _segments(run_dir)
+    assert [(s["prestarted"], s["prestart_abandoned"]) for s in segments] == [(False, False), (False, True)]
+    assert killed not in {s["pid"] for s in segments}
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
+    assert_bitwise_equal(final_variables(whole), final_variables(run_dir))
+
+
+def test_a_failure_in_the_script_that_recurs_in_the_fresh_worker_stops_the_run(tmp_path):
+    """The replacement is tried once: an error that is the script's stops the run with its message,
+    the checkpoint before it intact, and the same command resumes once the cause is fixed."""
+    run_dir, load_log = tmp_path / "run", tmp_path / "loads"
+    args = fit_args("data_goes_away", run_dir, 4, 2, "--seed", 11)
+    proc = run_cli(*args, env={"LOAD_LOG": str(load_log), "DATA_LOADS": "1", **CPU_ONLY})
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    err = " ".join(proc.stderr.split())
+    assert "failed before its turn" in err and "the dataset mount went away (load 2)" in err
+    assert "the dataset mount went away (load 3)" in err  # the fresh worker's own error ends the run
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    assert [s["end_epoch"] for s in _segments(run_dir)] == [2]
+    again = run_cli(*args)  # the data is back
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [s["start_epoch"] for s in _segments(run_dir)] == [0, 2]
