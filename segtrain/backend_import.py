@@ -13,9 +13,9 @@ the worker's main thread, which trains after the take-over, keeps its priority.
 Only the backend's library is imported there, and only TensorFlow's or JAX's,
 whose imports start no thread that would inherit the low priority (numpy's BLAS
 threads start with numpy, imported first at full priority; tests/test_prestart.py
-checks every thread of every training worker). Keras' JAX backend starts XLA's
-runtime when Keras is imported, and a script or `load_data()` may start
-anything, so those stay at full priority, as does any other backend.
+checks every thread of every training worker). Keras itself starts a thread
+when imported on JAX, and a script or `load_data()` may start anything, so
+those stay at full priority, as does any other backend.
 
 Which backend is the one the run's previous worker used: a script may choose it
 itself (`os.environ["KERAS_BACKEND"] = "jax"` before `import keras`), and
@@ -31,7 +31,7 @@ import sys
 import threading
 
 LOW_PRIORITY = 19  # the lowest nice value: a scheduler weight of 15 against a nice-0 thread's 1024
-_LIBRARIES = {"tensorflow": "tensorflow", "jax": "jax"}  # backend -> library known to start no thread on import
+_QUIET_LIBRARIES = frozenset({"tensorflow", "jax"})  # backends whose library starts no thread on import
 
 
 def import_at_low_priority(backend: str) -> None:
@@ -43,10 +43,11 @@ def import_at_low_priority(backend: str) -> None:
     """
     import numpy  # noqa: F401 - its BLAS threads start here, at this thread's priority
 
-    library = _LIBRARIES.get(backend)
-    if library is None or not sys.platform.startswith("linux") or importlib.util.find_spec(library) is None:
+    if backend not in _QUIET_LIBRARIES or not sys.platform.startswith("linux"):
         return
-    thread = threading.Thread(target=_import, args=(library,), name="segtrain-import")
+    if importlib.util.find_spec(backend) is None:
+        return
+    thread = threading.Thread(target=_import, args=(backend,), name="segtrain-import")
     thread.start()
     thread.join()
 

@@ -17,6 +17,8 @@ from conftest import assert_bitwise_equal, cli_env, final_variables, fit_args, r
 
 
 CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}  # the CPU path, even on a machine with a GPU
+BACKENDS = ["tensorflow", pytest.param("jax", marks=pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed (it comes with the test extra)"))]
 
 
 def _segments(run_dir):
@@ -39,11 +41,7 @@ def test_prestarted_workers_take_over_and_stay_exact(tmp_path):
     assert_bitwise_equal(final_variables(whole), final_variables(split))
 
 
-@pytest.mark.parametrize("backend", [
-    "tensorflow",
-    pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                                                 reason="JAX is not installed (it comes with the test extra)")),
-])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_waiting_worker_defers_data_and_device_until_it_takes_over(tmp_path, backend):
     """As on a GPU machine: the waiting worker only imports; load_data() runs after the hand-over.
 
@@ -111,11 +109,9 @@ def _seen_importing_at_low_priority(pid: int) -> bool:
     return False
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_prestarted_workers_import_at_low_priority_and_train_at_full(tmp_path, backend):
     """The waiting worker's import yields the CPU to training; no thread keeps that low priority after."""
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"{backend} is not installed")
     run_dir, log = tmp_path / "run", tmp_path / "priority.jsonl"
     proc = subprocess.Popen(segtrain_cmd(*fit_args("thread_priority", run_dir, 6, 2, "--seed", 2)), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
