@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         model.fit(x, y, epochs=args.epochs, callbacks=callbacks, validation_data=validation, verbose=0,
                   **fit_kwargs)
     else:
-        from segtrain.data import prepare
+        from segtrain.training.data import prepare
 
         data = prepare(raw, fit_kwargs, args.seed, args.script)
         spe = data.steps_per_epoch

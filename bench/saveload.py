@@ -15,11 +15,11 @@ non-zero), both with the file in the page cache as at a real segment boundary:
   `savedmodel` = `tf.train.Checkpoint(model, optimizer).write` / `.read`.
   save = write + fsync of every file; load = everything until the model can train
   again (for h5 and savedmodel that includes building the model).
-* **segtrain** — the core's own boundary path: `training_state.fingerprint`
+* **segtrain** — the core's own boundary path: `model_state.fingerprint`
   (CRC-32 of every variable), `checkpoint.save` (write; fsync of every file
   while its CRC-32 is computed; state.json, rename), `checkpoint.is_complete`
   with sizes, as the next segment checks the checkpoint the supervisor has just
-  seen committed, `checkpoint.load_model_files`, then `training_state.verify`
+  seen committed, `checkpoint.load_model_files`, then `model_state.verify`
   (the fingerprint again). `digest_seconds` is the CRC-32 of the model files
   alone, for attribution; `resume_check_seconds` is `is_complete` with every
   digest, what `segtrain resume` pays once before loading (not in the total).
@@ -133,18 +133,18 @@ def raw(model, fmt: str, folder: Path, rebuild) -> dict:
 
 
 def via_segtrain(model, fmt: str, folder: Path, rebuild, sample) -> dict:
-    from segtrain import atomic, checkpoint, training_state
-    from segtrain.rundir import RunPaths
+    from segtrain.state import atomic, checkpoint, model_state
+    from segtrain.run.paths import RunPaths
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(folder)
     out: dict = {}
     t = time.perf_counter()
-    fp = training_state.fingerprint(model)
+    fp = model_state.fingerprint(model)
     out["fingerprint_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     ckpt = checkpoint.save(model, paths, fmt, checkpoint.Snapshot(
-        epoch=1, state={"fingerprint": fp, "rng": training_state.seed_states(model)}))
+        epoch=1, state={"fingerprint": fp, "rng": model_state.seed_states(model)}))
     out["checkpoint_save_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
     for name in ckpt.state["files"]:
@@ -162,7 +162,7 @@ def via_segtrain(model, fmt: str, folder: Path, rebuild, sample) -> dict:
     loaded = checkpoint.load_model_files(ckpt, rebuild, {}, sample)
     out["load_model_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
-    training_state.verify(loaded, fp, "bench")
+    model_state.verify(loaded, fp, "bench")
     out["verify_seconds"] = time.perf_counter() - t
     out["save_seconds"] = out["fingerprint_seconds"] + out["checkpoint_save_seconds"]
     out["load_seconds"] = out["is_complete_seconds"] + out["load_model_seconds"] + out["verify_seconds"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from segtrain import checkpoint, training_state
+from segtrain.state import checkpoint, model_state
 from segtrain.config import RunConfig
 from segtrain.errors import CheckpointError, ConfigError
-from segtrain.run import load_config
-from segtrain.rundir import RunPaths, read_manifest
-from segtrain.supervisor import RunOutcome
-from segtrain.supervisor import fit as _run
+from segtrain.run.directory import load_config
+from segtrain.run.paths import RunPaths, read_manifest
+from segtrain.run.loop import RunOutcome
+from segtrain.run.loop import fit as _run
 
 
 def fit(script: str | Path, epochs: int, segment: int | str, progress: bool = True, **options: Any) -> RunOutcome:
@@ -62,9 +62,9 @@ def load_model(run_dir: str | Path) -> Any:
     Works in a fresh process: the run's script is imported first, so custom
     classes it registers are known.
     """
-    from segtrain.data import prepare
-    from segtrain.script import TrainingScript
-    from segtrain.segment import first_inputs
+    from segtrain.training.data import prepare
+    from segtrain.training.script import TrainingScript
+    from segtrain.training.segment import first_inputs
 
     paths = RunPaths(Path(run_dir))
     manifest = read_manifest(paths) if paths.root.is_dir() else None
@@ -80,6 +80,6 @@ def load_model(run_dir: str | Path) -> Any:
         return first_inputs(data.train.fit_input(0, 1))
 
     model = checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)
-    training_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    training_state.restore_seed_states(model, ckpt.state["rng"])
+    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
+    model_state.restore_seed_states(model, ckpt.state["rng"])
     return model

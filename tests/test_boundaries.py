@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import assert_bitwise_equal, final_variables, fit_args, run_cli
-from segtrain.boundaries import BoundaryPolicy, estimate_cost
+from segtrain.training.boundaries import BoundaryPolicy, estimate_cost
 
 
 def _decisions(policy: BoundaryPolicy, seconds: list[float], rss: list[float] | None = None) -> list[int]:

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from segtrain import trends
+from segtrain.telemetry import trends
 from segtrain.cli import app
-from segtrain.progress import RunProgress
-from segtrain.report import JSON_SCHEMA
-from segtrain.rundir import RunPaths, is_locked
+from segtrain.telemetry.progress import RunProgress
+from segtrain.telemetry.report import JSON_SCHEMA
+from segtrain.run.paths import RunPaths, is_locked
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from segtrain import atomic
+from segtrain.state import atomic
 from segtrain.errors import ConfigError, SegtrainError
-from segtrain.rundir import RunPaths, is_locked, read_manifest
-from segtrain.trends import (Finding, SegmentCost, boundary_cost, boundary_overhead, segment_findings,
+from segtrain.run.paths import RunPaths, is_locked, read_manifest
+from segtrain.telemetry.trends import (Finding, SegmentCost, boundary_cost, boundary_overhead, segment_findings,
                              typical_seconds)
 
 T = TypeVar("T")

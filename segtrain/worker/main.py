@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
-from segtrain.workers import BACKEND_ENV, EVENT_FD_ENV, PRESTARTED_ENV
+from segtrain.worker.handle import BACKEND_ENV, EVENT_FD_ENV, PRESTARTED_ENV
 
 
 def _die_with_parent(parent: int) -> None:
@@ -47,7 +47,7 @@ def _exit(code: int) -> None:
 
 def _warm_up(ctx) -> float | None:
     """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh."""
-    from segtrain.segment import warm_up
+    from segtrain.training.segment import warm_up
 
     try:
         return warm_up(ctx)
@@ -65,14 +65,14 @@ def _backend() -> str:
 
 
 def main(run_dir: str) -> None:
-    from segtrain import checkpoint
-    from segtrain.backend_import import import_at_low_priority
+    from segtrain.state import checkpoint
+    from segtrain.backends.low_priority import import_at_low_priority
     from segtrain.config import RunConfig
-    from segtrain.devices import defer_data, device_runtime_started
-    from segtrain.script import TrainingScript
-    from segtrain.rundir import RunPaths, read_manifest
-    from segtrain.segment import ProcessContext, Segment, StopFlag, run_segment
-    from segtrain.signals import SignalPolicy
+    from segtrain.backends.devices import defer_data, device_runtime_started
+    from segtrain.training.script import TrainingScript
+    from segtrain.run.paths import RunPaths, read_manifest
+    from segtrain.training.segment import ProcessContext, Segment, StopFlag, run_segment
+    from segtrain.training.signals import SignalPolicy
 
     _die_with_parent(int(os.environ.get("SEGTRAIN_PARENT_PID", os.getppid())))
     stream = os.fdopen(int(os.environ[EVENT_FD_ENV]), "w", buffering=1)
@@ -118,5 +118,3 @@ def main(run_dir: str) -> None:
         _exit(EXIT_FAILED)
 
 
-if __name__ == "__main__":
-    main(sys.argv[1])

@@ -21,7 +21,7 @@ from typing import Any
 from segtrain import __version__
 from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError, ScriptError
-from segtrain.rundir import RunPaths, read_manifest, write_manifest
+from segtrain.run.paths import RunPaths, read_manifest, write_manifest
 
 DONE_STATUSES = ("finished", "stopped")
 

@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from segtrain import trends
+from segtrain.telemetry import trends
 
 log = logging.getLogger("segtrain")
 

@@ -68,7 +68,7 @@ def _crash(e: Exception, debug: bool) -> None:
 
 
 def _finish(outcome, report: bool = True) -> None:
-    from segtrain.report import build, render
+    from segtrain.telemetry.report import build, render
 
     if report:
         render(build(outcome.run_dir), out)
@@ -152,13 +152,13 @@ def report(
     """
     import json
 
-    from segtrain import report as reports
+    from segtrain.telemetry import report as reports
 
     try:
         logs = reports.load(run_dir)
         rep = reports.build_from(logs)
         if plot is not None:
-            from segtrain.plot import draw, require_matplotlib
+            from segtrain.telemetry.plot import draw, require_matplotlib
 
             require_matplotlib()
             draw(logs, rep, plot)
@@ -185,7 +185,7 @@ def status(
     """
     import json
 
-    from segtrain.status import read_status, render_status
+    from segtrain.telemetry.status import read_status, render_status
 
     try:
         st = read_status(run_dir)

@@ -22,9 +22,9 @@ import io
 from pathlib import Path
 from typing import Any
 
-from segtrain import atomic
+from segtrain.state import atomic
 from segtrain.errors import ConfigError
-from segtrain.report import RunLogs, Report, SegmentRow, build_from, load
+from segtrain.telemetry.report import RunLogs, Report, SegmentRow, build_from, load
 
 COLORS = {"epoch": "#1f77b4", "first": "#d62728", "median": "#ff7f0e", "rss": "#2ca02c", "peak": "#98df8a",
           "device": "#9467bd", "device_peak": "#c5b0d5", "start": "#7f7f7f", "load": "#17becf",

@@ -15,15 +15,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from segtrain import callback_state, checkpoint, training_state
-from segtrain.atomic import read_lines_json
-from segtrain.boundaries import AUTO, BoundaryPolicy, estimate_cost
+from segtrain.state import callback_state, checkpoint, model_state
+from segtrain.state.atomic import read_lines_json
+from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
 from segtrain.config import RunConfig
-from segtrain.data import TrainingData, prepare
+from segtrain.training.data import TrainingData, prepare
 from segtrain.errors import ConfigError, Preempted, ScriptError
-from segtrain.rundir import RunPaths
-from segtrain.script import TrainingScript
-from segtrain.telemetry import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
+from segtrain.run.paths import RunPaths
+from segtrain.training.script import TrainingScript
+from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 
 Events = Callable[[dict], None]
 
@@ -229,8 +229,8 @@ class _SegmentRun:
             lambda: first_inputs(self.ctx.data.train.fit_input(0, 1)), model=warm,
         )
         where = f"Checkpoint {ckpt.path}"
-        training_state.verify(model, ckpt.state["fingerprint"], where)
-        training_state.restore_seed_states(model, ckpt.state["rng"])
+        model_state.verify(model, ckpt.state["fingerprint"], where)
+        model_state.restore_seed_states(model, ckpt.state["rng"])
         return model
 
     # -- training ----------------------------------------------------------
@@ -261,7 +261,7 @@ class _SegmentRun:
     def _fit(self, first: int, last: int, start_batch: int, pending) -> None:
         data = self.ctx.data
         first_step = first * self.spe + start_batch
-        from segtrain.controller import Controller
+        from segtrain.training.callback import Controller
 
         controller = Controller(self, first, last, start_batch, pending)
         if self.ctx.script.train_epoch is not None:
@@ -332,8 +332,8 @@ class _SegmentRun:
         t0 = time.perf_counter()
         cb_states, arrays = callback_state.capture(self.callbacks)
         state = {
-            "fingerprint": training_state.fingerprint(self.model),
-            "rng": training_state.seed_states(self.model),
+            "fingerprint": model_state.fingerprint(self.model),
+            "rng": model_state.seed_states(self.model),
             "callbacks": cb_states,
             "history": self.history,
             "steps_per_epoch": self.spe,

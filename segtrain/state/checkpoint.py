@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segtrain import atomic
+from segtrain.state import atomic
 from segtrain.errors import CheckpointError
-from segtrain.rundir import TMP_PREFIX, RunPaths
+from segtrain.run.paths import TMP_PREFIX, RunPaths
 
 log = logging.getLogger(__name__)
 

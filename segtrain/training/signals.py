@@ -13,7 +13,7 @@ import os
 import signal
 from typing import Callable
 
-from segtrain.segment import StopFlag
+from segtrain.training.segment import StopFlag
 
 EXIT_ABORTED = 130
 

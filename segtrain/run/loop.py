@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from segtrain import atomic, checkpoint
-from segtrain.boundaries import AUTO
+from segtrain.state import atomic, checkpoint
+from segtrain.training.boundaries import AUTO
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
-from segtrain.progress import RunProgress
-from segtrain.run import DONE_STATUSES, open_run
-from segtrain.rundir import RunLock, RunPaths, update_manifest
-from segtrain.segment import ProcessContext, Segment, SegmentResult, StopFlag, next_segment, run_segment
-from segtrain.signals import SignalPolicy
-from segtrain.workers import WorkerProcess
+from segtrain.telemetry.progress import RunProgress
+from segtrain.run.directory import DONE_STATUSES, open_run
+from segtrain.run.paths import RunLock, RunPaths, update_manifest
+from segtrain.training.segment import ProcessContext, Segment, SegmentResult, StopFlag, next_segment, run_segment
+from segtrain.training.signals import SignalPolicy
+from segtrain.worker.handle import WorkerProcess
 
 Events = Callable[[dict], None]
 log = logging.getLogger(__name__)

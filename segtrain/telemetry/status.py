@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain import checkpoint
-from segtrain.report import DONE_OUTCOMES, Report, RunLogs, build_from, load
-from segtrain.rundir import lock_holder
+from segtrain.state import checkpoint
+from segtrain.telemetry.report import DONE_OUTCOMES, Report, RunLogs, build_from, load
+from segtrain.run.paths import lock_holder
 
 
 @dataclass

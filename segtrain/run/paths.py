@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain import atomic
+from segtrain.state import atomic
 from segtrain.errors import RunLockedError
 
 CKPT_PREFIX = "ckpt-"

@@ -13,10 +13,10 @@ import time
 
 import keras
 
-from segtrain import callback_state, training_state
-from segtrain.atomic import append_line
+from segtrain.state import callback_state, model_state
+from segtrain.state.atomic import append_line
 from segtrain.errors import Preempted
-from segtrain.telemetry import epoch_record
+from segtrain.telemetry.probes import epoch_record
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Controller(keras.callbacks.Callback):
         if self.offset and self.pending and self.pending[2] is not None:
             # fit has just reset the metrics (and built them before on_train_begin):
             # an epoch resumed in its middle goes on from the saved running means.
-            training_state.restore_metric_states(self.model, self.pending[2])
+            model_state.restore_metric_states(self.model, self.pending[2])
 
     def on_train_batch_end(self, batch, logs=None):
         self.run.trained_a_batch = True
@@ -52,7 +52,7 @@ class Controller(keras.callbacks.Callback):
             if done < self.run.spe:
                 self.run.result.outcome = "preempted"
                 self.run.result.stop_reason = self.run.stop.signal
-                self.run.save(epoch, done, metrics=training_state.metric_states(self.model))
+                self.run.save(epoch, done, metrics=model_state.metric_states(self.model))
                 raise Preempted(f"Stopped by {self.run.stop.signal} in epoch {epoch + 1}, after batch {done}.")
 
     def on_epoch_end(self, epoch, logs=None):

@@ -1,0 +1,1 @@
+"""The Keras backends behind one Protocol: TensorFlow, JAX and PyTorch."""

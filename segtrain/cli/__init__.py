@@ -1,0 +1,5 @@
+"""The `segtrain` command line: a thin typer layer over the Python API."""
+
+from segtrain.cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,1 @@
+"""A run: its directory (paths, manifest, lock), the segment loop, and the runners behind it."""
