@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.state import atomic
-from segtrain.errors import RunLockedError
+from segtrain.errors import ConfigError, RunLockedError
 
 CKPT_PREFIX = "ckpt-"
 TMP_PREFIX = ".tmp-"
@@ -83,9 +83,38 @@ class RunPaths:
 
 
 def read_manifest(paths: RunPaths) -> dict[str, Any] | None:
+    """The manifest, or None where there is none yet; a ConfigError (exit 2) where it does not parse."""
     if not paths.manifest.exists():
         return None
-    return atomic.read_json(paths.manifest)
+    try:
+        manifest = atomic.read_json(paths.manifest)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"{paths.manifest} cannot be read ({type(e).__name__}: {e}): it is not a manifest that segtrain wrote. "
+            "Restore it, or start the run over in another --run-dir (or with --force)."
+        ) from e
+    if not isinstance(manifest, dict):
+        raise ConfigError(f"{paths.manifest} holds no JSON object: it is not a manifest that segtrain wrote.")
+    return manifest
+
+
+def read_run(run_dir: Path | str) -> tuple[RunPaths, dict[str, Any]]:
+    """The paths and manifest of an existing run: the one way `resume`, `report`, `status` and `load_model` open one.
+
+    Raises ConfigError (exit 2) naming what is wrong: no such directory, a
+    file in its place, no manifest, a manifest that does not parse.
+    """
+    paths = RunPaths(Path(run_dir))
+    if paths.root.exists() and not paths.root.is_dir():
+        raise ConfigError(f"{run_dir} is a file, not a run directory: give the --run-dir of a `segtrain fit`.")
+    if not paths.root.is_dir():
+        raise ConfigError(f"{run_dir} does not exist: give the run directory of a `segtrain fit` "
+                          "(its --run-dir, by default checkpoints/<script name>).")
+    manifest = read_manifest(paths)
+    if manifest is None:
+        raise ConfigError(f"{run_dir} is not a segtrain run directory (no manifest.json): give the --run-dir "
+                          "of a `segtrain fit` (by default checkpoints/<script name>).")
+    return paths, manifest
 
 
 def write_manifest(paths: RunPaths, manifest: dict[str, Any]) -> None:
