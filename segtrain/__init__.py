@@ -5,6 +5,6 @@ __version__ = "0.1.0"
 from segtrain.api import fit, load_model, resume  # noqa: E402
 from segtrain.config import RunConfig  # noqa: E402
 from segtrain.errors import SegtrainError  # noqa: E402
-from segtrain.run.loop import RunOutcome  # noqa: E402
+from segtrain.outcomes import RunOutcome  # noqa: E402
 
 __all__ = ["__version__", "fit", "resume", "load_model", "RunConfig", "RunOutcome", "SegtrainError"]

@@ -1,20 +1,40 @@
-"""The Python API: everything the CLI does, callable from Python."""
+"""The Python API: everything the CLI does, callable from Python with explicit keyword arguments."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from segtrain.state import checkpoint, model_state
-from segtrain.config import RunConfig
-from segtrain.errors import CheckpointError, ConfigError
+from segtrain.config import DEFAULT_SIGNALS, RunConfig
+from segtrain.errors import CheckpointError
+from segtrain.outcomes import RunOutcome
+from segtrain.run import loop
 from segtrain.run.directory import load_config
-from segtrain.run.paths import RunPaths, read_manifest
-from segtrain.run.loop import RunOutcome
-from segtrain.run.loop import fit as _run
+from segtrain.run.paths import read_run
+from segtrain.state import checkpoint, model_state
 
 
-def fit(script: str | Path, epochs: int, segment: int | str, progress: bool = True, **options: Any) -> RunOutcome:
+def fit(
+    script: str | Path,
+    *,
+    epochs: int,
+    segment: int | str,
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
+    isolation: str = "process",
+    format: str = "keras",
+    save_every: int | None = None,
+    keep: int = 2,
+    export: str | Path | None = None,
+    prestart: bool = True,
+    force: bool = False,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    max_memory: float | None = None,
+    progress: bool = True,
+    debug: bool = False,
+) -> RunOutcome:
     """Train the model that `script` defines for `epochs` epochs, in segments of `segment`.
 
     Training in segments continues exactly as uninterrupted training would: with
@@ -35,25 +55,62 @@ def fit(script: str | Path, epochs: int, segment: int | str, progress: bool = Tr
     Args:
         script: path of the training script.
         epochs: total epochs.
-        segment: epochs per segment, or `"auto"` (see `segtrain.boundaries`).
-        progress: show the progress bar. Defaults to `True`.
-        **options: the other fields of `RunConfig` (run_dir, seed, isolation,
-            format, save_every, keep, export, prestart, force, signals,
-            max_memory, debug).
+        segment: epochs per segment, or `"auto"` (see `segtrain.training.boundaries`).
+        run_dir: the run directory. Defaults to `checkpoints/<script name>`.
+        seed: seeds everything and makes a segmented run bitwise equal to an unsegmented one.
+        isolation: `"process"` (a fresh worker per segment) or `"session"` (clear the Keras session).
+        format: checkpoint format: `"keras"`, `"h5"` or `"savedmodel"`.
+        save_every: also checkpoint every this many epochs inside a segment.
+        keep: complete checkpoints to keep.
+        export: write the final model here (`.keras`, else a SavedModel directory).
+        prestart: start the next worker while a segment trains.
+        force: start over if `run_dir` holds a run of another script or other options.
+        signals: names of the signals that stop training resumably.
+        max_memory: end a segment early once memory exceeds this many MB.
+        progress: show the progress bar.
+        debug: tracebacks for errors in the script.
 
     Returns:
         A `RunOutcome` with the status, exit code and epochs done.
+
+    Raises:
+        SegtrainError: bad options or script (`exit_code` 2), a locked or
+            damaged run directory, a failed save (1).
     """
-    return _run(RunConfig(script=Path(script), epochs=epochs, segment=segment, **options), progress=progress)
+    cfg = RunConfig(
+        script=Path(script), epochs=epochs, segment=segment, run_dir=None if run_dir is None else Path(run_dir),
+        seed=seed, isolation=isolation, format=format, save_every=save_every, keep=keep,
+        export=None if export is None else Path(export), prestart=prestart, force=force, signals=tuple(signals),
+        max_memory=max_memory, debug=debug,
+    )
+    return loop.fit(cfg, progress=progress)
 
 
-def resume(run_dir: str | Path, progress: bool = True, **overrides: Any) -> RunOutcome:
-    """Go on with the run in `run_dir` from its newest complete checkpoint, with its saved options."""
+def resume(
+    run_dir: str | Path,
+    *,
+    segment: int | str | None = None,
+    isolation: str | None = None,
+    keep: int | None = None,
+    export: str | Path | None = None,
+    prestart: bool | None = None,
+    signals: Sequence[str] | None = None,
+    max_memory: float | None = None,
+    progress: bool = True,
+    debug: bool = False,
+) -> RunOutcome:
+    """Go on with the run in `run_dir` from its newest complete checkpoint, with its saved options.
+
+    The options here may differ from the run's (where boundaries fall does not
+    change the result); `None` keeps the run's own. Options that change the
+    result (epochs, seed, format, save_every) cannot change on resume.
+    """
     cfg = load_config(Path(run_dir))
-    for key, value in overrides.items():
-        setattr(cfg, key, value)
-    cfg.validate()
-    return _run(cfg, progress=progress)
+    changes: dict[str, Any] = {"segment": segment, "isolation": isolation, "keep": keep, "prestart": prestart,
+                               "max_memory": max_memory, "export": None if export is None else Path(export),
+                               "signals": None if signals is None else tuple(signals)}
+    cfg = dataclasses.replace(cfg, debug=debug, **{k: v for k, v in changes.items() if v is not None})
+    return loop.fit(cfg, progress=progress)
 
 
 def load_model(run_dir: str | Path) -> Any:
@@ -66,16 +123,13 @@ def load_model(run_dir: str | Path) -> Any:
     from segtrain.training.script import TrainingScript
     from segtrain.training.segment import first_inputs
 
-    paths = RunPaths(Path(run_dir))
-    manifest = read_manifest(paths) if paths.root.is_dir() else None
-    if manifest is None:
-        raise ConfigError(f"{run_dir} is not a segtrain run directory (no manifest.json).")
+    paths, manifest = read_run(run_dir)
     ckpt = checkpoint.latest(paths)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} holds no complete checkpoint yet.")
     script = TrainingScript.load(manifest["script"]["path"])
 
-    def sample():
+    def sample() -> Any:
         data = prepare(script.call("load_data"), script.fit_kwargs, manifest["data_seed"], script.path)
         return first_inputs(data.train.fit_input(0, 1))
 

@@ -1,4 +1,4 @@
-"""How a segment ended and where a run stands: the enums every layer shares.
+"""How a segment ended and where a run stands: the enums every layer shares, and a run's outcome.
 
 Both are `str` enums, so they compare equal to, and serialise as, the plain
 strings that segments.jsonl, manifest.json and `segtrain report --json` hold.
@@ -6,7 +6,9 @@ strings that segments.jsonl, manifest.json and `segtrain report --json` hold.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 
 class _StrEnum(str, Enum):
@@ -53,3 +55,15 @@ class RunStatus(_StrEnum):
         """Whether running the same command again goes on from a checkpoint."""
         return self in (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CRASHED, RunStatus.RUNNING,
                         RunStatus.NEW)
+
+
+@dataclass
+class RunOutcome:
+    """How `segtrain.fit` ended: a status, the exit code the CLI returns, and a sentence for the user."""
+
+    status: RunStatus  # FINISHED, STOPPED, INTERRUPTED or FAILED
+    exit_code: int
+    epochs_done: int
+    epochs_total: int
+    message: str
+    run_dir: Path

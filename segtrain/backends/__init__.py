@@ -1,1 +1,71 @@
-"""The Keras backends behind one Protocol: TensorFlow, JAX and PyTorch."""
+"""The Keras backends behind one Protocol: TensorFlow, JAX and PyTorch.
+
+Everything segtrain does differently per backend is a method of `Backend`;
+no other module asks which backend runs. `current()` is the one Keras runs in
+this process; `by_name()` gives one without importing Keras or its library
+(a waiting worker uses it before it imports anything heavy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+
+class Backend(Protocol):
+    """What segtrain needs from a Keras backend."""
+
+    name: str  # Keras' name for it: keras.backend.backend()
+    library: str  # the module it imports
+    quiet_import: bool  # importing `library` starts no thread (so it may be imported in a low-priority thread)
+    formats: frozenset[str]  # checkpoint formats it can save and load
+
+    def seed(self, seed: int) -> None:
+        """Seed Python, NumPy and the backend, and make its ops deterministic where it can."""
+
+    def array_input(self, batches: Any, first_step: int, last_step: int) -> Any:
+        """Steps [first_step, last_step) of `batches` (`ArrayBatches.batch(step)`) as `fit` input, in order."""
+
+    def accelerator_present(self) -> bool:
+        """Whether it may see an accelerator; starts no device runtime."""
+
+    def runtime_started(self) -> bool:
+        """Whether this process has started its device runtime; imports nothing (reads `sys.modules`)."""
+
+    def device_memory_mb(self) -> dict[str, float] | None:
+        """Memory in use and its peak on the first accelerator, in MB; None without one."""
+
+    def reset_device_peak(self) -> None:
+        """Start a new peak for `device_memory_mb` (each segment reports its own)."""
+
+
+def by_name(name: str) -> Backend:
+    """The backend Keras calls `name`; one segtrain does not know gets Keras' own behaviour and no device figures."""
+    if name == "tensorflow":
+        from segtrain.backends.tensorflow import TensorFlow
+
+        return TensorFlow()
+    if name == "jax":
+        from segtrain.backends.jax import Jax
+
+        return Jax()
+    if name == "torch":
+        from segtrain.backends.torch import Torch
+
+        return Torch()
+    from segtrain.backends.base import KerasBackend
+
+    return KerasBackend(name, name)
+
+
+def current() -> Backend:
+    """The backend Keras runs in this process (imports Keras)."""
+    import keras
+
+    return by_name(keras.backend.backend())
+
+
+def every() -> Iterator[Backend]:
+    """Each backend segtrain knows, whichever Keras runs: a process may have imported several libraries."""
+    for name in ("tensorflow", "jax", "torch"):
+        yield by_name(name)

@@ -11,27 +11,17 @@ create tensors, waits for the hand-over wherever an accelerator may be present.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+
+from segtrain import backends
 
 DEFER_ENV = "SEGTRAIN_DEFER_DATA"
 
 
 def accelerator_present() -> bool:
-    """Whether the backend may see an accelerator. Creates no device context.
-
-    TensorFlow's `list_physical_devices` enumerates devices without starting the
-    runtime; for other backends (whose device queries start it) the device
-    files of NVIDIA and AMD drivers are looked at instead.
-    """
+    """Whether the backend may see an accelerator. Creates no device context."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
         return False
-    import keras
-
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_physical_devices("GPU"))
-    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+    return backends.current().accelerator_present()
 
 
 def defer_data() -> bool:
@@ -47,22 +37,9 @@ def defer_data() -> bool:
 
 
 def device_runtime_started() -> bool:
-    """Whether this process has started its backend's device runtime.
+    """Whether this process has started any backend's device runtime (TF's eager context, XLA, CUDA).
 
-    That is TensorFlow's eager context, JAX's XLA backends (on a GPU, creating
-    them preallocates most of its memory), or PyTorch's CUDA context: each is
-    what takes a device's memory. Only modules already imported are asked, so
-    asking imports nothing and starts nothing.
+    Every backend is asked, whichever Keras runs: a script may import another
+    library. Only modules already imported are asked, so asking starts nothing.
     """
-    import sys
-
-    tf_context = sys.modules.get("tensorflow.python.eager.context")
-    if tf_context is not None and getattr(tf_context.context(), "_initialized", False):
-        return True
-    xla_bridge = sys.modules.get("jax._src.xla_bridge")
-    if xla_bridge is not None:
-        initialized = getattr(xla_bridge, "backends_are_initialized", lambda: bool(xla_bridge._backends))
-        if initialized():
-            return True
-    torch = sys.modules.get("torch")
-    return torch is not None and torch.cuda.is_initialized()
+    return any(backend.runtime_started() for backend in backends.every())

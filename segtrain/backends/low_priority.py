@@ -30,24 +30,26 @@ import os
 import sys
 import threading
 
+from segtrain import backends
+
 LOW_PRIORITY = 19  # the lowest nice value: a scheduler weight of 15 against a nice-0 thread's 1024
-_QUIET_LIBRARIES = frozenset({"tensorflow", "jax"})  # backends whose library starts no thread on import
 
 
 def import_at_low_priority(backend: str) -> None:
     """Import `backend`'s library (after numpy) in a thread at nice 19.
 
-    Does nothing for other backends, off Linux (where nice is per process, not
+    Does nothing for backends whose import starts threads, off Linux (where nice is per process, not
     per thread), or where the library is missing. A failed import is left for
     the script's own import to raise again, where it is reported.
     """
     import numpy  # noqa: F401 - its BLAS threads start here, at this thread's priority
 
-    if backend not in _QUIET_LIBRARIES or not sys.platform.startswith("linux"):
+    library = backends.by_name(backend)
+    if not library.quiet_import or not sys.platform.startswith("linux"):
         return
-    if importlib.util.find_spec(backend) is None:
+    if importlib.util.find_spec(library.library) is None:
         return
-    thread = threading.Thread(target=_import, args=(backend,), name="segtrain-import")
+    thread = threading.Thread(target=_import, args=(library.library,), name="segtrain-import")
     thread.start()
     thread.join()
 

@@ -106,9 +106,10 @@ def fit(
     from segtrain import api
 
     try:
-        outcome = api.fit(script, epochs, _segment(segment), progress=progress, max_memory=max_memory, run_dir=run_dir, seed=seed,
+        outcome = api.fit(script, epochs=epochs, segment=_segment(segment), run_dir=run_dir, seed=seed,
                           isolation=isolation, format=fmt, save_every=save_every, keep=keep, export=export,
-                          prestart=prestart, force=force, signals=_signal_names(signals), debug=debug)
+                          prestart=prestart, force=force, signals=_signal_names(signals), max_memory=max_memory,
+                          progress=progress, debug=debug)
     except SegtrainError as e:
         _fail(e)
     except Exception as e:  # noqa: BLE001 - anything from inside training

@@ -21,9 +21,8 @@ from typing import Any
 from segtrain import __version__
 from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError, ScriptError
-from segtrain.run.paths import RunPaths, read_manifest, write_manifest
-
-DONE_STATUSES = ("finished", "stopped")
+from segtrain.outcomes import RunStatus
+from segtrain.run.paths import RunPaths, read_manifest, read_run, write_manifest
 
 
 def _versions() -> dict[str, str | None]:
@@ -50,6 +49,8 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
     another run and `cfg.force` is not set.
     """
     paths = RunPaths(cfg.run_dir)
+    if paths.root.exists() and not paths.root.is_dir():
+        raise ConfigError(f"--run-dir {cfg.run_dir} is a file: give a directory (it is created if missing).")
     digest = script_digest(cfg.script)
     existing = read_manifest(paths) if paths.manifest.exists() else None
     if existing is not None:
@@ -77,7 +78,7 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
         "script": {"path": str(Path(cfg.script).resolve()), "sha256": digest},
         "versions": _versions(),
         "data_seed": cfg.seed if cfg.seed is not None else secrets.randbelow(2**31),
-        "status": "new",
+        "status": RunStatus.NEW,
     }
     paths.root.mkdir(parents=True, exist_ok=True)
     write_manifest(paths, manifest)
@@ -104,9 +105,6 @@ def _wipe(paths: RunPaths) -> None:
 
 def load_config(run_dir: Path) -> RunConfig:
     """The options a run was started with, for `segtrain resume`."""
-    paths = RunPaths(Path(run_dir))
-    manifest = read_manifest(paths) if paths.root.is_dir() else None
-    if manifest is None:
-        raise ConfigError(f"{run_dir} is not a segtrain run directory (no manifest.json).")
+    _, manifest = read_run(run_dir)
     data = dict(manifest["config"], run_dir=str(run_dir))
     return RunConfig.from_json(data)

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segtrain.state import atomic
 from segtrain.errors import CheckpointError
 from segtrain.run.paths import TMP_PREFIX, RunPaths
+from segtrain.state import atomic, formats
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
-MODEL_FILES = {"keras": "model.keras", "h5": "model.weights.h5", "savedmodel": "model"}
 
 
 @dataclass
@@ -58,7 +57,11 @@ class Checkpoint:
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_FILES[self.state["format"]]
+        return self.path / self.format.model_file
+
+    @property
+    def format(self) -> formats.CheckpointFormat:
+        return formats.get(self.state["format"])
 
 
 @dataclass
@@ -79,7 +82,8 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
-        _save_model(model, tmp, fmt)
+        checkpoint_format = formats.get(fmt)
+        checkpoint_format.save(model, tmp / checkpoint_format.model_file)
         if snapshot.arrays:
             import numpy as np
 
@@ -112,18 +116,6 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Checkpoint(final, state)
-
-
-def _save_model(model: Any, folder: Path, fmt: str) -> None:
-    target = folder / MODEL_FILES[fmt]
-    if fmt == "keras":
-        model.save(target)
-    elif fmt == "h5":
-        model.save_weights(target)
-    else:
-        import tensorflow as tf
-
-        tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(target))
 
 
 def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
@@ -227,24 +219,13 @@ def load_model_files(ckpt: Checkpoint, build_model: Any, custom_objects: dict, s
     script, built with its optimizer, to load the variables into instead (a
     `.keras` file's variables load into it as they would into its own model).
     """
-    fmt = ckpt.state["format"]
-    if fmt == "keras" and model is None:
-        import keras
-
-        return keras.saving.load_model(ckpt.model_path, custom_objects=custom_objects, compile=True)
+    fmt = ckpt.format
+    if model is None and fmt.stores_architecture:
+        return fmt.load(ckpt.model_path, custom_objects)
     if model is None:
         model = build_model()
         _build(model, sample_input)
-    if fmt in ("keras", "h5"):
-        model.load_weights(ckpt.model_path)
-    else:
-        import tensorflow as tf
-
-        status = tf.train.Checkpoint(model=model, optimizer=model.optimizer).read(str(ckpt.model_path))
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise CheckpointError(f"{ckpt.path}: the checkpoint does not match the model: {e}") from e
+    fmt.load_into(model, ckpt.model_path)
     return model
 
 
@@ -253,25 +234,3 @@ def _build(model: Any, sample_input: Any) -> None:
     if not model.built:
         model(sample_input(), training=False)
     model.optimizer.build(model.trainable_variables)
-
-
-def export(model: Any, path: Path) -> None:
-    """Write the final model for use after training: `.keras`, else a TF SavedModel for serving."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
-    try:
-        if path.suffix == ".keras":
-            model.save(tmp)
-            atomic.fsync_file(tmp)
-        else:
-            model.export(str(tmp), verbose=False)
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        atomic.fsync_dir(path.parent)
-    except OSError as e:
-        raise CheckpointError(f"Could not export the model to {path}: {e.strerror or e}") from e
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()

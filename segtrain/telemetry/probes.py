@@ -1,4 +1,4 @@
-"""Measurements of the running process: resident memory and device memory."""
+"""Measurements of the running process: resident memory, device memory, and each epoch's record."""
 
 from __future__ import annotations
 
@@ -25,60 +25,17 @@ def peak_rss_mb() -> float:
 
 
 def device_memory_mb() -> dict[str, float] | None:
-    """Memory in use and its peak on the first accelerator, in MB; None on CPU.
+    """Memory in use and its peak on the first accelerator, in MB; None on CPU (see `Backend.device_memory_mb`)."""
+    from segtrain import backends
 
-    TensorFlow: `tf.config.experimental.get_memory_info`; PyTorch:
-    `torch.cuda.memory_allocated`; JAX: `Device.memory_stats()`.
-    """
-    import keras
-
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            if not tf.config.list_logical_devices("GPU"):
-                return None
-            info = tf.config.experimental.get_memory_info("GPU:0")
-            return {"current": info["current"] / 1e6, "peak": info["peak"] / 1e6}
-        if backend == "torch":
-            import torch
-
-            if not torch.cuda.is_available():
-                return None
-            return {"current": torch.cuda.memory_allocated() / 1e6,
-                    "peak": torch.cuda.max_memory_allocated() / 1e6}
-        if backend == "jax":
-            import jax
-
-            device = jax.devices()[0]
-            if device.platform == "cpu":
-                return None
-            stats = device.memory_stats() or {}
-            return {"current": stats.get("bytes_in_use", 0) / 1e6,
-                    "peak": stats.get("peak_bytes_in_use", 0) / 1e6}
-    except (RuntimeError, ValueError, AttributeError):
-        return None
-    return None
+    return backends.current().device_memory_mb()
 
 
 def reset_device_peak() -> None:
     """Start a new peak for device memory (each segment reports its own)."""
-    import keras
+    from segtrain import backends
 
-    try:
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            if tf.config.list_logical_devices("GPU"):
-                tf.config.experimental.reset_memory_stats("GPU:0")
-        elif keras.backend.backend() == "torch":
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
-    except (RuntimeError, ValueError, AttributeError):
-        pass
+    backends.current().reset_device_peak()
 
 
 def epoch_record(epoch: int, segment: int, seconds: float, steps: int, samples: int | None,

@@ -26,8 +26,24 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Any
+
+from segtrain.telemetry.figures import BoundaryCost, retrace_seconds, typical_seconds
+from segtrain.training.records import Segment
 
 AUTO = "auto"
+
+
+def next_segment(epochs_done: int, total: int, length: int | str, index: int) -> Segment:
+    """The segment that starts at `epochs_done`.
+
+    Fixed boundaries fall on multiples of `length`; with `"auto"` the segment may
+    run to the end and `BoundaryPolicy` ends it, and `index` numbers it.
+    """
+    if length == AUTO or isinstance(length, str):
+        return Segment(index, epochs_done, total)
+    fixed = epochs_done // length
+    return Segment(fixed, epochs_done, min(total, (fixed + 1) * length))
 
 
 @dataclass
@@ -53,15 +69,20 @@ class BoundaryPolicy:
     excess: float = 0.0
 
     @property
+    def _opening(self) -> list[float]:
+        """The segment's first epoch and the clean epochs after it that make the baseline."""
+        return self.seconds[: 1 + self.baseline_epochs]
+
+    @property
     def baseline(self) -> float | None:
-        clean = self.seconds[1 : 1 + self.baseline_epochs]
-        return statistics.median(clean) if len(clean) >= min(2, self.baseline_epochs) else None
+        """The segment's typical epoch (`figures.typical_seconds`) over its opening epochs."""
+        clean = len(self._opening) - 1
+        return typical_seconds(self._opening) if clean >= min(2, self.baseline_epochs) else None
 
     @property
     def retrace(self) -> float:
-        """Seconds the segment's first epoch took above the baseline: what the next one re-pays."""
-        baseline = self.baseline
-        return max(0.0, self.seconds[0] - baseline) if baseline is not None else 0.0
+        """Seconds the segment's first epoch took above the baseline (`figures.retrace_seconds`)."""
+        return retrace_seconds(self._opening) if self.baseline is not None else 0.0
 
     def observe(self, seconds: float, rss_mb: float | None = None, device_mb: float | None = None) -> str | None:
         """Record an epoch; return why the segment should end after it, or None to go on."""
@@ -82,7 +103,7 @@ class BoundaryPolicy:
         return None
 
 
-def estimate_cost(records: list[dict], load_seconds: float = 0.0, cold_start_seconds: float = 0.0) -> float:
+def estimate_cost(records: list[dict[str, Any]], load_seconds: float = 0.0, cold_start_seconds: float = 0.0) -> float:
     """Expected seconds of the next boundary's start, load and save: the median of those measured so far.
 
     Before any boundary has been measured, this segment's own load stands in
@@ -90,7 +111,8 @@ def estimate_cost(records: list[dict], load_seconds: float = 0.0, cold_start_sec
     will start as cold (a new process without a pre-started worker); a
     pre-started worker is ready at the boundary, and its start costs nothing.
     """
-    measured = [r["boundary_seconds"] for r in records if r.get("boundary_seconds") and r.get("index", 0) > 0]
+    measured = [BoundaryCost.from_record(r).total for r in records if r.get("index", 0) > 0]
+    measured = [m for m in measured if m > 0]
     if measured:
         return statistics.median(measured)
     return cold_start_seconds + 2 * load_seconds

@@ -1,7 +1,9 @@
-"""segtrain's own Keras callback: telemetry, checkpoints and preemption inside `fit`.
+"""segtrain's own Keras callback: telemetry, checkpoints, boundaries and preemption inside `fit`.
 
 It is the last callback in the list, so at each epoch's end it sees the state
 the user's callbacks left (EarlyStopping's decision included) before it saves.
+Everything it reads or writes is handed to it: the segment's plan, its
+`SegmentProgress`, the `Checkpointer`, the boundary policy and the stop flag.
 """
 
 from __future__ import annotations
@@ -10,106 +12,145 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import keras
 
+from segtrain.errors import Preempted
+from segtrain.outcomes import SegmentOutcome
 from segtrain.state import callback_state, model_state
 from segtrain.state.atomic import append_line
-from segtrain.errors import Preempted
 from segtrain.telemetry.probes import epoch_record
+from segtrain.training.boundaries import BoundaryPolicy
+from segtrain.training.checkpointing import Checkpointer, SegmentProgress
+from segtrain.training.signals import StopFlag
 
 log = logging.getLogger(__name__)
 
+OnEpoch = Callable[[dict[str, Any]], None]  # receives each epoch's line of epochs.jsonl
 
-class Controller(keras.callbacks.Callback):
+
+@dataclass
+class Restored:
+    """State from the checkpoint that `fit` would reset, set back once it has."""
+
+    callback_states: list[dict[str, Any]] | None
+    callback_arrays: dict[str, Any]
+    metric_states: list | None  # running metric means, for a resume in the middle of an epoch
+
+
+@dataclass(frozen=True)
+class FitCall:
+    """One `fit` call of a segment: epochs [first, last), starting `start_batch` batches into `first`."""
+
+    first: int
+    last: int
+    start_batch: int = 0
+
+
+class SegtrainCallback(keras.callbacks.Callback):
     """segtrain's own callback, last in the list: it sees every epoch after the user's callbacks."""
 
-    def __init__(self, run, first: int, last: int, start_batch: int, pending):
+    def __init__(self, call: FitCall, *, progress: SegmentProgress, checkpointer: Checkpointer,
+                 policy: BoundaryPolicy, stop: StopFlag, user_callbacks: list, restored: Restored | None,
+                 epochs_log: Path, num_samples: int | None, on_epoch: OnEpoch):
         super().__init__()
-        self.run, self.first, self.last, self.start_batch = run, first, last, start_batch
-        self.pending = pending
+        self.call, self.progress, self.checkpointer = call, progress, checkpointer
+        self.policy, self.stop, self.user_callbacks, self.restored = policy, stop, user_callbacks, restored
+        self.epochs_log, self.num_samples, self.on_epoch = epochs_log, num_samples, on_epoch
         self.epoch_start = 0.0
-        self.kept_weights = None
+        self.offset = 0
+        self.kept_weights: list | None = None
+        self._device_mb: float | None = None  # the newest epoch's device memory
 
-    def on_train_begin(self, logs=None):
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.checkpointer.steps_per_epoch
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
         # The user's callbacks have just reset themselves: give them their state back.
-        if self.pending and self.pending[0] is not None:
-            callback_state.restore(self.run.callbacks, self.pending[0], self.pending[1])
+        if self.restored is not None and self.restored.callback_states is not None:
+            callback_state.restore(self.user_callbacks, self.restored.callback_states, self.restored.callback_arrays)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
-        self.offset = self.start_batch if epoch == self.first else 0
-        if self.offset and self.pending and self.pending[2] is not None:
+        self.offset = self.call.start_batch if epoch == self.call.first else 0
+        if self.offset and self.restored is not None and self.restored.metric_states is not None:
             # fit has just reset the metrics (and built them before on_train_begin):
             # an epoch resumed in its middle goes on from the saved running means.
-            model_state.restore_metric_states(self.model, self.pending[2])
+            model_state.restore_metric_states(self.model, self.restored.metric_states)
 
-    def on_train_batch_end(self, batch, logs=None):
-        self.run.trained_a_batch = True
-        if self.run.stop.requested:
-            done = self.offset + batch + 1
-            epoch = self.epoch
-            if done < self.run.spe:
-                self.run.result.outcome = "preempted"
-                self.run.result.stop_reason = self.run.stop.signal
-                self.run.save(epoch, done, metrics=model_state.metric_states(self.model))
-                raise Preempted(f"Stopped by {self.run.stop.signal} in epoch {epoch + 1}, after batch {done}.")
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.progress.trained_a_batch = True
+        if not self.stop.requested:
+            return
+        done = self.offset + batch + 1
+        if done < self.steps_per_epoch:
+            result = self.progress.result
+            epoch = result.end_epoch
+            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.stop.signal
+            self.checkpointer.save(epoch, done, metrics=model_state.metric_states(self.model))
+            raise Preempted(f"Stopped by {self.stop.signal} in epoch {epoch + 1}, after batch {done}.")
 
-    def on_epoch_end(self, epoch, logs=None):
-        run, result = self.run, self.run.result
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
         logs = dict(logs or {})
-        for key, value in logs.items():
-            run.history.setdefault(key, []).append(float(value))
-        result.end_epoch = epoch + 1
-        if epoch == run.segment.start_epoch:
-            result.first_epoch_seconds = seconds
-        result.epoch_seconds.append(seconds)
-        result.final_logs = {k: float(v) for k, v in logs.items()}
-        steps = run.spe - self.offset
-        samples = getattr(run.ctx.data.train, "num_samples", None)
-        record = epoch_record(epoch, run.segment.index, seconds, steps, samples, logs)
-        run.rss_samples.append(record["rss_mb"])
-        try:
-            append_line(run.ctx.paths.epochs_log, json.dumps(record, sort_keys=True))
-        except OSError as e:  # telemetry never stops training; a failing save will say why
-            log.warning("Could not append to %s: %s", run.ctx.paths.epochs_log, e)
-        run.events({"event": "epoch", **record})
-
+        self._record(epoch, seconds, logs)
+        result, segment = self.progress.result, self.checkpointer.segment
+        total = self.checkpointer.epochs_total
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            result.outcome, result.stop_reason = "nan", f"loss became {loss} in epoch {epoch + 1}"
+            result.outcome, result.stop_reason = SegmentOutcome.NAN, f"loss became {loss} in epoch {epoch + 1}"
             self.model.stop_training = True
             return
         if self.model.stop_training:
-            result.outcome, result.stop_reason = "stopped", who_stopped(run.callbacks, epoch)
+            result.outcome, result.stop_reason = SegmentOutcome.STOPPED, who_stopped(self.user_callbacks, epoch)
             return
-        why = run.policy.observe(seconds, record["rss_mb"], record["device_mb"])
-        if why and epoch + 1 < min(self.last, run.cfg.epochs) and not run.stop.requested:
+        why = self.policy.observe(seconds, self.progress.rss_samples[-1], self._device_mb)
+        if why and epoch + 1 < min(self.call.last, total) and not self.stop.requested:
             # End the segment here: checkpoint, then let fit end normally (on_train_end runs).
             result.boundary_reason = why
-            run.save(epoch + 1, 0)
+            self.checkpointer.save(epoch + 1, 0)
             self.model.stop_training = True
             return
-        preempted = run.stop.requested and epoch + 1 < run.cfg.epochs  # at the end the final save follows
-        if run.should_save(epoch + 1) or preempted:
-            run.save(epoch + 1, 0)
+        preempted = self.stop.requested and epoch + 1 < total  # at the end the final save follows
+        if self.checkpointer.due(epoch + 1) or preempted:
+            self.checkpointer.save(epoch + 1, 0)
         if preempted:
-            result.outcome, result.stop_reason = "preempted", run.stop.signal
-            raise Preempted(f"Stopped by {run.stop.signal} after epoch {epoch + 1}.")
-        if epoch + 1 == self.last < run.segment.end_epoch:
+            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.stop.signal
+            raise Preempted(f"Stopped by {self.stop.signal} after epoch {epoch + 1}.")
+        if epoch + 1 == self.call.last < segment.end_epoch:
             # Another fit call follows in this process, and on_train_end may change the
             # weights (EarlyStopping(restore_best_weights=True) does): keep the epoch's.
             self.kept_weights = self.model.get_weights()
 
-    def on_train_end(self, logs=None):
-        if self.kept_weights is not None and not self.run.stopped:
+    def _record(self, epoch: int, seconds: float, logs: dict[str, Any]) -> None:
+        """The epoch in the history, the segment's result, epochs.jsonl and the parent's progress bar."""
+        progress, result = self.progress, self.progress.result
+        for key, value in logs.items():
+            progress.history.setdefault(key, []).append(float(value))
+        result.end_epoch = epoch + 1
+        if epoch == self.checkpointer.segment.start_epoch:
+            result.first_epoch_seconds = seconds
+        result.epoch_seconds.append(seconds)
+        result.final_logs = {k: float(v) for k, v in logs.items()}
+        record = epoch_record(epoch, result.index, seconds, self.steps_per_epoch - self.offset, self.num_samples,
+                              logs)
+        progress.rss_samples.append(record["rss_mb"])
+        self._device_mb = record["device_mb"]
+        try:
+            append_line(self.epochs_log, json.dumps(record, sort_keys=True))
+        except OSError as e:  # telemetry never stops training; a failing save will say why
+            log.warning("Could not append to %s: %s", self.epochs_log, e)
+        self.on_epoch(record)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.kept_weights is not None and not self.progress.stopped:
             self.model.set_weights(self.kept_weights)
             self.kept_weights = None
-
-    @property
-    def epoch(self) -> int:
-        return self.run.result.end_epoch
 
 
 def who_stopped(callbacks: list, epoch: int) -> str:

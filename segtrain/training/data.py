@@ -96,54 +96,9 @@ class ArrayBatches:
 
     def fit_input(self, first_step: int, last_step: int) -> Any:
         """Steps [first_step, last_step) as something `fit` iterates in order."""
-        import keras
+        from segtrain import backends
 
-        if keras.backend.backend() == "tensorflow":
-            return _tf_dataset(self, first_step, last_step)
-        return _step_dataset_class()(self, first_step, last_step)
-
-
-def _tf_dataset(batches: ArrayBatches, first_step: int, last_step: int) -> Any:
-    import tensorflow as tf
-
-    def spec(a: Any) -> Any:
-        if isinstance(a, dict):
-            return {k: spec(v) for k, v in a.items()}
-        return tf.TensorSpec(shape=(None,) + a.shape[1:], dtype=a.dtype)
-
-    signature = tuple(spec(a) for a in batches.arrays)
-
-    def generate():
-        for step in range(first_step, last_step):
-            yield batches.batch(step)
-
-    ds = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
-    # The buffer is fixed, so autotuning buys nothing; and with it on, destroying the
-    # iterator at the end of fit waits for the autotune thread's next wake-up (measured:
-    # up to 10-40 s, in bench/results/2026-11-27-*; docs/benchmarks.md).
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
-
-
-def _step_dataset_class():
-    import keras
-
-    class StepDataset(keras.utils.PyDataset):
-        """Steps [first, last) of an ArrayBatches, for the non-TF backends."""
-
-        def __init__(self, batches: ArrayBatches, first: int, last: int):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.batches, self.first, self.last = batches, first, last
-
-        @property
-        def num_batches(self) -> int:
-            return self.last - self.first
-
-        def __getitem__(self, i: int) -> tuple:
-            return self.batches.batch(self.first + i)
-
-    return StepDataset
+        return backends.current().array_input(self, first_step, last_step)
 
 
 @dataclass
@@ -157,7 +112,6 @@ class DatasetBatches:
 
     make: Callable[[int], Any]
     steps_per_epoch: int
-    per_epoch: bool
 
     def fit_input(self, first_step: int, last_step: int) -> Any:
         parts = []
@@ -191,9 +145,9 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path) -> TrainingData
     kwargs = dict(fit_kwargs)
     train, validation = _split(raw, script)
     if callable(train) and not _is_tf_dataset(train):
-        return _prepare_dataset(train, validation, kwargs, script, per_epoch=True)
+        return _prepare_dataset(train, validation, kwargs, script)
     if _is_tf_dataset(train):
-        return _prepare_dataset(lambda epoch: train, validation, kwargs, script, per_epoch=False)
+        return _prepare_dataset(lambda epoch: train, validation, kwargs, script)
     x, y = train
     if not _is_arrays(x) or (y is not None and not _is_arrays(y)):
         raise ScriptError(
@@ -228,7 +182,7 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path) -> TrainingData
     return TrainingData(ArrayBatches(tuple(arrays), batch_size, seed, steps), validation, kwargs)
 
 
-def _prepare_dataset(make, validation, kwargs, script, per_epoch) -> TrainingData:
+def _prepare_dataset(make: Callable[[int], Any], validation: Any, kwargs: dict, script: Path) -> TrainingData:
     kwargs.pop("batch_size", None)
     steps = kwargs.pop("steps_per_epoch", None)
     if steps is None:
@@ -239,7 +193,7 @@ def _prepare_dataset(make, validation, kwargs, script, per_epoch) -> TrainingDat
                 "cardinality). Set fit_kwargs = {'steps_per_epoch': N}."
             )
         steps = cardinality
-    return TrainingData(DatasetBatches(make, steps, per_epoch), validation, kwargs)
+    return TrainingData(DatasetBatches(make, steps), validation, kwargs)
 
 
 def _split(raw: Any, script: Path) -> tuple[Any, Any]:

@@ -10,98 +10,33 @@ depend on where a boundary fell.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from segtrain import backends
+from segtrain.config import RunConfig
+from segtrain.errors import ConfigError, Preempted, ScriptError
+from segtrain.outcomes import SegmentOutcome
+from segtrain.run.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
 from segtrain.state.atomic import read_lines_json
-from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
-from segtrain.config import RunConfig
-from segtrain.training.data import TrainingData, prepare
-from segtrain.errors import ConfigError, Preempted, ScriptError
-from segtrain.run.paths import RunPaths
-from segtrain.training.script import TrainingScript
+from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
-
-Events = Callable[[dict], None]
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Epochs [start_epoch, end_epoch) of a run (0-based, like Keras' `initial_epoch`)."""
-
-    index: int
-    start_epoch: int
-    end_epoch: int
-
-
-def next_segment(epochs_done: int, total: int, length: int | str, index: int) -> Segment:
-    """The segment that starts at `epochs_done`.
-
-    Fixed boundaries fall on multiples of `length`; with `"auto"` the segment may
-    run to the end and `BoundaryPolicy` ends it, and `index` numbers it.
-    """
-    if length == AUTO:
-        return Segment(index, epochs_done, total)
-    fixed = epochs_done // length
-    return Segment(fixed, epochs_done, min(total, (fixed + 1) * length))
-
-
-@dataclass
-class SegmentResult:
-    """What a segment did; one line of segments.jsonl once the runner adds its own timings."""
-
-    index: int
-    start_epoch: int
-    end_epoch: int  # epochs completed when the segment ended
-    outcome: str  # "boundary", "finished", "stopped", "preempted", "nan"
-    stop_reason: str | None = None
-    train_seconds: float = 0.0
-    load_seconds: float = 0.0
-    save_seconds: float = 0.0
-    first_epoch_seconds: float | None = None
-    epoch_seconds: list[float] = field(default_factory=list)
-    peak_rss_mb: float = 0.0
-    peak_device_mb: float | None = None
-    final_logs: dict[str, float] = field(default_factory=dict)
-    boundary_reason: str | None = None  # why the segment ended before its planned end
-    checkpoint: str | None = None  # the newest checkpoint this segment wrote
-    resumed_from: str | None = None  # the checkpoint it started from
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class StopFlag:
-    """Set by a signal handler; read by training at the end of each batch."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-
-    @property
-    def requested(self) -> bool:
-        return self.signal is not None
-
-    @property
-    def signum(self) -> int | None:
-        import signal
-
-        return None if self.signal is None else int(getattr(signal, self.signal))
+from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
+from segtrain.training.callback import FitCall, OnEpoch, Restored, SegtrainCallback
+from segtrain.training.checkpointing import Checkpointer, SegmentProgress
+from segtrain.training.data import TrainingData, prepare
+from segtrain.training.records import Segment, SegmentResult
+from segtrain.training.script import TrainingScript
+from segtrain.training.signals import StopFlag
 
 
 def seed_everything(cfg: RunConfig) -> None:
-    """Seed Python, NumPy and the backend; make TF ops deterministic when seeded."""
-    import keras
-
-    if cfg.seed is None:
-        return
-    keras.utils.set_random_seed(cfg.seed)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
+    """Seed Python, NumPy and the backend, and make its ops deterministic, when the run is seeded."""
+    if cfg.seed is not None:
+        backends.current().seed(cfg.seed)
 
 
 @dataclass
@@ -116,19 +51,23 @@ class ProcessContext:
     warm_model: Any = None  # built and traced by `warm_up` while the worker waited
 
     @classmethod
-    def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> "ProcessContext":
-        import keras
-
-        if cfg.format == "savedmodel" and keras.backend.backend() != "tensorflow":
+    def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> ProcessContext:
+        backend = backends.current()
+        if cfg.format not in backend.formats:
             raise ConfigError(
-                f"--format savedmodel (tf.train.Checkpoint) needs the TensorFlow backend; this process runs "
-                f"Keras on {keras.backend.backend()!r}. Use --format keras or h5, or KERAS_BACKEND=tensorflow."
+                f"--format {cfg.format} is not available on the {backend.name!r} backend, which this process "
+                f"runs Keras on (it supports {', '.join(sorted(backend.formats))}). Use --format keras or h5, "
+                "or KERAS_BACKEND=tensorflow."
             )
         seed_everything(cfg)
         script = script or TrainingScript.load(cfg.script, cfg.debug)
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
         return cls(cfg, RunPaths(cfg.run_dir), script, data, raw)
+
+    def first_inputs(self) -> Any:
+        """The inputs of the first training batch: what builds a subclassed model."""
+        return first_inputs(self.data.train.fit_input(0, 1))
 
 
 def warm_up(ctx: ProcessContext) -> float:
@@ -158,49 +97,48 @@ def warm_up(ctx: ProcessContext) -> float:
 
 
 def run_segment(ctx: ProcessContext, segment: Segment, ckpt: checkpoint.Checkpoint | None,
-                stop: StopFlag, events: Events, start_seconds: float = 0.0) -> SegmentResult:
+                stop: StopFlag, on_epoch: OnEpoch, start_seconds: float = 0.0) -> SegmentResult:
     """Train `segment`, starting from `ckpt` (None: a new model), and checkpoint it.
 
-    `start_seconds` is what starting this segment's process cost, for the first
-    estimate of a boundary's cost under `--segment auto`.
+    `on_epoch` receives each epoch's record as it ends. `start_seconds` is what
+    starting this segment's process cost, for the first estimate of a
+    boundary's cost under `--segment auto`.
     """
-    run = _SegmentRun(ctx, segment, stop, events)
-    return run.execute(ckpt, start_seconds)
+    return _SegmentTrainer(ctx, segment, stop, on_epoch).train(ckpt, start_seconds)
 
 
-class _SegmentRun:
-    def __init__(self, ctx: ProcessContext, segment: Segment, stop: StopFlag, events: Events):
-        self.ctx, self.segment, self.stop, self.events = ctx, segment, stop, events
+class _SegmentTrainer:
+    def __init__(self, ctx: ProcessContext, segment: Segment, stop: StopFlag, on_epoch: OnEpoch):
+        self.ctx, self.segment, self.stop, self.on_epoch = ctx, segment, stop, on_epoch
         self.cfg = ctx.cfg
-        self.spe = ctx.data.steps_per_epoch
-        self.result = SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, "boundary")
-        self.history: dict[str, list[float]] = {}
-        self.model: Any = None
-        self.callbacks: list = []
-        self.trained_a_batch = False
-        self.rss_samples: list[float] = []
+        self.progress = SegmentProgress(
+            SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, SegmentOutcome.BOUNDARY))
 
-    # -- loading -----------------------------------------------------------
-    def execute(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float = 0.0) -> SegmentResult:
+    @property
+    def result(self) -> SegmentResult:
+        return self.progress.result
+
+    def train(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float) -> SegmentResult:
         t0 = time.perf_counter()
         reset_device_peak()
         seed_everything(self.cfg)
-        states, arrays, metric_state = None, None, None
-        start_batch = 0
+        restored, start_batch = None, 0
         warm, self.ctx.warm_model = self.ctx.warm_model, None
         if ckpt is None:
-            self.model = self.ctx.script.build_model(self.cfg.debug)
+            model = self.ctx.script.build_model(self.cfg.debug)
         else:
             self.result.resumed_from = ckpt.path.name
-            self.model = self._load(ckpt, warm)
+            model = self._load(ckpt, warm)
             state = ckpt.state
-            self.history = {k: list(v) for k, v in state.get("history", {}).items()}
-            states = state.get("callbacks")
-            arrays = _load_arrays(ckpt)
+            self.progress.history = {k: list(v) for k, v in state.get("history", {}).items()}
+            restored = Restored(state.get("callbacks"), _load_arrays(ckpt), state.get("metrics"))
             start_batch = ckpt.batch
-            metric_state = state.get("metrics")
-        self.callbacks = self.ctx.script.callbacks(self.cfg.debug)
-        callback_state.prepare(self.callbacks, states)
+        callbacks = self.ctx.script.callbacks(self.cfg.debug)
+        callback_state.prepare(callbacks, restored.callback_states if restored else None)
+        self.model, self.callbacks = model, callbacks
+        self.checkpointer = Checkpointer(
+            self.ctx.paths, self.cfg.format, self.cfg.keep, self.cfg.save_every, self.cfg.epochs, self.segment,
+            self.ctx.data.steps_per_epoch, self.progress, model, callbacks)
         self.result.load_seconds = time.perf_counter() - t0
         cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
         self.policy = BoundaryPolicy(
@@ -210,13 +148,13 @@ class _SegmentRun:
         )
         t1 = time.perf_counter()
         try:
-            self._train(start_batch, states, arrays, metric_state)
+            self._fit_segment(start_batch, restored)
         except Preempted:
             pass  # the checkpoint is written and the outcome recorded
         finally:
             self.result.train_seconds = time.perf_counter() - t1 - self.result.save_seconds
             # A worker's lifetime peak is the segment's; in session isolation it is the whole run's.
-            samples = self.rss_samples + [rss_mb()]
+            samples = [*self.progress.rss_samples, rss_mb()]
             self.result.peak_rss_mb = peak_rss_mb() if self.cfg.isolation == "process" else max(samples)
             device = device_memory_mb()
             self.result.peak_device_mb = None if device is None else device["peak"]
@@ -225,27 +163,24 @@ class _SegmentRun:
     def _load(self, ckpt: checkpoint.Checkpoint, warm: Any = None) -> Any:
         script = self.ctx.script
         model = checkpoint.load_model_files(
-            ckpt, lambda: script.build_model(self.cfg.debug), script.custom_objects,
-            lambda: first_inputs(self.ctx.data.train.fit_input(0, 1)), model=warm,
+            ckpt, lambda: script.build_model(self.cfg.debug), script.custom_objects, self.ctx.first_inputs,
+            model=warm,
         )
-        where = f"Checkpoint {ckpt.path}"
-        model_state.verify(model, ckpt.state["fingerprint"], where)
+        model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
         model_state.restore_seed_states(model, ckpt.state["rng"])
         return model
 
-    # -- training ----------------------------------------------------------
-    def _train(self, start_batch: int, states, arrays, metric_state) -> None:
+    def _fit_segment(self, start_batch: int, restored: Restored | None) -> None:
         seg = self.segment
         epoch = seg.start_epoch
-        pending = (states, arrays, metric_state)
         if start_batch:
             # The rest of an epoch that a signal interrupted, then the rest of the segment.
-            self._build_metrics(metric_state)
-            self._fit(epoch, epoch + 1, start_batch, pending)
-            pending = None
+            self._build_metrics(restored.metric_states if restored else None)
+            self._fit(FitCall(epoch, epoch + 1, start_batch), restored)
+            restored = None
             epoch += 1
-        if epoch < seg.end_epoch and not self.stopped:
-            self._fit(epoch, seg.end_epoch, 0, pending)
+        if epoch < seg.end_epoch and not self.progress.stopped:
+            self._fit(FitCall(epoch, seg.end_epoch), restored)
         self._finish()
 
     def _build_metrics(self, saved: list | None) -> None:
@@ -258,23 +193,27 @@ class _SegmentRun:
         if saved is not None and len(self.model.metrics_variables) != len(saved):
             self.model.evaluate(self.ctx.data.train.fit_input(0, 1), verbose=0)
 
-    def _fit(self, first: int, last: int, start_batch: int, pending) -> None:
-        data = self.ctx.data
-        first_step = first * self.spe + start_batch
-        from segtrain.training.callback import Controller
+    def _callback(self, call: FitCall, restored: Restored | None) -> SegtrainCallback:
+        return SegtrainCallback(
+            call, progress=self.progress, checkpointer=self.checkpointer, policy=self.policy, stop=self.stop,
+            user_callbacks=self.callbacks, restored=restored, epochs_log=self.ctx.paths.epochs_log,
+            num_samples=getattr(self.ctx.data.train, "num_samples", None), on_epoch=self.on_epoch,
+        )
 
-        controller = Controller(self, first, last, start_batch, pending)
+    def _fit(self, call: FitCall, restored: Restored | None) -> None:
+        own = self._callback(call, restored)
         if self.ctx.script.train_epoch is not None:
-            self._own_loop(first, last, controller)
+            self._own_loop(call, own)
             return
+        data, spe = self.ctx.data, self.ctx.data.steps_per_epoch
         try:
             self.model.fit(
-                data.train.fit_input(first_step, last * self.spe),
-                initial_epoch=first,
-                epochs=last,
-                steps_per_epoch=self.spe - start_batch,
+                data.train.fit_input(call.first * spe + call.start_batch, call.last * spe),
+                initial_epoch=call.first,
+                epochs=call.last,
+                steps_per_epoch=spe - call.start_batch,
                 validation_data=data.validation,
-                callbacks=[*self.callbacks, controller],
+                callbacks=[*self.callbacks, own],
                 shuffle=False,
                 verbose=0,
                 **data.fit_kwargs,
@@ -282,7 +221,7 @@ class _SegmentRun:
         except (Preempted, ScriptError):
             raise
         except (ValueError, TypeError) as e:
-            if self.trained_a_batch:
+            if self.progress.trained_a_batch:
                 raise
             raise ScriptError(
                 f"{self.ctx.script.path}: training on the data from `load_data()` failed: "
@@ -290,7 +229,7 @@ class _SegmentRun:
                 "match the inputs and outputs of the model from `build_model()`."
             ) from e
 
-    def _own_loop(self, first: int, last: int, controller: Any) -> None:
+    def _own_loop(self, call: FitCall, own: SegtrainCallback) -> None:
         """Epochs [first, last) through the script's `train_epoch(model, data, epoch)` instead of `fit`.
 
         The callbacks see the same events as in `fit`, at epoch granularity, so
@@ -299,68 +238,31 @@ class _SegmentRun:
         """
         import keras
 
-        callbacks = keras.callbacks.CallbackList([*self.callbacks, controller], model=self.model)
+        callbacks = keras.callbacks.CallbackList([*self.callbacks, own], model=self.model)
         self.model.stop_training = False
         callbacks.on_train_begin()
-        for epoch in range(first, last):
+        for epoch in range(call.first, call.last):
             callbacks.on_epoch_begin(epoch)
             logs = self.ctx.script.call_train_epoch(self.model, self.ctx.raw_data, epoch, self.cfg.debug)
-            self.trained_a_batch = True
+            self.progress.trained_a_batch = True
             callbacks.on_epoch_end(epoch, logs)
             if self.model.stop_training:
                 break
         callbacks.on_train_end()
 
-    @property
-    def stopped(self) -> bool:
-        """Whether a callback or a NaN loss ended the run (not a boundary, not a signal)."""
-        return self.result.outcome in ("stopped", "nan")
-
     def _finish(self) -> None:
-        total = self.cfg.epochs
-        if self.result.outcome == "nan":
+        result = self.result
+        if result.outcome == SegmentOutcome.NAN:
             return
-        if self.stopped or self.result.end_epoch >= total:
-            if self.result.outcome != "stopped":
-                self.result.outcome = "finished"
-            self.save(self.result.end_epoch, 0, final=True)
+        if self.progress.stopped or result.end_epoch >= self.cfg.epochs:
+            if result.outcome != SegmentOutcome.STOPPED:
+                result.outcome = SegmentOutcome.FINISHED
+            self.checkpointer.save(result.end_epoch, 0, final=True)
             if self.cfg.export is not None:
-                checkpoint.export(self.model, self.cfg.export)
-
-    # -- checkpointing -----------------------------------------------------
-    def save(self, epoch: int, batch: int, final: bool = False, metrics: list | None = None) -> None:
-        t0 = time.perf_counter()
-        cb_states, arrays = callback_state.capture(self.callbacks)
-        state = {
-            "fingerprint": model_state.fingerprint(self.model),
-            "rng": model_state.seed_states(self.model),
-            "callbacks": cb_states,
-            "history": self.history,
-            "steps_per_epoch": self.spe,
-            "segment": self.segment.index,
-            "outcome": self.result.outcome if final else None,
-            "stop_reason": self.result.stop_reason,
-            "created": time.time(),
-        }
-        if metrics is not None:
-            state["metrics"] = metrics
-        snap = checkpoint.Snapshot(epoch=epoch, batch=batch, final=final, state=state, arrays=arrays)
-        ckpt = checkpoint.save(self.model, self.ctx.paths, self.cfg.format, snap)
-        checkpoint.prune(self.ctx.paths, self.cfg.keep, ckpt)
-        self.result.checkpoint = ckpt.path.name
-        self.result.save_seconds += time.perf_counter() - t0
-        self.events({"event": "checkpoint", "path": ckpt.path.name, "epoch": epoch, "batch": batch})
-
-    def should_save(self, epochs_done: int) -> bool:
-        if epochs_done >= self.cfg.epochs:
-            return False  # the final checkpoint is written after fit returns
-        if epochs_done == self.segment.end_epoch:
-            return True
-        every = self.cfg.save_every
-        return bool(every) and epochs_done % every == 0
+                export(self.model, self.cfg.export)
 
 
-def _load_arrays(ckpt: checkpoint.Checkpoint) -> Any:
+def _load_arrays(ckpt: checkpoint.Checkpoint) -> dict[str, Any]:
     path = ckpt.path / "arrays.npz"
     if not path.exists():
         return {}
@@ -370,8 +272,5 @@ def _load_arrays(ckpt: checkpoint.Checkpoint) -> Any:
 
 def first_inputs(fit_input: Any) -> Any:
     """The inputs of the first batch of a fit input (tf.data or PyDataset)."""
-    if hasattr(fit_input, "take"):
-        batch = next(iter(fit_input.take(1)))
-    else:
-        batch = fit_input[0]
+    batch = next(iter(fit_input.take(1))) if hasattr(fit_input, "take") else fit_input[0]
     return batch[0] if isinstance(batch, (tuple, list)) else batch

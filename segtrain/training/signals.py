@@ -13,9 +13,22 @@ import os
 import signal
 from typing import Callable
 
-from segtrain.training.segment import StopFlag
-
 EXIT_ABORTED = 130
+
+
+class StopFlag:
+    """Set by a signal handler; read by training at the end of each batch."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def signum(self) -> int | None:
+        return None if self.signal is None else int(getattr(signal, self.signal))
 
 
 class SignalPolicy:

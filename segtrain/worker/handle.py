@@ -1,43 +1,41 @@
-"""Worker processes as seen from the supervisor: start, wait until ready, run, read events."""
+"""A worker as the parent holds it: start it, wait until it is ready, assign its segment, read its messages."""
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-
-EVENT_FD_ENV = "SEGTRAIN_EVENT_FD"
-PRESTARTED_ENV = "SEGTRAIN_PRESTARTED"  # "1": started ahead of its segment, so it may warm up while it waits
-BACKEND_ENV = "SEGTRAIN_BACKEND"  # the Keras backend the run's previous worker used, for a pre-started one
+from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, WorkerEnv, decode
 
 
 class WorkerProcess:
-    """One `python -m segtrain.worker RUN_DIR` child and its event pipe.
+    """One `python -m segtrain.worker RUN_DIR` child and its message pipe.
 
     The child runs in its own session, so a Ctrl-C at the terminal reaches
-    only the supervisor, which forwards it once.
+    only the parent, which forwards it once.
     """
 
     def __init__(self, run_dir: Path, prestarted: bool = False, backend: str | None = None):
         read_fd, write_fd = os.pipe()
-        env = dict(os.environ, **{EVENT_FD_ENV: str(write_fd), "SEGTRAIN_PARENT_PID": str(os.getpid()),
-                                  PRESTARTED_ENV: "1" if prestarted else "0", BACKEND_ENV: backend or ""})
+        env = WorkerEnv(event_fd=write_fd, parent_pid=os.getpid(), prestarted=prestarted, backend=backend)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker", str(run_dir)],
-            stdin=subprocess.PIPE, env=env, pass_fds=(write_fd,), start_new_session=True,
+            stdin=subprocess.PIPE,
+            env=dict(os.environ, **env.to_environ()),
+            pass_fds=(write_fd,),
+            start_new_session=True,
         )
         os.close(write_fd)
-        self.events_in = os.fdopen(read_fd, "r", buffering=1)
+        self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
-        self.ready: dict | None = None  # its "ready" event: what it did before taking over
-        self.early_error: dict | None = None  # an error it reported before it was ready
+        self.ready: Ready | None = None  # what it did before taking over
+        self.early_error: Failed | None = None  # an error it reported before it was ready
         self.took_over = False  # whether it was sent its segment
 
     @property
@@ -55,42 +53,42 @@ class WorkerProcess:
         deadline = None if import_timeout is None else time.monotonic() + import_timeout
         while self.ready is None:
             if deadline is not None and self.import_seconds is None:
-                readable, _, _ = select.select([self.events_in], [], [], max(0.0, deadline - time.monotonic()))
+                readable, _, _ = select.select([self.messages_in], [], [], max(0.0, deadline - time.monotonic()))
                 if not readable:
                     raise TimeoutError(f"worker {self.pid} has not imported its backend in {import_timeout:.1f} s")
-            event = self._next_event()
-            if event is None:
+            message = self._next()
+            if message is None:
                 return False
-            if event.get("event") == "imported":
-                self.import_seconds = event["seconds"]
-            elif event.get("event") == "ready":
-                self.ready = event
-            else:
-                self.early_error = event
+            if isinstance(message, Imported):
+                self.import_seconds = message.seconds
+            elif isinstance(message, Ready):
+                self.ready = message
+            elif isinstance(message, Failed):
+                self.early_error = message
         return True
 
-    def send(self, command: dict) -> None:
+    def assign(self, assignment: Assignment) -> None:
+        """Send the worker its segment (once): from now on it trains."""
         assert self.proc.stdin is not None
         self.took_over = True
         try:
-            self.proc.stdin.write((json.dumps(command) + "\n").encode())
+            self.proc.stdin.write(assignment.encode().encode())
             self.proc.stdin.flush()
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
 
-    def events(self) -> Iterator[dict]:
-        """Events until the worker closes its end (it exited)."""
-        while (event := self._next_event()) is not None:
-            yield event
+    def messages(self) -> Iterator[Message]:
+        """Messages until the worker closes its end (it exited)."""
+        while (message := self._next()) is not None:
+            yield message
 
-    def _next_event(self) -> dict | None:
-        """The next event; None once the worker has closed its end."""
-        for line in iter(self.events_in.readline, ""):
-            try:
-                return json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    def _next(self) -> Message | None:
+        """The next message; None once the worker has closed its end."""
+        for line in iter(self.messages_in.readline, ""):
+            message = decode(line)
+            if message is not None:
+                return message
         return None
 
     def signal(self, signum: int) -> None:
@@ -103,6 +101,13 @@ class WorkerProcess:
     def wait(self) -> int:
         return self.proc.wait()
 
+    def death(self) -> str:
+        """How a worker that ended early ended: its own error message, or its exit status."""
+        if self.early_error is not None:
+            return self.early_error.message
+        code = self.wait()
+        return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
     def close(self) -> None:
         """Stop a worker that is not needed (a pre-started one at the end of the run).
 
@@ -114,12 +119,13 @@ class WorkerProcess:
             self.proc.wait()
         if self.proc.poll() is None:
             try:
-                self.proc.stdin.close()
-            except (BrokenPipeError, OSError):
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+            except OSError:
                 pass
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGKILL)
                 self.proc.wait()
-        self.events_in.close()
+        self.messages_in.close()

@@ -1,0 +1,57 @@
+"""What JAX and PyTorch share, and TensorFlow overrides: Keras' own seeding and a `PyDataset` of steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class KerasBackend:
+    """A backend with no specifics beyond Keras' own (see `segtrain.backends.Backend` for the methods)."""
+
+    quiet_import = False
+    formats = frozenset({"keras", "h5"})
+
+    def __init__(self, name: str, library: str):
+        self.name, self.library = name, library
+
+    def seed(self, seed: int) -> None:
+        import keras
+
+        keras.utils.set_random_seed(seed)
+
+    def array_input(self, batches: Any, first_step: int, last_step: int) -> Any:
+        return _step_dataset_class()(batches, first_step, last_step)
+
+    def accelerator_present(self) -> bool:
+        """The device files of NVIDIA's and AMD's drivers: asking the library would start its runtime."""
+        return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()
+
+    def runtime_started(self) -> bool:
+        return False
+
+    def device_memory_mb(self) -> dict[str, float] | None:
+        return None
+
+    def reset_device_peak(self) -> None:
+        pass
+
+
+def _step_dataset_class() -> type:
+    import keras
+
+    class StepDataset(keras.utils.PyDataset):
+        """Steps [first, last) of an ArrayBatches, in order."""
+
+        def __init__(self, batches: Any, first: int, last: int):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.batches, self.first, self.last = batches, first, last
+
+        @property
+        def num_batches(self) -> int:
+            return self.last - self.first
+
+        def __getitem__(self, i: int) -> tuple:
+            return self.batches.batch(self.first + i)
+
+    return StepDataset

@@ -1,0 +1,34 @@
+"""JAX: XLA's backends are its device runtime, and `Device.memory_stats()` its memory."""
+
+from __future__ import annotations
+
+import sys
+
+from segtrain.backends.base import KerasBackend
+
+
+class Jax(KerasBackend):
+    quiet_import = True  # importing jax starts no thread (Keras on JAX does: it is imported at full priority)
+
+    def __init__(self) -> None:
+        super().__init__("jax", "jax")
+
+    def runtime_started(self) -> bool:
+        """Whether XLA's backends exist: on a GPU, creating them preallocates most of its memory."""
+        bridge = sys.modules.get("jax._src.xla_bridge")
+        if bridge is None:
+            return False
+        initialized = getattr(bridge, "backends_are_initialized", lambda: bool(bridge._backends))
+        return bool(initialized())
+
+    def device_memory_mb(self) -> dict[str, float] | None:
+        import jax
+
+        try:
+            device = jax.devices()[0]
+            if device.platform == "cpu":
+                return None
+            stats = device.memory_stats() or {}
+        except (RuntimeError, ValueError, AttributeError):
+            return None
+        return {"current": stats.get("bytes_in_use", 0) / 1e6, "peak": stats.get("peak_bytes_in_use", 0) / 1e6}

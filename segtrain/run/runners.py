@@ -1,0 +1,227 @@
+"""Runners: where a segment trains. One Protocol, two ways: a fresh worker process, or this process.
+
+The segment loop asks a runner to train a segment and gets back the
+`SegmentResult` and a `Launch` (how the segment was started, for its line of
+segments.jsonl). Signals reach the runner through `forward` and `abort`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from segtrain.config import RunConfig
+from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
+from segtrain.state import checkpoint
+from segtrain.training.boundaries import AUTO
+from segtrain.training.callback import OnEpoch
+from segtrain.training.records import Segment, SegmentResult
+from segtrain.training.segment import ProcessContext, run_segment
+from segtrain.training.signals import StopFlag
+from segtrain.worker.handle import WorkerProcess
+from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished
+
+log = logging.getLogger(__name__)
+
+MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a pre-started worker's import before starting afresh
+
+
+@dataclass
+class Launch:
+    """How a runner started a segment: what it adds to the segment's line of segments.jsonl."""
+
+    pid: int
+    start_seconds: float | None = None  # a new process's start, or the wait for a pre-started one
+    clear_seconds: float | None = None  # session isolation: clearing the previous segment's session
+    prestarted: bool | None = None
+    prestart_abandoned: bool | None = None  # a pre-started worker could not take over and was replaced
+    backend: str | None = None
+    data_deferred: bool | None = None
+    device_runtime_before_takeover: bool | None = None
+    warm_up_seconds: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class Runner(Protocol):
+    def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
+        """Train `segment` from the checkpoint `start` (None: a new model)."""
+
+    def forward(self, signum: int) -> None:
+        """A stop signal arrived: pass it on to where training runs."""
+
+    def abort(self) -> None:
+        """The user insists (a second Ctrl-C): kill what trains, now."""
+
+    def close(self) -> None:
+        """The run is over: release what the runner holds."""
+
+
+def runner_for(cfg: RunConfig, data_seed: int, flag: StopFlag, on_epoch: OnEpoch) -> Runner:
+    if cfg.isolation == "process":
+        return ProcessRunner(cfg, flag, on_epoch)
+    return SessionRunner(cfg, data_seed, flag, on_epoch)
+
+
+class SessionRunner:
+    """Every segment in this process: save, clear the Keras session, collect, reload."""
+
+    def __init__(self, cfg: RunConfig, data_seed: int, flag: StopFlag, on_epoch: OnEpoch):
+        self.cfg, self.data_seed, self.flag, self.on_epoch = cfg, data_seed, flag, on_epoch
+        self.ctx: ProcessContext | None = None
+
+    def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
+        t0 = time.perf_counter()
+        if self.ctx is None:
+            self.ctx = ProcessContext.open(self.cfg, self.data_seed)
+            launch = Launch(os.getpid(), start_seconds=time.perf_counter() - t0)
+        else:
+            launch = Launch(os.getpid(), clear_seconds=clear_session())
+        ckpt = None if start is None else checkpoint.named_or_latest(self.ctx.paths, start.name, start.committed_here)
+        result = run_segment(self.ctx, segment, ckpt, self.flag, self.on_epoch, launch.start_seconds or 0.0)
+        return result, launch
+
+    def forward(self, signum: int) -> None:
+        pass  # training in this process reads the flag itself
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.ctx = None
+
+
+def clear_session() -> float:
+    """Clear Keras' global state and collect; keep the global dtype policy. Returns seconds."""
+    import keras
+
+    t0 = time.perf_counter()
+    policy = keras.config.dtype_policy()
+    keras.backend.clear_session(free_memory=True)
+    gc.collect()
+    keras.config.set_dtype_policy(policy)
+    return time.perf_counter() - t0
+
+
+class ProcessRunner:
+    """Every segment in a fresh worker process; the next one starts while this one trains."""
+
+    def __init__(self, cfg: RunConfig, flag: StopFlag, on_epoch: OnEpoch):
+        self.cfg, self.flag, self.on_epoch = cfg, flag, on_epoch
+        self.current: WorkerProcess | None = None
+        self.next: WorkerProcess | None = None
+        self.first_import: float | None = None  # seconds this run's first worker took to import, at full priority
+
+    def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
+        t0 = time.perf_counter()
+        worker, prestarted, abandoned = self._worker()
+        self.current = worker
+        ready = worker.wait_ready()
+        if not prestarted and self.first_import is None:
+            self.first_import = worker.import_seconds
+        launch = Launch(worker.pid, start_seconds=time.perf_counter() - t0, prestarted=prestarted,
+                        prestart_abandoned=abandoned)
+        if worker.ready is not None:
+            launch.backend = worker.ready.backend
+            launch.data_deferred = worker.ready.data_deferred
+            launch.device_runtime_before_takeover = worker.ready.device_runtime_started
+            launch.warm_up_seconds = worker.ready.warm_up_seconds
+        if self.flag.requested:  # a signal came while the worker started: nothing trained, nothing lost
+            worker.close()
+            self.current = None
+            return SegmentResult.not_started(segment, self.flag.signal), launch
+        if not ready:
+            raise self._failure(worker, worker.early_error, segment)
+        worker.assign(Assignment(segment, start, launch.start_seconds or 0.0))
+        if self.cfg.prestart and self._may_be_followed(segment) and not self.flag.requested:
+            self.next = WorkerProcess(self.cfg.run_dir, prestarted=True, backend=launch.backend)
+        result, error = None, None
+        for message in worker.messages():
+            if isinstance(message, EpochEnded):
+                self.on_epoch(message.record)
+            elif isinstance(message, Finished):
+                result = message.result
+            elif isinstance(message, Failed):
+                error = message
+        code = worker.wait()
+        self.current = None
+        if result is None and error is None and self.flag.requested and code in (EXIT_RESUMABLE, -(self.flag.signum or 0)):
+            return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
+        if result is None:
+            raise self._failure(worker, error, segment)
+        return result, launch
+
+    def _worker(self) -> tuple[WorkerProcess, bool, bool]:
+        """The segment's worker, whether it was pre-started, and whether a pre-started one was given up.
+
+        A pre-started worker that cannot take over is replaced by a fresh one,
+        once: a long unattended job should not stop at a boundary for it.
+        * It died while it waited (the OOM killer picks it, since on a CPU it
+          holds a second copy of the data; or its start-up failed). If the
+          cause is in the script, the fresh worker fails the same way and the
+          run stops with its error.
+        * It was still importing its backend, at the lowest CPU priority, past
+          twice the time the run's first worker took at full priority: on a
+          machine whose every core other jobs keep busy a fresh worker is the
+          faster way on.
+        """
+        waiting, self.next = self.next, None
+        if waiting is None:
+            return WorkerProcess(self.cfg.run_dir), False, False
+        patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
+        try:
+            if waiting.wait_ready(import_timeout=patience) or self.flag.requested:
+                return waiting, True, False
+            why = f"failed before its turn ({waiting.death()})"
+        except TimeoutError:
+            why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
+        waiting.close()
+        log.warning("The pre-started worker (pid %d) %s; starting a fresh one.", waiting.pid, why)
+        return WorkerProcess(self.cfg.run_dir), False, True
+
+    def _may_be_followed(self, segment: Segment) -> bool:
+        """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.
+
+        A segment that may end early gets a pre-started successor too, or the
+        boundary it decides on would pay a cold start; when it runs to the end
+        of the run after all, the waiting worker is stopped unused.
+        """
+        may_end_early = self.cfg.segment == AUTO or self.cfg.max_memory is not None
+        return segment.end_epoch < self.cfg.epochs or may_end_early
+
+    def _failure(self, worker: WorkerProcess, error: Failed | None, segment: Segment) -> SegtrainError:
+        code = worker.wait()
+        if error is not None:
+            message = error.message
+            if self.cfg.debug and error.traceback:
+                message += "\n" + error.traceback
+            exc = ScriptError(message) if error.exit_code == EXIT_BAD_INPUT else SegtrainError(message)
+            exc.exit_code = error.exit_code
+            return exc
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return SegtrainError(
+            f"The worker of segment {segment.index + 1} (pid {worker.pid}) {how} before finishing. "
+            f"Run the same command again (or `segtrain resume {self.cfg.run_dir}`) to go on from "
+            "the newest complete checkpoint."
+        )
+
+    def forward(self, signum: int) -> None:
+        if self.current is not None:
+            self.current.signal(signum)
+
+    def abort(self) -> None:
+        for worker in (self.current, self.next):
+            if worker is not None:
+                worker.signal(signal.SIGKILL)
+
+    def close(self) -> None:
+        for worker in (self.next, self.current):
+            if worker is not None:
+                worker.close()
+        self.next = self.current = None
