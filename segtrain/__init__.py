@@ -1,10 +1,19 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-__version__ = "0.1.0"
+from segtrain.api import fit, load_model, resume
+from segtrain.config import RunConfig
+from segtrain.errors import SegtrainError
+from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
+from segtrain.version import __version__
 
-from segtrain.api import fit, load_model, resume  # noqa: E402
-from segtrain.config import RunConfig  # noqa: E402
-from segtrain.errors import SegtrainError  # noqa: E402
-from segtrain.outcomes import RunOutcome  # noqa: E402
-
-__all__ = ["__version__", "fit", "resume", "load_model", "RunConfig", "RunOutcome", "SegtrainError"]
+__all__ = [
+    "RunConfig",
+    "RunOutcome",
+    "RunStatus",
+    "SegmentOutcome",
+    "SegtrainError",
+    "__version__",
+    "fit",
+    "load_model",
+    "resume",
+]

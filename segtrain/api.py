@@ -78,10 +78,21 @@ def fit(
             damaged run directory, a failed save (1).
     """
     cfg = RunConfig(
-        script=Path(script), epochs=epochs, segment=segment, run_dir=None if run_dir is None else Path(run_dir),
-        seed=seed, isolation=isolation, format=format, save_every=save_every, keep=keep,
-        export=None if export is None else Path(export), prestart=prestart, force=force, signals=tuple(signals),
-        max_memory=max_memory, debug=debug,
+        script=Path(script),
+        epochs=epochs,
+        segment=segment,
+        run_dir=None if run_dir is None else Path(run_dir),
+        seed=seed,
+        isolation=isolation,
+        format=format,
+        save_every=save_every,
+        keep=keep,
+        export=None if export is None else Path(export),
+        prestart=prestart,
+        force=force,
+        signals=tuple(signals),
+        max_memory=max_memory,
+        debug=debug,
     )
     return loop.fit(cfg, progress=progress)
 
@@ -106,9 +117,15 @@ def resume(
     result (epochs, seed, format, save_every) cannot change on resume.
     """
     cfg = load_config(Path(run_dir))
-    changes: dict[str, Any] = {"segment": segment, "isolation": isolation, "keep": keep, "prestart": prestart,
-                               "max_memory": max_memory, "export": None if export is None else Path(export),
-                               "signals": None if signals is None else tuple(signals)}
+    changes: dict[str, Any] = {
+        "segment": segment,
+        "isolation": isolation,
+        "keep": keep,
+        "prestart": prestart,
+        "max_memory": max_memory,
+        "export": None if export is None else Path(export),
+        "signals": None if signals is None else tuple(signals),
+    }
     cfg = dataclasses.replace(cfg, debug=debug, **{k: v for k, v in changes.items() if v is not None})
     return loop.fit(cfg, progress=progress)
 

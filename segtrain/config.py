@@ -88,6 +88,11 @@ class RunConfig:
         self.signals = tuple(self.signals)
         self.validate()
 
+    @property
+    def directory(self) -> Path:
+        """The run directory: `run_dir`, or its default, `checkpoints/<script stem>`."""
+        return self.run_dir if self.run_dir is not None else DEFAULT_ROOT / self.script.stem
+
     def validate(self) -> None:
         _positive("epochs", self.epochs)
         if self.segment != "auto":
@@ -101,13 +106,10 @@ class RunConfig:
             raise ConfigError(f"--seed must be an integer. Received: seed={self.seed!r}")
         if self.isolation not in ISOLATIONS:
             raise ConfigError(
-                f"--isolation must be one of {', '.join(ISOLATIONS)}. "
-                f"Received: isolation={self.isolation!r}"
+                f"--isolation must be one of {', '.join(ISOLATIONS)}. Received: isolation={self.isolation!r}"
             )
         if self.format not in FORMATS:
-            raise ConfigError(
-                f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}"
-            )
+            raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}")
         for name in self.signals:
             if not isinstance(getattr(signal, name, None), signal.Signals):
                 raise ConfigError(f"Unknown signal name {name!r}; use names such as SIGTERM, SIGUSR1.")
@@ -120,7 +122,7 @@ class RunConfig:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunConfig":
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -53,8 +53,7 @@ class RunStatus(_StrEnum):
     @property
     def resumable(self) -> bool:
         """Whether running the same command again goes on from a checkpoint."""
-        return self in (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CRASHED, RunStatus.RUNNING,
-                        RunStatus.NEW)
+        return self in (RunStatus.INTERRUPTED, RunStatus.FAILED, RunStatus.CRASHED, RunStatus.RUNNING, RunStatus.NEW)
 
 
 @dataclass

@@ -58,5 +58,5 @@ def _import(library: str) -> None:
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOW_PRIORITY)  # this thread only
         importlib.import_module(library)
-    except Exception:  # noqa: BLE001 - see import_at_low_priority
+    except Exception:
         pass

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
-from segtrain import __version__
 from segtrain.config import DEFAULT_SIGNALS
 from segtrain.errors import SegtrainError
+from segtrain.version import __version__
 
 app = typer.Typer(
     help="Keep very long Keras training jobs fast, bounded in memory and resumable.\n\n"
@@ -38,8 +37,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="segtrain: %(levelname)s: %(message)s")
@@ -59,12 +59,20 @@ def _crash(e: Exception, debug: bool) -> None:
     if debug:
         traceback.print_exception(e)
     if isinstance(e, OSError):
-        _fail(SegtrainError(f"could not write {e.filename or 'to the run directory'}: {e.strerror or e}. "
-                            "The previous complete checkpoint is intact; free space or fix permissions, "
-                            "then run the same command again."))
-    _fail(SegtrainError(f"training failed: {type(e).__name__}: {e}\nThe newest complete checkpoint is kept; "
-                        "fix the cause and run the same command again to resume"
-                        + ("." if debug else " (--debug shows the traceback).")))
+        _fail(
+            SegtrainError(
+                f"could not write {e.filename or 'to the run directory'}: {e.strerror or e}. "
+                "The previous complete checkpoint is intact; free space or fix permissions, "
+                "then run the same command again."
+            )
+        )
+    _fail(
+        SegtrainError(
+            f"training failed: {type(e).__name__}: {e}\nThe newest complete checkpoint is kept; "
+            "fix the cause and run the same command again to resume"
+            + ("." if debug else " (--debug shows the traceback).")
+        )
+    )
 
 
 def _finish(outcome, report: bool = True) -> None:
@@ -81,19 +89,48 @@ def _finish(outcome, report: bool = True) -> None:
 def fit(
     script: Path = typer.Argument(..., help="Training script defining build_model() and load_data()."),
     epochs: int = typer.Option(..., "--epochs", "-e", help="Total number of epochs."),
-    segment: str = typer.Option(..., "--segment", "-s", help="Epochs per segment (save, clear, reload between), "
-                                "or 'auto': a boundary wherever the time lost to slowdown exceeds a boundary's cost."),
-    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit."),
-    isolation: str = typer.Option("process", "--isolation", help="process: a fresh interpreter per segment; session: clear the Keras session in one process."),
-    fmt: str = typer.Option("keras", "--format", help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint)."),
-    save_every: Optional[int] = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment."),
+    segment: str = typer.Option(
+        ...,
+        "--segment",
+        "-s",
+        help="Epochs per segment (save, clear, reload between), "
+        "or 'auto': a boundary wherever the time lost to slowdown exceeds a boundary's cost.",
+    ),
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit."
+    ),
+    isolation: str = typer.Option(
+        "process",
+        "--isolation",
+        help="process: a fresh interpreter per segment; session: clear the Keras session in one process.",
+    ),
+    fmt: str = typer.Option(
+        "keras",
+        "--format",
+        help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint).",
+    ),
+    save_every: int | None = typer.Option(
+        None, "--save-every", help="Also checkpoint every K epochs inside a segment."
+    ),
     keep: int = typer.Option(2, "--keep", help="Complete checkpoints to keep."),
-    export: Optional[Path] = typer.Option(None, "--export", help="Write the final model here: a .keras file, or a SavedModel directory."),
-    prestart: bool = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains."),
-    force: bool = typer.Option(False, "--force", help="Start over if RUN_DIR holds a run of another script or options."),
-    signals: str = typer.Option(",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75)."),
-    max_memory: Optional[float] = typer.Option(None, "--max-memory", help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB."),
+    export: Path | None = typer.Option(
+        None, "--export", help="Write the final model here: a .keras file, or a SavedModel directory."
+    ),
+    prestart: bool = typer.Option(
+        True, "--prestart/--no-prestart", help="Start the next worker while a segment trains."
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Start over if RUN_DIR holds a run of another script or options."
+    ),
+    signals: str = typer.Option(
+        ",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75)."
+    ),
+    max_memory: float | None = typer.Option(
+        None,
+        "--max-memory",
+        help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors in the script."),
 ) -> None:
@@ -106,13 +143,27 @@ def fit(
     from segtrain import api
 
     try:
-        outcome = api.fit(script, epochs=epochs, segment=_segment(segment), run_dir=run_dir, seed=seed,
-                          isolation=isolation, format=fmt, save_every=save_every, keep=keep, export=export,
-                          prestart=prestart, force=force, signals=_signal_names(signals), max_memory=max_memory,
-                          progress=progress, debug=debug)
+        outcome = api.fit(
+            script,
+            epochs=epochs,
+            segment=_segment(segment),
+            run_dir=run_dir,
+            seed=seed,
+            isolation=isolation,
+            format=fmt,
+            save_every=save_every,
+            keep=keep,
+            export=export,
+            prestart=prestart,
+            force=force,
+            signals=_signal_names(signals),
+            max_memory=max_memory,
+            progress=progress,
+            debug=debug,
+        )
     except SegtrainError as e:
         _fail(e)
-    except Exception as e:  # noqa: BLE001 - anything from inside training
+    except Exception as e:
         _crash(e, debug)
     _finish(outcome)
 
@@ -133,7 +184,7 @@ def resume(
         outcome = api.resume(run_dir, progress=progress, debug=debug)
     except SegtrainError as e:
         _fail(e)
-    except Exception as e:  # noqa: BLE001 - anything from inside training
+    except Exception as e:
         _crash(e, debug)
     _finish(outcome)
 
@@ -142,8 +193,12 @@ def resume(
 def report(
     run_dir: Path = typer.Argument(..., help="Run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (see segtrain.report.JSON_SCHEMA)."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw seconds per epoch, memory and boundary cost "
-                                        "over the run into this PNG (needs: pip install 'segtrain[plot]')."),
+    plot: Path | None = typer.Option(
+        None,
+        "--plot",
+        help="Also draw seconds per epoch, memory and boundary cost "
+        "over the run into this PNG (needs: pip install 'segtrain[plot]').",
+    ),
 ) -> None:
     """Show a run's segments: time, seconds per epoch, slowdown, memory and boundary cost.
 

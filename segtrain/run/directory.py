@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from segtrain import __version__
 from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError, ScriptError
 from segtrain.outcomes import RunStatus
 from segtrain.run.paths import RunPaths, read_manifest, read_run, write_manifest
+from segtrain.version import __version__
 
 
 def _versions() -> dict[str, str | None]:
@@ -48,7 +48,7 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
     Returns the manifest. Raises ConfigError when the run directory holds
     another run and `cfg.force` is not set.
     """
-    paths = RunPaths(cfg.run_dir)
+    paths = RunPaths(cfg.directory)
     if paths.root.exists() and not paths.root.is_dir():
         raise ConfigError(f"--run-dir {cfg.run_dir} is a file: give a directory (it is created if missing).")
     digest = script_digest(cfg.script)
@@ -61,7 +61,8 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
             return existing
         if not cfg.force:
             raise ConfigError(
-                f"{cfg.run_dir} holds a run with other settings: " + "; ".join(differences)
+                f"{cfg.run_dir} holds a run with other settings: "
+                + "; ".join(differences)
                 + ". Use another --run-dir, `segtrain resume` to go on with the saved settings, "
                 "or --force to start this run over (its checkpoints are deleted)."
             )
@@ -90,9 +91,11 @@ def _differences(manifest: dict[str, Any], cfg: RunConfig, digest: str) -> list[
     if manifest["script"]["sha256"] != digest:
         found.append(f"the script {cfg.script} changed since the run began (SHA-256 differs)")
     saved = manifest["config"]
-    for name in IDENTITY_FIELDS:
-        if saved.get(name) != getattr(cfg, name):
-            found.append(f"{name}: {saved.get(name)!r} in the run, {getattr(cfg, name)!r} now")
+    found += [
+        f"{name}: {saved.get(name)!r} in the run, {getattr(cfg, name)!r} now"
+        for name in IDENTITY_FIELDS
+        if saved.get(name) != getattr(cfg, name)
+    ]
     return found
 
 

@@ -29,7 +29,7 @@ from segtrain.worker.protocol import CheckpointRef
 
 def fit(cfg: RunConfig, progress: bool = True) -> RunOutcome:
     """Run (or resume) the run that `cfg` describes until it ends or is stopped."""
-    paths = RunPaths(cfg.run_dir)
+    paths = RunPaths(cfg.directory)
     with RunLock(paths):
         manifest = open_run(cfg)
         checkpoint.clean_leftovers(paths)
@@ -67,8 +67,14 @@ def _done(paths: RunPaths, manifest: dict[str, Any], newest: checkpoint.Checkpoi
 class SegmentLoop:
     """Segments one after another until the run ends, fails or a signal stops it."""
 
-    def __init__(self, cfg: RunConfig, paths: RunPaths, manifest: dict[str, Any],
-                 newest: checkpoint.Checkpoint | None, progress: bool):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        paths: RunPaths,
+        manifest: dict[str, Any],
+        newest: checkpoint.Checkpoint | None,
+        progress: bool,
+    ):
         self.cfg, self.paths = cfg, paths
         # Where the next segment starts; a checkpoint this loop's own segments committed is trusted by its size.
         self.start: CheckpointRef | None = None if newest is None else CheckpointRef(newest.path.name)
@@ -92,8 +98,9 @@ class SegmentLoop:
         cfg = self.cfg
         while True:
             if self.flag.requested:
-                return self._outcome(RunStatus.INTERRUPTED, f"stopped by {self.flag.signal} at a segment boundary; "
-                                     "resumable")
+                return self._outcome(
+                    RunStatus.INTERRUPTED, f"stopped by {self.flag.signal} at a segment boundary; resumable"
+                )
             segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment, self.index)
             started = time.perf_counter()
             result, launch = self.runner.train(segment, self.start)
@@ -116,13 +123,17 @@ class SegmentLoop:
         if result.outcome == SegmentOutcome.PREEMPTED:
             where = f"from {newest}" if newest else "from the start (no checkpoint yet)"
             return self._outcome(RunStatus.INTERRUPTED, f"stopped by {result.stop_reason}; resumable {where}")
-        kept = (f"The newest complete checkpoint, {newest}, was written before it."
-                if newest else "No checkpoint had been written yet.")
+        kept = (
+            f"The newest complete checkpoint, {newest}, was written before it."
+            if newest
+            else "No checkpoint had been written yet."
+        )
         return self._outcome(RunStatus.FAILED, f"{result.stop_reason}. {kept}")
 
     def _outcome(self, status: RunStatus, message: str) -> RunOutcome:
-        code = {RunStatus.FINISHED: EXIT_OK, RunStatus.STOPPED: EXIT_OK,
-                RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(status, EXIT_FAILED)
+        code = {RunStatus.FINISHED: EXIT_OK, RunStatus.STOPPED: EXIT_OK, RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(
+            status, EXIT_FAILED
+        )
         return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root)
 
     def _record(self, result: SegmentResult, launch: Launch, wall: float) -> None:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.state import atomic
 from segtrain.errors import ConfigError, RunLockedError
+from segtrain.state import atomic
 
 CKPT_PREFIX = "ckpt-"
 TMP_PREFIX = ".tmp-"
@@ -108,12 +108,16 @@ def read_run(run_dir: Path | str) -> tuple[RunPaths, dict[str, Any]]:
     if paths.root.exists() and not paths.root.is_dir():
         raise ConfigError(f"{run_dir} is a file, not a run directory: give the --run-dir of a `segtrain fit`.")
     if not paths.root.is_dir():
-        raise ConfigError(f"{run_dir} does not exist: give the run directory of a `segtrain fit` "
-                          "(its --run-dir, by default checkpoints/<script name>).")
+        raise ConfigError(
+            f"{run_dir} does not exist: give the run directory of a `segtrain fit` "
+            "(its --run-dir, by default checkpoints/<script name>)."
+        )
     manifest = read_manifest(paths)
     if manifest is None:
-        raise ConfigError(f"{run_dir} is not a segtrain run directory (no manifest.json): give the --run-dir "
-                          "of a `segtrain fit` (by default checkpoints/<script name>).")
+        raise ConfigError(
+            f"{run_dir} is not a segtrain run directory (no manifest.json): give the --run-dir "
+            "of a `segtrain fit` (by default checkpoints/<script name>)."
+        )
     return paths, manifest
 
 
@@ -141,7 +145,7 @@ class RunLock:
         self.paths = paths
         self.fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         self.paths.root.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -166,7 +170,7 @@ class RunLock:
             os.close(self.fd)
             self.fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc: object) -> None:

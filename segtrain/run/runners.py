@@ -125,8 +125,9 @@ class ProcessRunner:
         ready = worker.wait_ready()
         if not prestarted and self.first_import is None:
             self.first_import = worker.import_seconds
-        launch = Launch(worker.pid, start_seconds=time.perf_counter() - t0, prestarted=prestarted,
-                        prestart_abandoned=abandoned)
+        launch = Launch(
+            worker.pid, start_seconds=time.perf_counter() - t0, prestarted=prestarted, prestart_abandoned=abandoned
+        )
         if worker.ready is not None:
             launch.backend = worker.ready.backend
             launch.data_deferred = worker.ready.data_deferred
@@ -140,7 +141,7 @@ class ProcessRunner:
             raise self._failure(worker, worker.early_error, segment)
         worker.assign(Assignment(segment, start, launch.start_seconds or 0.0))
         if self.cfg.prestart and self._may_be_followed(segment) and not self.flag.requested:
-            self.next = WorkerProcess(self.cfg.run_dir, prestarted=True, backend=launch.backend)
+            self.next = WorkerProcess(self.cfg.directory, prestarted=True, backend=launch.backend)
         result, error = None, None
         for message in worker.messages():
             if isinstance(message, EpochEnded):
@@ -151,7 +152,12 @@ class ProcessRunner:
                 error = message
         code = worker.wait()
         self.current = None
-        if result is None and error is None and self.flag.requested and code in (EXIT_RESUMABLE, -(self.flag.signum or 0)):
+        if (
+            result is None
+            and error is None
+            and self.flag.requested
+            and code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
+        ):
             return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
         if result is None:
             raise self._failure(worker, error, segment)
@@ -173,7 +179,7 @@ class ProcessRunner:
         """
         waiting, self.next = self.next, None
         if waiting is None:
-            return WorkerProcess(self.cfg.run_dir), False, False
+            return WorkerProcess(self.cfg.directory), False, False
         patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
         try:
             if waiting.wait_ready(import_timeout=patience) or self.flag.requested:
@@ -183,7 +189,7 @@ class ProcessRunner:
             why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
         waiting.close()
         log.warning("The pre-started worker (pid %d) %s; starting a fresh one.", waiting.pid, why)
-        return WorkerProcess(self.cfg.run_dir), False, True
+        return WorkerProcess(self.cfg.directory), False, True
 
     def _may_be_followed(self, segment: Segment) -> bool:
         """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.

@@ -76,7 +76,7 @@ def capture(callbacks: list) -> tuple[list[dict[str, Any]], dict[str, np.ndarray
 
 def prepare(callbacks: list, states: list[dict[str, Any]] | None) -> None:
     """Before `fit`: settings that must hold from `on_train_begin` on (CSVLogger appends)."""
-    for cb, entry in zip(callbacks, states or ()):
+    for cb, entry in zip(callbacks, states or (), strict=False):  # no states: a new run
         if _builtin_name(cb) == "CSVLogger" and entry.get("state"):
             cb.append = True
 
@@ -84,7 +84,7 @@ def prepare(callbacks: list, states: list[dict[str, Any]] | None) -> None:
 def restore(callbacks: list, states: list[dict[str, Any]], arrays: Any) -> None:
     """Set saved states back, after the callbacks' own `on_train_begin` has run."""
     if len(states) != len(callbacks) or any(
-        e["class"] != type(cb).__name__ for cb, e in zip(callbacks, states)
+        e["class"] != type(cb).__name__ for cb, e in zip(callbacks, states, strict=False)
     ):
         saved = [e["class"] for e in states]
         now = [type(cb).__name__ for cb in callbacks]
@@ -92,7 +92,7 @@ def restore(callbacks: list, states: list[dict[str, Any]], arrays: Any) -> None:
             f"`callbacks()` now returns {now}, but the checkpoint was written with {saved}. "
             "Return the same callbacks in the same order to resume."
         )
-    for i, (cb, entry) in enumerate(zip(callbacks, states)):
+    for i, (cb, entry) in enumerate(zip(callbacks, states, strict=True)):
         state = entry["state"]
         if state is None:
             continue

@@ -96,8 +96,15 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
                 atomic.fsync_file(p)
             checksums = {name: digest.result() for name, digest in digests.items()}
         sizes = {p.name: p.stat().st_size for p in files}
-        state = dict(snapshot.state, format=fmt, epoch=snapshot.epoch, batch=snapshot.batch,
-                     final=snapshot.final, files=checksums, sizes=sizes)
+        state = dict(
+            snapshot.state,
+            format=fmt,
+            epoch=snapshot.epoch,
+            batch=snapshot.batch,
+            final=snapshot.final,
+            files=checksums,
+            sizes=sizes,
+        )
         atomic.write_json(tmp / STATE_FILE, state)
         atomic.fsync_dir(tmp)
         if final.exists():  # a stale checkpoint at the same position: replace it
@@ -209,8 +216,9 @@ def clean_leftovers(paths: RunPaths) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_model_files(ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any,
-                     model: Any = None) -> Any:
+def load_model_files(
+    ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any, model: Any = None
+) -> Any:
     """Load the model (with its optimizer) that `ckpt` holds.
 
     `build_model` is called for the formats that store no architecture; it

@@ -27,11 +27,7 @@ def _weight_ids(model: Any) -> set[int]:
 def seed_states(model: Any) -> list[dict[str, Any]]:
     """The state of every SeedGenerator in `model`, in a stable order."""
     ids = _weight_ids(model)
-    return [
-        {"path": v.path, "value": np.asarray(v.numpy()).tolist()}
-        for v in model.variables
-        if id(v) not in ids
-    ]
+    return [{"path": v.path, "value": np.asarray(v.numpy()).tolist()} for v in model.variables if id(v) not in ids]
 
 
 def restore_seed_states(model: Any, saved: list[dict[str, Any]]) -> None:
@@ -42,7 +38,7 @@ def restore_seed_states(model: Any, saved: list[dict[str, Any]]) -> None:
             f"The model has {len(current)} random-seed states but the checkpoint holds {len(saved)}: "
             "the model's architecture changed since the checkpoint was written."
         )
-    for var, entry in zip(current, saved):
+    for var, entry in zip(current, saved, strict=True):
         value = np.asarray(entry["value"], dtype=var.dtype)
         if tuple(value.shape) != tuple(var.shape):
             raise CheckpointError(f"Seed state {entry['path']} has shape {value.shape}, expected {var.shape}.")
@@ -56,19 +52,17 @@ def metric_states(model: Any) -> list[list]:
 def restore_metric_states(model: Any, saved: list[list]) -> None:
     variables = model.metrics_variables
     if len(variables) != len(saved):
-        raise CheckpointError(
-            f"The model has {len(variables)} metric variables but the checkpoint holds {len(saved)}."
-        )
-    for var, value in zip(variables, saved):
+        raise CheckpointError(f"The model has {len(variables)} metric variables but the checkpoint holds {len(saved)}.")
+    for var, value in zip(variables, saved, strict=True):
         var.assign(np.asarray(value, dtype=var.dtype))
 
 
 def _crc(var: Any) -> int:
-    return zlib.crc32(np.ascontiguousarray(var.numpy()).view(np.uint8).ravel())
+    return zlib.crc32(np.ascontiguousarray(var.numpy()).view(np.uint8).ravel().data)
 
 
 def _checksums(variables: list, pool: ThreadPoolExecutor) -> list[list]:
-    return [[v.path, crc] for v, crc in zip(variables, pool.map(_crc, variables))]
+    return [[v.path, crc] for v, crc in zip(variables, pool.map(_crc, variables), strict=True)]
 
 
 def fingerprint(model: Any) -> dict[str, Any]:
@@ -97,10 +91,8 @@ def verify(model: Any, expected: dict[str, Any], where: str) -> None:
     for kind in ("optimizer", "weights"):
         got, want = found[kind], expected[kind]
         if len(got) != len(want):
-            raise CheckpointError(
-                f"{where}: {len(got)} {kind} variables after loading, {len(want)} when saved."
-            )
-        for (path, crc), (saved_path, saved_crc) in zip(got, want):
+            raise CheckpointError(f"{where}: {len(got)} {kind} variables after loading, {len(want)} when saved.")
+        for (path, crc), (saved_path, saved_crc) in zip(got, want, strict=True):
             if crc != saved_crc:
                 raise CheckpointError(
                     f"{where}: {kind} variable {path} (saved as {saved_path}) did not load back "

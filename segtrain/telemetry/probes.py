@@ -38,8 +38,9 @@ def reset_device_peak() -> None:
     backends.current().reset_device_peak()
 
 
-def epoch_record(epoch: int, segment: int, seconds: float, steps: int, samples: int | None,
-                 logs: dict[str, Any]) -> dict[str, Any]:
+def epoch_record(
+    epoch: int, segment: int, seconds: float, steps: int, samples: int | None, logs: dict[str, Any]
+) -> dict[str, Any]:
     """One line of epochs.jsonl."""
     device = device_memory_mb()
     return {

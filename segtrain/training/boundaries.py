@@ -98,8 +98,10 @@ class BoundaryPolicy:
         self.excess = max(0.0, self.excess + seconds - baseline * (1 + self.tolerance))
         cost = self.boundary_cost + self.retrace
         if self.excess > cost:
-            return (f"{self.excess:.1f} s lost to slowdown since the segment began exceeds a boundary's "
-                    f"{cost:.1f} s ({self.boundary_cost:.1f} s save, start and load + {self.retrace:.1f} s re-trace)")
+            return (
+                f"{self.excess:.1f} s lost to slowdown since the segment began exceeds a boundary's "
+                f"{cost:.1f} s ({self.boundary_cost:.1f} s save, start and load + {self.retrace:.1f} s re-trace)"
+            )
         return None
 
 

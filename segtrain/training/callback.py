@@ -54,9 +54,20 @@ class FitCall:
 class SegtrainCallback(keras.callbacks.Callback):
     """segtrain's own callback, last in the list: it sees every epoch after the user's callbacks."""
 
-    def __init__(self, call: FitCall, *, progress: SegmentProgress, checkpointer: Checkpointer,
-                 policy: BoundaryPolicy, stop: StopFlag, user_callbacks: list, restored: Restored | None,
-                 epochs_log: Path, num_samples: int | None, on_epoch: OnEpoch):
+    def __init__(
+        self,
+        call: FitCall,
+        *,
+        progress: SegmentProgress,
+        checkpointer: Checkpointer,
+        policy: BoundaryPolicy,
+        stop: StopFlag,
+        user_callbacks: list,
+        restored: Restored | None,
+        epochs_log: Path,
+        num_samples: int | None,
+        on_epoch: OnEpoch,
+    ):
         super().__init__()
         self.call, self.progress, self.checkpointer = call, progress, checkpointer
         self.policy, self.stop, self.user_callbacks, self.restored = policy, stop, user_callbacks, restored
@@ -137,8 +148,7 @@ class SegtrainCallback(keras.callbacks.Callback):
             result.first_epoch_seconds = seconds
         result.epoch_seconds.append(seconds)
         result.final_logs = {k: float(v) for k, v in logs.items()}
-        record = epoch_record(epoch, result.index, seconds, self.steps_per_epoch - self.offset, self.num_samples,
-                              logs)
+        record = epoch_record(epoch, result.index, seconds, self.steps_per_epoch - self.offset, self.num_samples, logs)
         progress.rss_samples.append(record["rss_mb"])
         self._device_mb = record["device_mb"]
         try:

@@ -48,7 +48,7 @@ class Checkpointer:
             return False
         if epochs_done == self.segment.end_epoch:
             return True
-        return bool(self.save_every) and epochs_done % self.save_every == 0
+        return self.save_every is not None and epochs_done % self.save_every == 0
 
     def save(self, epoch: int, batch: int, final: bool = False, metrics: list | None = None) -> None:
         """Checkpoint after `epoch` epochs and `batch` batches of the next, commit it, prune old ones."""

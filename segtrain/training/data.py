@@ -16,9 +16,10 @@ to `fit` as it is.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class ArrayBatches:
 
     def __post_init__(self) -> None:
         self._order_epoch = -1
-        self._order = None
+        self._order: np.ndarray | None = None
 
     @property
     def num_samples(self) -> int:
@@ -87,6 +88,7 @@ class ArrayBatches:
             rng = np.random.default_rng([self.seed, epoch])
             self._order = rng.permutation(self.num_samples)
             self._order_epoch = epoch
+        assert self._order is not None
         return self._order
 
     def batch(self, step: int) -> tuple:

@@ -25,17 +25,17 @@ from __future__ import annotations
 import importlib.util
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from segtrain.errors import ScriptError
 
 # fit() arguments segtrain sets itself; a script may not pass them.
 _RESERVED_FIT_KWARGS = frozenset(
-    {"x", "y", "epochs", "initial_epoch", "callbacks", "shuffle", "validation_data",
-     "validation_split", "verbose"}
+    {"x", "y", "epochs", "initial_epoch", "callbacks", "shuffle", "validation_data", "validation_split", "verbose"}
 )
 
 
@@ -47,7 +47,7 @@ class TrainingScript:
     module: ModuleType
 
     @classmethod
-    def load(cls, path: Path | str, debug: bool = False) -> "TrainingScript":
+    def load(cls, path: Path | str, debug: bool = False) -> TrainingScript:
         """Import the script at `path` (its folder goes first on `sys.path`)."""
         path = Path(path).resolve()
         if not path.is_file():
@@ -56,15 +56,15 @@ class TrainingScript:
             raise ScriptError(f"The training script must be a .py file. Received: {path}")
         name = f"segtrain_script_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ScriptError(f"{path}: Python cannot import this file as a module.")
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(path.parent))
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
         except SyntaxError as e:
-            raise ScriptError(
-                f"{path}: syntax error on line {e.lineno}: {e.msg}. Fix the script and run again."
-            ) from e
+            raise ScriptError(f"{path}: syntax error on line {e.lineno}: {e.msg}. Fix the script and run again.") from e
         except Exception as e:
             raise ScriptError(_describe(path, "importing the script", e, debug)) from e
         script = cls(path, module)
@@ -100,8 +100,11 @@ class TrainingScript:
 
     def call_train_epoch(self, model: Any, data: Any, epoch: int, debug: bool = False) -> dict[str, float]:
         """One epoch of the script's own training; its logs, checked."""
+        train_epoch = self.train_epoch
+        if train_epoch is None:
+            raise ScriptError(f"{self.path}: defines no function `train_epoch(model, data, epoch)`.")
         try:
-            logs = self.train_epoch(model, data, epoch)
+            logs = train_epoch(model, data, epoch)
         except Exception as e:
             raise ScriptError(_describe(self.path, f"`train_epoch(model, data, epoch={epoch})`", e, debug)) from e
         if logs is None:
@@ -135,8 +138,7 @@ class TrainingScript:
         model = self.call("build_model", debug)
         if not isinstance(model, keras.Model):
             raise ScriptError(
-                f"{self.path}: `build_model()` must return a keras.Model. "
-                f"Received: {type(model).__name__}"
+                f"{self.path}: `build_model()` must return a keras.Model. Received: {type(model).__name__}"
             )
         if not getattr(model, "compiled", False) or model.optimizer is None:
             raise ScriptError(
@@ -152,9 +154,7 @@ class TrainingScript:
             return []
         cbs = self.call("callbacks", debug)
         if not isinstance(cbs, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in cbs):
-            raise ScriptError(
-                f"{self.path}: `callbacks()` must return a list of keras.callbacks.Callback instances."
-            )
+            raise ScriptError(f"{self.path}: `callbacks()` must return a list of keras.callbacks.Callback instances.")
         return list(cbs)
 
 

@@ -63,7 +63,7 @@ class ProcessContext:
         script = script or TrainingScript.load(cfg.script, cfg.debug)
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
-        return cls(cfg, RunPaths(cfg.run_dir), script, data, raw)
+        return cls(cfg, RunPaths(cfg.directory), script, data, raw)
 
     def first_inputs(self) -> Any:
         """The inputs of the first training batch: what builds a subclassed model."""
@@ -86,8 +86,9 @@ def warm_up(ctx: ProcessContext) -> float:
         return 0.0
     t0 = time.perf_counter()
     data = ctx.data
-    kwargs = dict(data.fit_kwargs, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0,
-                  validation_data=data.validation)
+    kwargs = dict(
+        data.fit_kwargs, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0, validation_data=data.validation
+    )
     if data.validation is not None:
         kwargs["validation_steps"] = 1
     model = ctx.script.build_model(ctx.cfg.debug)
@@ -96,8 +97,14 @@ def warm_up(ctx: ProcessContext) -> float:
     return time.perf_counter() - t0
 
 
-def run_segment(ctx: ProcessContext, segment: Segment, ckpt: checkpoint.Checkpoint | None,
-                stop: StopFlag, on_epoch: OnEpoch, start_seconds: float = 0.0) -> SegmentResult:
+def run_segment(
+    ctx: ProcessContext,
+    segment: Segment,
+    ckpt: checkpoint.Checkpoint | None,
+    stop: StopFlag,
+    on_epoch: OnEpoch,
+    start_seconds: float = 0.0,
+) -> SegmentResult:
     """Train `segment`, starting from `ckpt` (None: a new model), and checkpoint it.
 
     `on_epoch` receives each epoch's record as it ends. `start_seconds` is what
@@ -112,7 +119,8 @@ class _SegmentTrainer:
         self.ctx, self.segment, self.stop, self.on_epoch = ctx, segment, stop, on_epoch
         self.cfg = ctx.cfg
         self.progress = SegmentProgress(
-            SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, SegmentOutcome.BOUNDARY))
+            SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, SegmentOutcome.BOUNDARY)
+        )
 
     @property
     def result(self) -> SegmentResult:
@@ -137,14 +145,27 @@ class _SegmentTrainer:
         callback_state.prepare(callbacks, restored.callback_states if restored else None)
         self.model, self.callbacks = model, callbacks
         self.checkpointer = Checkpointer(
-            self.ctx.paths, self.cfg.format, self.cfg.keep, self.cfg.save_every, self.cfg.epochs, self.segment,
-            self.ctx.data.steps_per_epoch, self.progress, model, callbacks)
+            self.ctx.paths,
+            self.cfg.format,
+            self.cfg.keep,
+            self.cfg.save_every,
+            self.cfg.epochs,
+            self.segment,
+            self.ctx.data.steps_per_epoch,
+            self.progress,
+            model,
+            callbacks,
+        )
         self.result.load_seconds = time.perf_counter() - t0
         cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
         self.policy = BoundaryPolicy(
-            auto=self.cfg.segment == AUTO, max_memory_mb=self.cfg.max_memory,
-            boundary_cost=estimate_cost(read_lines_json(self.ctx.paths.segments_log), self.result.load_seconds,
-                                        start_seconds if cold_start else 0.0),
+            auto=self.cfg.segment == AUTO,
+            max_memory_mb=self.cfg.max_memory,
+            boundary_cost=estimate_cost(
+                read_lines_json(self.ctx.paths.segments_log),
+                self.result.load_seconds,
+                start_seconds if cold_start else 0.0,
+            ),
         )
         t1 = time.perf_counter()
         try:
@@ -163,7 +184,10 @@ class _SegmentTrainer:
     def _load(self, ckpt: checkpoint.Checkpoint, warm: Any = None) -> Any:
         script = self.ctx.script
         model = checkpoint.load_model_files(
-            ckpt, lambda: script.build_model(self.cfg.debug), script.custom_objects, self.ctx.first_inputs,
+            ckpt,
+            lambda: script.build_model(self.cfg.debug),
+            script.custom_objects,
+            self.ctx.first_inputs,
             model=warm,
         )
         model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
@@ -195,9 +219,16 @@ class _SegmentTrainer:
 
     def _callback(self, call: FitCall, restored: Restored | None) -> SegtrainCallback:
         return SegtrainCallback(
-            call, progress=self.progress, checkpointer=self.checkpointer, policy=self.policy, stop=self.stop,
-            user_callbacks=self.callbacks, restored=restored, epochs_log=self.ctx.paths.epochs_log,
-            num_samples=getattr(self.ctx.data.train, "num_samples", None), on_epoch=self.on_epoch,
+            call,
+            progress=self.progress,
+            checkpointer=self.checkpointer,
+            policy=self.policy,
+            stop=self.stop,
+            user_callbacks=self.callbacks,
+            restored=restored,
+            epochs_log=self.ctx.paths.epochs_log,
+            num_samples=getattr(self.ctx.data.train, "num_samples", None),
+            on_epoch=self.on_epoch,
         )
 
     def _fit(self, call: FitCall, restored: Restored | None) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 EXIT_ABORTED = 130
 
@@ -34,14 +35,18 @@ class StopFlag:
 class SignalPolicy:
     """Install handlers that set `flag`; `forward` also passes each signal on (to a worker)."""
 
-    def __init__(self, names: tuple[str, ...], flag: StopFlag,
-                 forward: Callable[[int], None] | None = None,
-                 abort: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        flag: StopFlag,
+        forward: Callable[[int], None] | None = None,
+        abort: Callable[[], None] | None = None,
+    ):
         self.signums = [getattr(signal, n) for n in names]
         self.flag = flag
         self.forward = forward
         self.abort = abort
-        self.previous: dict[int, object] = {}
+        self.previous: dict[int, Any] = {}
 
     def handle(self, signum: int, frame: object = None) -> None:
         name = signal.Signals(signum).name
@@ -54,7 +59,7 @@ class SignalPolicy:
         if self.forward is not None:
             self.forward(signum)
 
-    def install(self) -> "SignalPolicy":
+    def install(self) -> SignalPolicy:
         for signum in self.signums:
             self.previous[signum] = signal.signal(signum, self.handle)
         return self
@@ -64,7 +69,7 @@ class SignalPolicy:
             signal.signal(signum, handler)
         self.previous.clear()
 
-    def __enter__(self) -> "SignalPolicy":
+    def __enter__(self) -> SignalPolicy:
         return self.install()
 
     def __exit__(self, *exc: object) -> None:

@@ -23,8 +23,17 @@ from typing import Any
 
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
 from segtrain.outcomes import SegmentOutcome
-from segtrain.worker.protocol import (Assignment, EpochEnded, Failed, Finished, Imported, Message, Ready, WorkerEnv,
-                                      encode)
+from segtrain.worker.protocol import (
+    Assignment,
+    EpochEnded,
+    Failed,
+    Finished,
+    Imported,
+    Message,
+    Ready,
+    WorkerEnv,
+    encode,
+)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -100,8 +109,9 @@ def main(run_dir: str) -> None:
             ctx = ProcessContext.open(cfg, data_seed, script)
         ref = assignment.checkpoint
         ckpt = None if ref is None else checkpoint.named_or_latest(paths, ref.name, ref.committed_here)
-        result = run_segment(ctx, assignment.segment, ckpt, flag, lambda record: send(EpochEnded(record)),
-                             assignment.start_seconds)
+        result = run_segment(
+            ctx, assignment.segment, ckpt, flag, lambda record: send(EpochEnded(record)), assignment.start_seconds
+        )
         send(Finished(result))
         _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
     except SegtrainError as e:

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from segtrain.training.records import Segment, SegmentResult
 
@@ -137,7 +137,7 @@ class Failed:
     KIND: ClassVar[str] = "error"
 
 
-Message = Union[Imported, Ready, EpochEnded, Finished, Failed]
+Message = Imported | Ready | EpochEnded | Finished | Failed
 _KINDS: dict[str, type] = {cls.KIND: cls for cls in (Imported, Ready, EpochEnded, Finished, Failed)}
 
 
@@ -159,4 +159,3 @@ def decode(line: str) -> Message | None:
         return cls(**data)
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-
