@@ -32,6 +32,7 @@ def fit(
     force: bool = False,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
+    params: dict[str, Any] | None = None,
     progress: bool = True,
     debug: bool = False,
 ) -> RunOutcome:
@@ -67,6 +68,7 @@ def fit(
         force: start over if `run_dir` holds a run of another script or other options.
         signals: names of the signals that stop training resumably.
         max_memory: end a segment early once memory exceeds this many MB.
+        params: hyperparameters for the script's functions that take an argument (`build_model(params)`).
         progress: show the progress bar.
         debug: tracebacks for errors in the script.
 
@@ -93,6 +95,7 @@ def fit(
         signals=tuple(signals),
         max_memory=max_memory,
         debug=debug,
+        params=dict(params or {}),
     )
     return loop.fit(cfg, progress=progress)
 
@@ -144,7 +147,7 @@ def load_model(run_dir: str | Path) -> Any:
     ckpt = checkpoint.latest(paths)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} holds no complete checkpoint yet.")
-    script = TrainingScript.load(manifest["script"]["path"])
+    script = TrainingScript.load(manifest["script"]["path"], params=manifest["config"].get("params"))
 
     def sample() -> Any:
         data = prepare(script.call("load_data"), script.fit_kwargs, manifest["data_seed"], script.path)

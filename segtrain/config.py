@@ -7,6 +7,7 @@ Everything the CLI accepts is a field here, so that `segtrain.fit(...)` and
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
 # Options that change what a run computes: a resumed run must use the same.
 # Others may change on resume; so may --segment, since where boundaries fall
 # does not change the result.
-IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every")
+IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every", "params")
 
 
 @dataclass
@@ -60,6 +61,8 @@ class RunConfig:
         max_memory: end a segment early once memory (device memory where
             measured, else RSS) exceeds this many MB. Defaults to `None`.
         debug: show tracebacks for errors caused by the script.
+        params: hyperparameters passed to the script's functions that take an
+            argument (`build_model(params)`, ...). Part of the run's identity.
     """
 
     script: Path
@@ -77,6 +80,7 @@ class RunConfig:
     signals: tuple[str, ...] = DEFAULT_SIGNALS
     max_memory: float | None = None
     debug: bool = False
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)
@@ -110,6 +114,12 @@ class RunConfig:
             )
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}")
+        if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
+            raise ConfigError(f"params must be a dict of name -> value. Received: params={self.params!r}")
+        try:
+            json.dumps(self.params)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"params must be JSON values (numbers, strings, lists, dicts): {e}") from None
         for name in self.signals:
             if not isinstance(getattr(signal, name, None), signal.Signals):
                 raise ConfigError(f"Unknown signal name {name!r}; use names such as SIGTERM, SIGUSR1.")
@@ -120,6 +130,17 @@ class RunConfig:
             data[key] = None if data[key] is None else str(data[key])
         data["signals"] = list(self.signals)
         return data
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """The default value of every field that has one."""
+        found: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                found[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                found[f.name] = f.default_factory()
+        return found
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunConfig:

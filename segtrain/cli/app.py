@@ -6,15 +6,17 @@ by a signal and resumable, 1 anything else.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from segtrain.config import DEFAULT_SIGNALS
-from segtrain.errors import SegtrainError
+from segtrain.errors import ConfigError, SegtrainError
 from segtrain.version import __version__
 
 app = typer.Typer(
@@ -131,6 +133,10 @@ def fit(
         "--max-memory",
         help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB.",
     ),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="A hyperparameter NAME=VALUE for the script's build_model(params) and "
+        "load_data(params) (repeatable; VALUE is parsed as JSON, else kept as a string)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the progress bar."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors in the script."),
 ) -> None:
@@ -158,6 +164,7 @@ def fit(
             force=force,
             signals=_signal_names(signals),
             max_memory=max_memory,
+            params=parse_params(param),
             progress=progress,
             debug=debug,
         )
@@ -260,6 +267,20 @@ def _segment(text: str) -> int | str:
         return int(text)
     except ValueError:
         return text
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`--param NAME=VALUE` options as a dict: VALUE parsed as JSON (`3`, `0.1`, `true`, `[1, 2]`), else a string."""
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param takes NAME=VALUE, such as --param units=64 or --param act=relu. Received: {item!r}")
+        try:
+            params[name.strip()] = json.loads(text)
+        except ValueError:
+            params[name.strip()] = text
+    return params
 
 
 def _signal_names(text: str) -> tuple[str, ...]:

@@ -90,7 +90,7 @@ def _differences(manifest: dict[str, Any], cfg: RunConfig, digest: str) -> list[
     found = []
     if manifest["script"]["sha256"] != digest:
         found.append(f"the script {cfg.script} changed since the run began (SHA-256 differs)")
-    saved = manifest["config"]
+    saved = dict(RunConfig.defaults(), **manifest["config"])  # a field newer than the run has its default there
     found += [
         f"{name}: {saved.get(name)!r} in the run, {getattr(cfg, name)!r} now"
         for name in IDENTITY_FIELDS

@@ -11,6 +11,11 @@ Contract:
 * optional: `callbacks()` returns a list of new Keras callbacks;
   `fit_kwargs` is a dict passed on to `fit` (batch_size, class_weight,
   steps_per_epoch, ...); `custom_objects` is a dict.
+* `build_model`, `load_data` and `callbacks` may take one argument, the
+  run's params dict (`segtrain fit --param NAME=VALUE`, or a sweep trial's);
+  functions that take none keep working.
+* optional: `search_space(trial) -> dict` defines a hyperparameter space with
+  Optuna's `trial.suggest_*` and returns the trial's params (`segtrain sweep`).
 * optional: `train_epoch(model, data, epoch)` trains one epoch its own way
   (a custom loop, TF1-style graph code) and returns a dict of logs; segtrain
   calls it instead of `fit` and still owns the loop, the checkpoints, the
@@ -23,10 +28,11 @@ and what to fix.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,10 +51,11 @@ class TrainingScript:
 
     path: Path
     module: ModuleType
+    params: dict[str, Any] = field(default_factory=dict)  # passed to the functions that take an argument
 
     @classmethod
-    def load(cls, path: Path | str, debug: bool = False) -> TrainingScript:
-        """Import the script at `path` (its folder goes first on `sys.path`)."""
+    def load(cls, path: Path | str, debug: bool = False, params: dict[str, Any] | None = None) -> TrainingScript:
+        """Import the script at `path` (its folder goes first on `sys.path`); its functions will get `params`."""
         path = Path(path).resolve()
         if not path.is_file():
             raise ScriptError(f"Training script not found: {path}")
@@ -67,7 +74,7 @@ class TrainingScript:
             raise ScriptError(f"{path}: syntax error on line {e.lineno}: {e.msg}. Fix the script and run again.") from e
         except Exception as e:
             raise ScriptError(_describe(path, "importing the script", e, debug)) from e
-        script = cls(path, module)
+        script = cls(path, module, dict(params or {}))
         script._check_contract()
         return script
 
@@ -124,13 +131,21 @@ class TrainingScript:
     def custom_objects(self) -> dict[str, Any]:
         return getattr(self.module, "custom_objects", {}) or {}
 
+    @property
+    def search_space(self) -> Callable[[Any], dict[str, Any]] | None:
+        """`search_space(trial) -> dict`: the script's hyperparameter space, for `segtrain sweep`."""
+        fn = getattr(self.module, "search_space", None)
+        return fn if callable(fn) else None
+
     def call(self, name: str, debug: bool = False) -> Any:
-        """Call the script's function `name`, turning its failures into ScriptError."""
-        fn: Callable[[], Any] = getattr(self.module, name)
+        """Call the script's function `name` (with the params, if it takes an argument); failures become ScriptError."""
+        fn: Callable[..., Any] = getattr(self.module, name)
+        takes_params = _takes_an_argument(fn)
         try:
-            return fn()
+            return fn(self.params) if takes_params else fn()
         except Exception as e:
-            raise ScriptError(_describe(self.path, f"`{name}()`", e, debug)) from e
+            where = f"`{name}(params={self.params!r})`" if takes_params else f"`{name}()`"
+            raise ScriptError(_describe(self.path, where, e, debug)) from e
 
     def build_model(self, debug: bool = False) -> Any:
         import keras
@@ -156,6 +171,17 @@ class TrainingScript:
         if not isinstance(cbs, (list, tuple)) or not all(isinstance(c, keras.callbacks.Callback) for c in cbs):
             raise ScriptError(f"{self.path}: `callbacks()` must return a list of keras.callbacks.Callback instances.")
         return list(cbs)
+
+
+def _takes_an_argument(fn: Callable[..., Any]) -> bool:
+    """Whether `fn` takes a positional argument (the params dict): `build_model(params)` rather than `build_model()`."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                  inspect.Parameter.VAR_POSITIONAL)
+    return any(p.kind in positional for p in parameters)
 
 
 def _describe(path: Path, where: str, error: BaseException, debug: bool) -> str:

@@ -60,7 +60,7 @@ class ProcessContext:
                 "or KERAS_BACKEND=tensorflow."
             )
         seed_everything(cfg)
-        script = script or TrainingScript.load(cfg.script, cfg.debug)
+        script = script or TrainingScript.load(cfg.script, cfg.debug, cfg.params)
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
         return cls(cfg, RunPaths(cfg.directory), script, data, raw)

@@ -94,7 +94,7 @@ def main(run_dir: str) -> None:
         t0 = time.perf_counter()
         if env.prestarted and env.backend:
             import_at_low_priority(env.backend)
-        script = TrainingScript.load(cfg.script, cfg.debug)
+        script = TrainingScript.load(cfg.script, cfg.debug, cfg.params)
         send(Imported(time.perf_counter() - t0))
         data_seed = manifest["data_seed"]
         deferred = defer_data()
