@@ -10,7 +10,6 @@ from typing import Any
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
 from segtrain.errors import CheckpointError
 from segtrain.outcomes import RunOutcome
-from segtrain.run import loop
 from segtrain.run.directory import load_config
 from segtrain.run.paths import read_run
 from segtrain.state import checkpoint, model_state
@@ -97,7 +96,7 @@ def fit(
         debug=debug,
         params=dict(params or {}),
     )
-    return loop.fit(cfg, progress=progress)
+    return _train(cfg, progress)
 
 
 def resume(
@@ -130,6 +129,12 @@ def resume(
         "signals": None if signals is None else tuple(signals),
     }
     cfg = dataclasses.replace(cfg, debug=debug, **{k: v for k, v in changes.items() if v is not None})
+    return _train(cfg, progress)
+
+
+def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
+    from segtrain.run import loop  # imports Keras: `import segtrain` does not, so status and report stay light
+
     return loop.fit(cfg, progress=progress)
 
 

@@ -7,8 +7,11 @@ comes next from its outcome. The loop alone owns the run's status and exit code.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from segtrain.config import RunConfig
@@ -24,20 +27,32 @@ from segtrain.telemetry.progress import RunProgress
 from segtrain.training.boundaries import AUTO, next_segment
 from segtrain.training.records import SegmentResult
 from segtrain.training.signals import SignalPolicy, StopFlag
+from segtrain.worker.pool import WorkerPool
 from segtrain.worker.protocol import CheckpointRef
 
 
-def fit(cfg: RunConfig, progress: bool = True) -> RunOutcome:
+@dataclass
+class RunHooks:
+    """What a longer job (a sweep, cross-validation) shares with each of its runs."""
+
+    on_epoch: Callable[[dict[str, Any]], str | None] | None = None  # after each epoch: a reason to stop there
+    pool: WorkerPool | None = None  # workers shared across the job's runs
+    more_runs: bool = False  # another run follows in this process: pre-start its worker
+    lock: RunLock | None = None  # the run's lock, already held by the job
+
+
+def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) -> RunOutcome:
     """Run (or resume) the run that `cfg` describes until it ends or is stopped."""
+    hooks = hooks or RunHooks()
     paths = RunPaths(cfg.directory)
-    with RunLock(paths):
+    with contextlib.nullcontext(hooks.lock) if hooks.lock else RunLock(paths):
         manifest = open_run(cfg)
         checkpoint.clean_leftovers(paths)
         newest = checkpoint.latest(paths)
         if newest is not None and newest.final:
             return _done(paths, manifest, newest, cfg)
         update_manifest(paths, status=RunStatus.RUNNING, pid=os.getpid(), stop_reason=None, error=None)
-        loop = SegmentLoop(cfg, paths, manifest, newest, progress)
+        loop = SegmentLoop(cfg, paths, manifest, newest, progress, hooks)
         try:
             outcome = loop.execute()
         except BaseException as e:
@@ -74,6 +89,7 @@ class SegmentLoop:
         manifest: dict[str, Any],
         newest: checkpoint.Checkpoint | None,
         progress: bool,
+        hooks: RunHooks,
     ):
         self.cfg, self.paths = cfg, paths
         # Where the next segment starts; a checkpoint this loop's own segments committed is trusted by its size.
@@ -83,7 +99,21 @@ class SegmentLoop:
         self.flag = StopFlag()
         segments = None if cfg.segment == AUTO else -(-cfg.epochs // int(cfg.segment))
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
-        self.runner = runner_for(cfg, manifest["data_seed"], self.flag, self.progress.on_epoch)
+        self.hook = hooks.on_epoch
+        self.runner = runner_for(
+            cfg,
+            manifest["data_seed"],
+            self.flag,
+            self.on_epoch,
+            verdicts=hooks.on_epoch is not None,
+            pool=hooks.pool,
+            more_runs=hooks.more_runs,
+        )
+
+    def on_epoch(self, record: dict[str, Any]) -> str | None:
+        """An epoch ended: the progress bar moves, and the job's hook may stop the run there."""
+        self.progress.on_epoch(record)
+        return self.hook(record) if self.hook is not None else None
 
     def execute(self) -> RunOutcome:
         policy = SignalPolicy(self.cfg.signals, self.flag, forward=self.runner.forward, abort=self.runner.abort)

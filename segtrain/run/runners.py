@@ -8,7 +8,6 @@ segments.jsonl). Signals reach the runner through `forward` and `abort`.
 from __future__ import annotations
 
 import gc
-import logging
 import os
 import signal
 import time
@@ -23,12 +22,9 @@ from segtrain.training.callback import OnEpoch
 from segtrain.training.records import Segment, SegmentResult
 from segtrain.training.segment import ProcessContext, run_segment
 from segtrain.training.signals import StopFlag
-from segtrain.worker.handle import WorkerProcess
-from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished
-
-log = logging.getLogger(__name__)
-
-MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a pre-started worker's import before starting afresh
+from segtrain.worker.handle import WorkerProcess, WorkerSpec
+from segtrain.worker.pool import WorkerPool
+from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished, Verdict
 
 
 @dataclass
@@ -63,9 +59,21 @@ class Runner(Protocol):
         """The run is over: release what the runner holds."""
 
 
-def runner_for(cfg: RunConfig, data_seed: int, flag: StopFlag, on_epoch: OnEpoch) -> Runner:
+def runner_for(
+    cfg: RunConfig,
+    data_seed: int,
+    flag: StopFlag,
+    on_epoch: OnEpoch,
+    *,
+    verdicts: bool = False,
+    pool: WorkerPool | None = None,
+    more_runs: bool = False,
+) -> Runner:
+    """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
     if cfg.isolation == "process":
-        return ProcessRunner(cfg, flag, on_epoch)
+        own = pool is None
+        pool = pool or WorkerPool(WorkerSpec(cfg.script, cfg.signals, cfg.debug))
+        return ProcessRunner(cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs)
     return SessionRunner(cfg, data_seed, flag, on_epoch)
 
 
@@ -110,21 +118,36 @@ def clear_session() -> float:
 
 
 class ProcessRunner:
-    """Every segment in a fresh worker process; the next one starts while this one trains."""
+    """Every segment in a fresh worker process; the pool starts the next one while this one trains.
 
-    def __init__(self, cfg: RunConfig, flag: StopFlag, on_epoch: OnEpoch):
-        self.cfg, self.flag, self.on_epoch = cfg, flag, on_epoch
+    `verdicts`: the worker waits after each epoch for the verdict of `on_epoch`
+    (a sweep's pruner); without, it trains on and only reports its epochs.
+    `more_runs`: another run follows this one in this process (a sweep's next
+    trial), so the last segment's spare is started for it.
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        flag: StopFlag,
+        on_epoch: OnEpoch,
+        pool: WorkerPool,
+        *,
+        owns_pool: bool = True,
+        verdicts: bool = False,
+        more_runs: bool = False,
+    ):
+        self.cfg, self.flag, self.on_epoch, self.pool, self.owns_pool = cfg, flag, on_epoch, pool, owns_pool
+        self.verdicts, self.more_runs = verdicts, more_runs
         self.current: WorkerProcess | None = None
-        self.next: WorkerProcess | None = None
-        self.first_import: float | None = None  # seconds this run's first worker took to import, at full priority
 
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
         t0 = time.perf_counter()
-        worker, prestarted, abandoned = self._worker()
+        run_dir = self.cfg.directory
+        worker, prestarted, abandoned = self.pool.take(run_dir, stopping=self.flag.requested)
         self.current = worker
         ready = worker.wait_ready()
-        if not prestarted and self.first_import is None:
-            self.first_import = worker.import_seconds
+        self.pool.note_import(worker, prestarted)
         launch = Launch(
             worker.pid, start_seconds=time.perf_counter() - t0, prestarted=prestarted, prestart_abandoned=abandoned
         )
@@ -139,57 +162,35 @@ class ProcessRunner:
             return SegmentResult.not_started(segment, self.flag.signal), launch
         if not ready:
             raise self._failure(worker, worker.early_error, segment)
-        worker.assign(Assignment(segment, start, launch.start_seconds or 0.0))
-        if self.cfg.prestart and self._may_be_followed(segment) and not self.flag.requested:
-            self.next = WorkerProcess(self.cfg.directory, prestarted=True, backend=launch.backend)
-        result, error = None, None
-        for message in worker.messages():
-            if isinstance(message, EpochEnded):
-                self.on_epoch(message.record)
-            elif isinstance(message, Finished):
-                result = message.result
-            elif isinstance(message, Failed):
-                error = message
+        worker.assign(Assignment(str(run_dir), segment, start, launch.start_seconds or 0.0, self.verdicts))
+        if self.cfg.prestart and not self.flag.requested:
+            if self._may_be_followed(segment):
+                self.pool.prestart(run_dir, launch.backend)
+            elif self.more_runs:
+                self.pool.prestart(None, launch.backend)
+        result, error = self._follow(worker)
         code = worker.wait()
         self.current = None
-        if (
-            result is None
-            and error is None
-            and self.flag.requested
-            and code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
-        ):
+        stopped_early = code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
+        if result is None and error is None and self.flag.requested and stopped_early:
             return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
         if result is None:
             raise self._failure(worker, error, segment)
         return result, launch
 
-    def _worker(self) -> tuple[WorkerProcess, bool, bool]:
-        """The segment's worker, whether it was pre-started, and whether a pre-started one was given up.
-
-        A pre-started worker that cannot take over is replaced by a fresh one,
-        once: a long unattended job should not stop at a boundary for it.
-        * It died while it waited (the OOM killer picks it, since on a CPU it
-          holds a second copy of the data; or its start-up failed). If the
-          cause is in the script, the fresh worker fails the same way and the
-          run stops with its error.
-        * It was still importing its backend, at the lowest CPU priority, past
-          twice the time the run's first worker took at full priority: on a
-          machine whose every core other jobs keep busy a fresh worker is the
-          faster way on.
-        """
-        waiting, self.next = self.next, None
-        if waiting is None:
-            return WorkerProcess(self.cfg.directory), False, False
-        patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
-        try:
-            if waiting.wait_ready(import_timeout=patience) or self.flag.requested:
-                return waiting, True, False
-            why = f"failed before its turn ({waiting.death()})"
-        except TimeoutError:
-            why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
-        waiting.close()
-        log.warning("The pre-started worker (pid %d) %s; starting a fresh one.", waiting.pid, why)
-        return WorkerProcess(self.cfg.directory), False, True
+    def _follow(self, worker: WorkerProcess) -> tuple[SegmentResult | None, Failed | None]:
+        """Read the worker's messages until it exits: its result, or its error."""
+        result, error = None, None
+        for message in worker.messages():
+            if isinstance(message, EpochEnded):
+                verdict = self.on_epoch(message.record)
+                if self.verdicts:
+                    worker.reply(Verdict(verdict))
+            elif isinstance(message, Finished):
+                result = message.result
+            elif isinstance(message, Failed):
+                error = message
+        return result, error
 
     def _may_be_followed(self, segment: Segment) -> bool:
         """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.
@@ -222,12 +223,15 @@ class ProcessRunner:
             self.current.signal(signum)
 
     def abort(self) -> None:
-        for worker in (self.current, self.next):
+        for worker in (self.current, self.pool.spare):
             if worker is not None:
                 worker.signal(signal.SIGKILL)
 
     def close(self) -> None:
-        for worker in (self.next, self.current):
-            if worker is not None:
-                worker.close()
-        self.next = self.current = None
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+        if self.owns_pool:
+            self.pool.close()
+        else:
+            self.pool.discard(self.cfg.directory)

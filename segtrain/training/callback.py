@@ -30,7 +30,8 @@ from segtrain.training.signals import StopFlag
 
 log = logging.getLogger(__name__)
 
-OnEpoch = Callable[[dict[str, Any]], None]  # receives each epoch's line of epochs.jsonl
+# Receives each epoch's line of epochs.jsonl; returns why the run should stop there (a sweep's pruner), or None.
+OnEpoch = Callable[[dict[str, Any]], "str | None"]
 
 
 @dataclass
@@ -109,7 +110,7 @@ class SegtrainCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
         logs = dict(logs or {})
-        self._record(epoch, seconds, logs)
+        verdict = self._record(epoch, seconds, logs)
         result, segment = self.progress.result, self.checkpointer.segment
         total = self.checkpointer.epochs_total
         loss = logs.get("loss")
@@ -117,8 +118,10 @@ class SegtrainCallback(keras.callbacks.Callback):
             result.outcome, result.stop_reason = SegmentOutcome.NAN, f"loss became {loss} in epoch {epoch + 1}"
             self.model.stop_training = True
             return
-        if self.model.stop_training:
-            result.outcome, result.stop_reason = SegmentOutcome.STOPPED, who_stopped(self.user_callbacks, epoch)
+        if self.model.stop_training or verdict is not None:
+            result.outcome = SegmentOutcome.STOPPED
+            result.stop_reason = verdict or who_stopped(self.user_callbacks, epoch)
+            self.model.stop_training = True
             return
         why = self.policy.observe(seconds, self.progress.rss_samples[-1], self._device_mb)
         if why and epoch + 1 < min(self.call.last, total) and not self.stop.requested:
@@ -138,8 +141,8 @@ class SegtrainCallback(keras.callbacks.Callback):
             # weights (EarlyStopping(restore_best_weights=True) does): keep the epoch's.
             self.kept_weights = self.model.get_weights()
 
-    def _record(self, epoch: int, seconds: float, logs: dict[str, Any]) -> None:
-        """The epoch in the history, the segment's result, epochs.jsonl and the parent's progress bar."""
+    def _record(self, epoch: int, seconds: float, logs: dict[str, Any]) -> str | None:
+        """The epoch in the history, the segment's result, epochs.jsonl and the parent; the parent's verdict."""
         progress, result = self.progress, self.progress.result
         for key, value in logs.items():
             progress.history.setdefault(key, []).append(float(value))
@@ -155,7 +158,7 @@ class SegtrainCallback(keras.callbacks.Callback):
             append_line(self.epochs_log, json.dumps(record, sort_keys=True))
         except OSError as e:  # telemetry never stops training; a failing save will say why
             log.warning("Could not append to %s: %s", self.epochs_log, e)
-        self.on_epoch(record)
+        return self.on_epoch(record)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.kept_weights is not None and not self.progress.stopped:

@@ -9,6 +9,7 @@ depend on where a boundary fell.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,10 @@ class ProcessContext:
                 "or KERAS_BACKEND=tensorflow."
             )
         seed_everything(cfg)
-        script = script or TrainingScript.load(cfg.script, cfg.debug, cfg.params)
+        if script is None:
+            script = TrainingScript.load(cfg.script, cfg.debug, cfg.params)
+        else:  # imported already (a worker imports before it knows its run): this run's params
+            script = dataclasses.replace(script, params=dict(cfg.params))
         raw = script.call("load_data", cfg.debug)
         data = prepare(raw, script.fit_kwargs, data_seed, script.path)
         return cls(cfg, RunPaths(cfg.directory), script, data, raw)
@@ -107,7 +111,8 @@ def run_segment(
 ) -> SegmentResult:
     """Train `segment`, starting from `ckpt` (None: a new model), and checkpoint it.
 
-    `on_epoch` receives each epoch's record as it ends. `start_seconds` is what
+    `on_epoch` receives each epoch's record as it ends, and may return a reason
+    to stop the run there (a sweep's pruner). `start_seconds` is what
     starting this segment's process cost, for the first estimate of a
     boundary's cost under `--segment auto`.
     """

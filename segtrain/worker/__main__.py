@@ -1,7 +1,5 @@
-"""`python -m segtrain.worker RUN_DIR`: the entry point of a segment worker (see `segtrain.worker.main`)."""
-
-import sys
+"""`python -m segtrain.worker`: the entry point of a segment worker (see `segtrain.worker.main`)."""
 
 from segtrain.worker.main import main
 
-main(sys.argv[1])
+main()

@@ -9,23 +9,45 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, WorkerEnv, decode
+from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What every worker of a process's runs shares: the script, the stop signals, debug output."""
+
+    script: Path
+    signals: tuple[str, ...]
+    debug: bool = False
 
 
 class WorkerProcess:
-    """One `python -m segtrain.worker RUN_DIR` child and its message pipe.
+    """One `python -m segtrain.worker` child and its message pipe.
 
+    `run_dir`: the run it prepares for (loads the data, warms up) before its
+    assignment; None: it only imports, and sets up the run its assignment names.
     The child runs in its own session, so a Ctrl-C at the terminal reaches
     only the parent, which forwards it once.
     """
 
-    def __init__(self, run_dir: Path, prestarted: bool = False, backend: str | None = None):
+    def __init__(self, spec: WorkerSpec, run_dir: Path | None, prestarted: bool = False, backend: str | None = None):
         read_fd, write_fd = os.pipe()
-        env = WorkerEnv(event_fd=write_fd, parent_pid=os.getpid(), prestarted=prestarted, backend=backend)
+        env = WorkerEnv(
+            event_fd=write_fd,
+            parent_pid=os.getpid(),
+            script=str(Path(spec.script).resolve()),
+            run_dir=None if run_dir is None else str(run_dir),
+            signals=spec.signals,
+            debug=spec.debug,
+            prestarted=prestarted,
+            backend=backend,
+        )
+        self.run_dir = run_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "segtrain.worker", str(run_dir)],
+            [sys.executable, "-m", "segtrain.worker"],
             stdin=subprocess.PIPE,
             env=dict(os.environ, **env.to_environ()),
             pass_fds=(write_fd,),
@@ -69,13 +91,21 @@ class WorkerProcess:
 
     def assign(self, assignment: Assignment) -> None:
         """Send the worker its segment (once): from now on it trains."""
-        assert self.proc.stdin is not None
         self.took_over = True
+        self._write(assignment.encode(), close=not assignment.verdicts)
+
+    def reply(self, verdict: Verdict) -> None:
+        """After an epoch, when the assignment asked for verdicts: go on, or stop the run there."""
+        self._write(verdict.encode())
+
+    def _write(self, line: str, close: bool = False) -> None:
+        assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(assignment.encode().encode())
+            self.proc.stdin.write(line.encode())
             self.proc.stdin.flush()
-            self.proc.stdin.close()
-        except BrokenPipeError:
+            if close:
+                self.proc.stdin.close()
+        except (BrokenPipeError, ValueError):  # it died, or its stdin is closed: its exit says why
             pass
 
     def messages(self) -> Iterator[Message]:

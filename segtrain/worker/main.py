@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from segtrain.worker.protocol import (
     Imported,
     Message,
     Ready,
+    Verdict,
     WorkerEnv,
     encode,
 )
@@ -67,15 +69,9 @@ def _warm_up(ctx: Any) -> float | None:
         return None
 
 
-def main(run_dir: str) -> None:
-    from segtrain import backends
-    from segtrain.backends.devices import defer_data, device_runtime_started
+def main() -> None:
     from segtrain.backends.low_priority import import_at_low_priority
-    from segtrain.config import RunConfig
-    from segtrain.run.paths import RunPaths, read_manifest
-    from segtrain.state import checkpoint
     from segtrain.training.script import TrainingScript
-    from segtrain.training.segment import ProcessContext, run_segment
     from segtrain.training.signals import SignalPolicy, StopFlag
 
     env = WorkerEnv.from_environ()
@@ -85,38 +81,61 @@ def main(run_dir: str) -> None:
     def send(message: Message) -> None:
         stream.write(encode(message))
 
-    paths = RunPaths(Path(run_dir))
     flag = StopFlag()
     try:
-        manifest = read_manifest(paths) or {}
-        cfg = RunConfig.from_json(manifest["config"])
-        SignalPolicy(cfg.signals, flag).install()
+        SignalPolicy(env.signals, flag).install()
         t0 = time.perf_counter()
         if env.prestarted and env.backend:
             import_at_low_priority(env.backend)
-        script = TrainingScript.load(cfg.script, cfg.debug, cfg.params)
+        script = TrainingScript.load(env.script, env.debug)
         send(Imported(time.perf_counter() - t0))
-        data_seed = manifest["data_seed"]
-        deferred = defer_data()
-        ctx = None if deferred else ProcessContext.open(cfg, data_seed, script)
-        warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
-        send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
-        line = sys.stdin.readline()
-        if not line or flag.requested:
-            _exit(EXIT_OK if not line else EXIT_RESUMABLE)
-        assignment = Assignment.decode(line)
-        if ctx is None:  # taking over: now the device may be used
-            ctx = ProcessContext.open(cfg, data_seed, script)
-        ref = assignment.checkpoint
-        ckpt = None if ref is None else checkpoint.named_or_latest(paths, ref.name, ref.committed_here)
-        result = run_segment(
-            ctx, assignment.segment, ckpt, flag, lambda record: send(EpochEnded(record)), assignment.start_seconds
-        )
-        send(Finished(result))
-        _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
+        _serve(env, script, flag, send)
     except SegtrainError as e:
         send(Failed(e.exit_code, str(e)))
         _exit(e.exit_code)
     except BaseException as e:  # report anything to the parent
         send(Failed(EXIT_FAILED, f"{type(e).__name__}: {e}", traceback.format_exc()))
         _exit(EXIT_FAILED)
+
+
+def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], None]) -> None:
+    """Prepare what can be prepared, say so, wait for the assignment, train it, report, exit."""
+    from segtrain import backends
+    from segtrain.backends.devices import defer_data, device_runtime_started
+    from segtrain.state import checkpoint
+    from segtrain.training.segment import run_segment
+
+    deferred = defer_data()
+    ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
+    warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
+    send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
+    line = sys.stdin.readline()
+    if not line or flag.requested:
+        _exit(EXIT_OK if not line else EXIT_RESUMABLE)
+    assignment = Assignment.decode(line)
+    run_dir = Path(assignment.run_dir)
+    if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
+        ctx = _context(run_dir, script)
+    ref = assignment.checkpoint
+    ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
+
+    def on_epoch(record: dict[str, Any]) -> str | None:
+        send(EpochEnded(record))
+        if not assignment.verdicts:
+            return None
+        return Verdict.decode(sys.stdin.readline()).stop_reason
+
+    result = run_segment(ctx, assignment.segment, ckpt, flag, on_epoch, assignment.start_seconds)
+    send(Finished(result))
+    _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
+
+
+def _context(run_dir: Path, script: Any) -> Any:
+    """The run's options, its data and the script with its params: what training in `run_dir` needs."""
+    from segtrain.config import RunConfig
+    from segtrain.run.paths import read_run
+    from segtrain.training.segment import ProcessContext
+
+    _, manifest = read_run(run_dir)
+    cfg = RunConfig.from_json(dict(manifest["config"], run_dir=str(run_dir)))
+    return ProcessContext.open(cfg, manifest["data_seed"], script)

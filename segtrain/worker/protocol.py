@@ -1,14 +1,21 @@
 """The parent<->worker protocol: every message and environment variable, as dataclasses both sides import.
 
-A worker is `python -m segtrain.worker RUN_DIR`. The parent passes a `WorkerEnv`
-in the environment and, once the worker is ready, one `Assignment` on its
-stdin; the worker sends messages back as JSON lines on a pipe, in this order:
+A worker is `python -m segtrain.worker`. The parent passes a `WorkerEnv` in
+the environment and, once the worker is ready, one `Assignment` on its stdin;
+the worker sends messages back as JSON lines on a pipe, in this order:
 
     Imported -> Ready -> EpochEnded* -> Finished | Failed
 
 (`Failed` may come at any point; a worker stopped by a signal before its
 assignment sends nothing more.) Each message is `{"message": KIND, ...fields}`
-on one line.
+on one line. Where the assignment asks for verdicts, the worker waits after
+each `EpochEnded` for a `Verdict` on its stdin: go on, or stop there (a sweep's
+pruner decides so).
+
+A worker knows its script from the start, and may know its run: then it loads
+the data and warms the model up before it is ready. One started for a run not
+yet known (the next trial of a sweep) only imports, and sets the run up when
+its assignment names it.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,32 +36,42 @@ class WorkerEnv:
 
     event_fd: int  # the write end of the pipe the worker sends its messages on
     parent_pid: int  # the worker dies with this process (PR_SET_PDEATHSIG) and exits if it is gone already
+    script: str  # the training script it imports
+    run_dir: str | None = None  # the run it prepares for; None: named by its assignment
+    signals: tuple[str, ...] = ()  # the signals that stop it resumably
+    debug: bool = False
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
-    backend: str | None = None  # the Keras backend the run's previous worker ran, imported ahead at low priority
+    backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
 
-    _NAMES: ClassVar[dict[str, str]] = {
-        "event_fd": "SEGTRAIN_EVENT_FD",
-        "parent_pid": "SEGTRAIN_PARENT_PID",
-        "prestarted": "SEGTRAIN_PRESTARTED",
-        "backend": "SEGTRAIN_BACKEND",
-    }
+    _PREFIX: ClassVar[str] = "SEGTRAIN_"
 
     def to_environ(self) -> dict[str, str]:
-        return {
-            self._NAMES["event_fd"]: str(self.event_fd),
-            self._NAMES["parent_pid"]: str(self.parent_pid),
-            self._NAMES["prestarted"]: "1" if self.prestarted else "0",
-            self._NAMES["backend"]: self.backend or "",
+        values = {
+            "event_fd": str(self.event_fd),
+            "parent_pid": str(self.parent_pid),
+            "script": self.script,
+            "run_dir": self.run_dir or "",
+            "signals": ",".join(self.signals),
+            "debug": "1" if self.debug else "0",
+            "prestarted": "1" if self.prestarted else "0",
+            "backend": self.backend or "",
         }
+        return {self._PREFIX + name.upper(): value for name, value in values.items()}
 
     @classmethod
-    def from_environ(cls, environ: dict[str, str] | os._Environ[str] = os.environ) -> WorkerEnv:
-        names = cls._NAMES
+    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WorkerEnv:
+        def get(name: str) -> str:
+            return environ.get(cls._PREFIX + name.upper(), "")
+
         return cls(
-            event_fd=int(environ[names["event_fd"]]),
-            parent_pid=int(environ.get(names["parent_pid"]) or os.getppid()),
-            prestarted=environ.get(names["prestarted"]) == "1",
-            backend=environ.get(names["backend"]) or None,
+            event_fd=int(get("event_fd")),
+            parent_pid=int(get("parent_pid") or os.getppid()),
+            script=get("script"),
+            run_dir=get("run_dir") or None,
+            signals=tuple(s for s in get("signals").split(",") if s),
+            debug=get("debug") == "1",
+            prestarted=get("prestarted") == "1",
+            backend=get("backend") or None,
         )
 
 
@@ -72,11 +90,13 @@ class CheckpointRef:
 
 @dataclass(frozen=True)
 class Assignment:
-    """Parent -> worker, on stdin: the segment to train, and what to start from (None: a new model)."""
+    """Parent -> worker, on stdin: the run and segment to train, and what to start from (None: a new model)."""
 
+    run_dir: str
     segment: Segment
     checkpoint: CheckpointRef | None
     start_seconds: float  # what starting the worker cost, the first estimate of a boundary's cost
+    verdicts: bool = False  # wait for a `Verdict` after each epoch
 
     def encode(self) -> str:
         return json.dumps(dataclasses.asdict(self)) + "\n"
@@ -85,7 +105,27 @@ class Assignment:
     def decode(cls, line: str) -> Assignment:
         data = json.loads(line)
         ref = data["checkpoint"]
-        return cls(Segment(**data["segment"]), None if ref is None else CheckpointRef(**ref), data["start_seconds"])
+        return cls(
+            data["run_dir"],
+            Segment(**data["segment"]),
+            None if ref is None else CheckpointRef(**ref),
+            data["start_seconds"],
+            data.get("verdicts", False),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Parent -> worker, after an epoch when the assignment asks for verdicts: go on, or stop the run there."""
+
+    stop_reason: str | None = None  # None: go on
+
+    def encode(self) -> str:
+        return json.dumps(dataclasses.asdict(self)) + "\n"
+
+    @classmethod
+    def decode(cls, line: str) -> Verdict:
+        return cls(**json.loads(line)) if line.strip() else cls()
 
 
 # -- worker -> parent ---------------------------------------------------------------------------

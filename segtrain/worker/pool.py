@@ -1,0 +1,88 @@
+"""The spare worker a process keeps ready: the next segment's, or the next run's.
+
+While a segment trains, the pool starts the worker that comes next, so that at
+the boundary it only waits for the checkpoint:
+
+* for the same run (the next segment), it loads the data and warms the model
+  up while it waits;
+* for a run not yet known (the next trial of a sweep), it imports the backend
+  and the script, and sets the run up when its assignment names it.
+
+A spare that cannot take over is replaced by a fresh worker, once: a long
+unattended job should not stop at a boundary for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from segtrain.worker.handle import WorkerProcess, WorkerSpec
+
+log = logging.getLogger(__name__)
+
+MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a spare's import before starting afresh
+
+
+class WorkerPool:
+    """Starts the workers of one process's runs, and keeps at most one spare."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.spare: WorkerProcess | None = None
+        self.first_import: float | None = None  # seconds the first worker took to import, at full priority
+
+    def take(self, run_dir: Path, stopping: bool = False) -> tuple[WorkerProcess, bool, bool]:
+        """A worker for `run_dir`, whether it was pre-started, and whether a pre-started one was given up.
+
+        The spare takes over if it was started for this run or for any run.
+        It is given up if it died while it waited (the OOM killer picks it,
+        since on a CPU it holds a second copy of the data; or its start-up
+        failed: where the cause is the script's, the fresh worker fails the
+        same way and says why), or if it is still importing its backend, at the
+        lowest CPU priority, past twice the time the first worker took at full
+        priority (on a machine whose every core other jobs keep busy, a fresh
+        worker is the faster way on). `stopping`: a stop signal came; whatever
+        the spare's state, it is used and told to stop.
+        """
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.run_dir not in (None, run_dir):
+            spare.close()  # prepared for another run (one that ended early)
+            spare = None
+        if spare is None:
+            return self._fresh(run_dir), False, False
+        patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
+        try:
+            if spare.wait_ready(import_timeout=patience) or stopping:
+                return spare, True, False
+            why = f"failed before its turn ({spare.death()})"
+        except TimeoutError:
+            why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
+        spare.close()
+        log.warning("The pre-started worker (pid %d) %s; starting a fresh one.", spare.pid, why)
+        return self._fresh(run_dir), False, True
+
+    def _fresh(self, run_dir: Path) -> WorkerProcess:
+        return WorkerProcess(self.spec, run_dir)
+
+    def note_import(self, worker: WorkerProcess, prestarted: bool) -> None:
+        """Remember how long the first worker started at full priority took to import (`take`'s patience)."""
+        if not prestarted and self.first_import is None:
+            self.first_import = worker.import_seconds
+
+    def prestart(self, run_dir: Path | None, backend: str | None) -> None:
+        """Start the spare: for the next segment of `run_dir`, or (None) for a run not yet known."""
+        if self.spare is not None:
+            self.spare.close()
+        self.spare = WorkerProcess(self.spec, run_dir, prestarted=True, backend=backend)
+
+    def discard(self, run_dir: Path) -> None:
+        """The run in `run_dir` is over: a spare prepared for it will not be used."""
+        if self.spare is not None and self.spare.run_dir == run_dir:
+            self.spare.close()
+            self.spare = None
+
+    def close(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
