@@ -1,6 +1,6 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-from segtrain.api import fit, load_model, resume
+from segtrain.api import fit, load_model, resume, sweep
 from segtrain.config import RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
@@ -16,4 +16,5 @@ __all__ = [
     "fit",
     "load_model",
     "resume",
+    "sweep",
 ]

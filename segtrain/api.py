@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
 from segtrain.errors import CheckpointError
@@ -13,6 +13,9 @@ from segtrain.outcomes import RunOutcome
 from segtrain.run.directory import load_config
 from segtrain.run.paths import read_run
 from segtrain.state import checkpoint, model_state
+
+if TYPE_CHECKING:
+    from segtrain.search.sweep import SweepOutcome
 
 
 def fit(
@@ -132,6 +135,102 @@ def resume(
     return _train(cfg, progress)
 
 
+def sweep(
+    script: str | Path,
+    *,
+    trials: int,
+    epochs: int,
+    segment: int | str,
+    sweep_dir: str | Path | None = None,
+    storage: str | None = None,
+    study: str | None = None,
+    metric: str = "val_loss",
+    direction: str | None = None,
+    sampler: str = "tpe",
+    pruner: str = "median",
+    jobs: int = 1,
+    seed: int | None = None,
+    isolation: str = "process",
+    format: str = "keras",
+    save_every: int | None = None,
+    keep: int = 2,
+    prestart: bool = True,
+    force: bool = False,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    max_memory: float | None = None,
+    progress: bool = True,
+    debug: bool = False,
+) -> SweepOutcome:
+    """Search the hyperparameters of `script` (its `search_space(trial)`) with Optuna, each trial a segtrain run.
+
+    Every trial trains in fresh worker processes, segmented and exactly
+    resumable like `fit`; its run directory is `sweep_dir/trials/trial-NNNN`.
+    Calling `sweep` again goes on with the study: a trial that was interrupted
+    resumes from its checkpoint, as the same trial. Several processes (and
+    machines, with a shared `storage`) on one study share its trials.
+
+    Example:
+
+    ```python
+    outcome = segtrain.sweep("model.py", trials=20, epochs=10, segment=5, metric="val_accuracy", seed=0)
+    print(outcome.study.best_params, outcome.best_run_dir)
+    model = segtrain.load_model(outcome.sweep_dir)  # the best trial's
+    ```
+
+    Args:
+        script: the training script; defines `search_space(trial) -> dict` and takes the params in
+            `build_model(params)` (and `load_data(params)`, `callbacks(params)` if it wants).
+        trials: finished trials (complete or pruned) the study should have.
+        epochs, segment: of every trial, as in `fit`.
+        sweep_dir: defaults to `checkpoints/<script name>-sweep`.
+        storage: the study's database URL; defaults to SQLite in `sweep_dir/study.db`.
+        study: the study's name; defaults to the script's name.
+        metric: the logged metric to optimise (a trial's value is its best epoch's).
+        direction: `"minimize"` or `"maximize"`; defaults to maximize for accuracy-like metrics.
+        sampler: `"tpe"`, `"random"`, `"grid"` (the script's `grid` dict) or `"cmaes"`.
+        pruner: `"median"`, `"hyperband"` or `"none"`; the metric is reported after every epoch.
+        jobs: trials at once, each in its own processes (one GPU each where GPUs are visible).
+        seed: every trial's seed, and the sampler's.
+        isolation, format, save_every, keep, prestart, signals, max_memory, debug: as in `fit`, for every trial.
+        force: start over if `sweep_dir` holds a sweep with other settings.
+        progress: show each trial's progress bar.
+
+    Returns:
+        A `SweepOutcome` with the status, exit code, the Optuna study and the best trial's run directory.
+    """
+    from segtrain.search.config import SweepConfig
+    from segtrain.search.sweep import sweep as run_sweep
+
+    run = RunConfig(
+        script=Path(script),
+        epochs=epochs,
+        segment=segment,
+        seed=seed,
+        isolation=isolation,
+        format=format,
+        save_every=save_every,
+        keep=keep,
+        prestart=prestart,
+        signals=tuple(signals),
+        max_memory=max_memory,
+        debug=debug,
+    )
+    cfg = SweepConfig(
+        run=run,
+        trials=trials,
+        sweep_dir=None if sweep_dir is None else Path(sweep_dir),
+        storage=storage,
+        study=study,
+        metric=metric,
+        direction=direction,
+        sampler=sampler,
+        pruner=pruner,
+        jobs=jobs,
+        force=force,
+    )
+    return run_sweep(cfg, progress=progress)
+
+
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
     from segtrain.run import loop  # imports Keras: `import segtrain` does not, so status and report stay light
 
@@ -141,13 +240,15 @@ def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
 def load_model(run_dir: str | Path) -> Any:
     """The model of the run's newest complete checkpoint, compiled, with its optimizer state.
 
-    Works in a fresh process: the run's script is imported first, so custom
-    classes it registers are known.
+    `run_dir` may be a sweep's directory: then the best trial's model. Works
+    in a fresh process: the run's script is imported first, so custom classes
+    it registers are known.
     """
     from segtrain.training.data import prepare
     from segtrain.training.script import TrainingScript
     from segtrain.training.segment import first_inputs
 
+    run_dir = _best_trial_if_sweep(Path(run_dir))
     paths, manifest = read_run(run_dir)
     ckpt = checkpoint.latest(paths)
     if ckpt is None:
@@ -162,3 +263,16 @@ def load_model(run_dir: str | Path) -> Any:
     model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
     model_state.restore_seed_states(model, ckpt.state["rng"])
     return model
+
+
+def _best_trial_if_sweep(path: Path) -> Path:
+    from segtrain.search.config import is_sweep_dir
+
+    if not is_sweep_dir(path):
+        return path
+    from segtrain.search.report import build
+
+    best = build(path).best
+    if best is None:
+        raise CheckpointError(f"The sweep in {path} has no complete trial yet.")
+    return Path(best["run_dir"])

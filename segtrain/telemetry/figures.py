@@ -8,8 +8,9 @@ them itself. docs/telemetry.md states the same definitions for users.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 def typical_seconds(seconds: Sequence[float]) -> float:
@@ -50,9 +51,14 @@ class BoundaryCost:
     save_seconds: float = 0.0
 
     @property
+    def start_or_clear_seconds(self) -> float:
+        """What the isolation cost: a process start (or the wait for a pre-started one), or a session clear."""
+        return self.start_seconds + self.clear_seconds
+
+    @property
     def setup_seconds(self) -> float:
         """Start or clear, and load: the part an unsegmented run pays once, too."""
-        return self.start_seconds + self.clear_seconds + self.load_seconds
+        return self.start_or_clear_seconds + self.load_seconds
 
     @property
     def total(self) -> float:
@@ -60,7 +66,8 @@ class BoundaryCost:
         return self.setup_seconds + self.save_seconds
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "BoundaryCost":
+    def from_record(cls, rec: Mapping[str, Any]) -> BoundaryCost:
         """From a line of segments.jsonl (absent fields count as 0)."""
-        return cls(*(float(rec.get(k) or 0.0) for k in ("start_seconds", "clear_seconds", "load_seconds",
-                                                         "save_seconds")))
+        return cls(
+            *(float(rec.get(k) or 0.0) for k in ("start_seconds", "clear_seconds", "load_seconds", "save_seconds"))
+        )

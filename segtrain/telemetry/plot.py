@@ -22,20 +22,35 @@ import io
 from pathlib import Path
 from typing import Any
 
-from segtrain.state import atomic
 from segtrain.errors import ConfigError
-from segtrain.telemetry.report import RunLogs, Report, SegmentRow, build_from, load
+from segtrain.outcomes import RunStatus, SegmentOutcome
+from segtrain.state import atomic
+from segtrain.telemetry.logs import RunLogs
+from segtrain.telemetry.render import RATIO_ALARM, SLOWDOWN_WARN
+from segtrain.telemetry.report import Report, SegmentRow
 
-COLORS = {"epoch": "#1f77b4", "first": "#d62728", "median": "#ff7f0e", "rss": "#2ca02c", "peak": "#98df8a",
-          "device": "#9467bd", "device_peak": "#c5b0d5", "start": "#7f7f7f", "load": "#17becf",
-          "save": "#bcbd22", "retrace": "#e377c2"}
+COLORS = {
+    "epoch": "#1f77b4",
+    "first": "#d62728",
+    "median": "#ff7f0e",
+    "rss": "#2ca02c",
+    "peak": "#98df8a",
+    "device": "#9467bd",
+    "device_peak": "#c5b0d5",
+    "start": "#7f7f7f",
+    "load": "#17becf",
+    "save": "#bcbd22",
+    "retrace": "#e377c2",
+}
 _MAX_LABELS = 30  # segment labels and slowdown annotations only while they stay legible
+_FAILED = (SegmentOutcome.CRASHED, SegmentOutcome.NAN)  # attempts shaded and labelled in red
+_PLAIN = (SegmentOutcome.BOUNDARY, SegmentOutcome.FINISHED)  # outcomes the segment labels leave unsaid
 
 
 def require_matplotlib() -> None:
     """Raise a ConfigError (exit 2) that says how to install the extra when matplotlib is missing."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib
         import matplotlib.figure  # noqa: F401
     except ImportError as e:
         raise ConfigError(
@@ -44,15 +59,18 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def plot_run(run_dir: Path, out: Path) -> Path:
-    """Draw the run in `run_dir` into the PNG `out`; return its path."""
-    require_matplotlib()
-    logs = load(Path(run_dir))
-    return draw(logs, build_from(logs), Path(out))
-
-
 def draw(logs: RunLogs, report: Report, out: Path) -> Path:
     """Draw `report` (with the per-epoch records of `logs`) into the PNG `out`, written atomically."""
+    fig = figure(logs, report)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(out, buffer.getvalue())
+    return out
+
+
+def figure(logs: RunLogs, report: Report) -> Any:
+    """The run as a matplotlib `Figure`: panels of seconds per epoch, memory (and device memory), boundary cost."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -76,21 +94,20 @@ def draw(logs: RunLogs, report: Report, out: Path) -> Path:
     if report.epochs_total:
         axes[-1].set_xlim(0.5, max(report.epochs_total, report.epochs_done) + 0.5)
     _label_segments(axes[0], report)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_bytes(out, buffer.getvalue())
-    return out
+    return fig
 
 
 def _title(report: Report) -> str:
     rows = report.segments
     name = Path(report.run_dir).name
-    state = report.status + (" (no live process)" if report.status == "running" and not report.alive else "")
-    head = (f"{name}: {state}, {report.epochs_done}/{report.epochs_total} epochs, "
-            f"{len(rows)} segment{'s' if len(rows) != 1 else ''}"
-            + (f" of {report.segment_length}" if report.segment_length else "")
-            + (f" ({report.isolation} isolation)" if report.isolation else ""))
+    gone = report.status is RunStatus.RUNNING and not report.alive
+    state = f"{report.status}" + (" (no live process)" if gone else "")
+    head = (
+        f"{name}: {state}, {report.epochs_done}/{report.epochs_total} epochs, "
+        f"{len(rows)} segment{'s' if len(rows) != 1 else ''}"
+        + (f" of {report.segment_length}" if report.segment_length else "")
+        + (f" ({report.isolation} isolation)" if report.isolation else "")
+    )
     if not rows:
         return head + " — no epoch finished yet"
     facts = [f"slowdown last ×{rows[-1].slowdown:.2f}, worst ×{max(r.slowdown for r in rows):.2f}"]
@@ -116,19 +133,40 @@ def _seconds_panel(ax: Any, logs: RunLogs, report: Report) -> None:
         xs, ys = _broken_at_boundaries(steady, report)
         ax.plot(xs, ys, color=COLORS["epoch"], lw=1, marker=None if many else ".", ms=4, label="seconds per epoch")
     for i, row in enumerate(report.segments):
-        ax.hlines(row.seconds_per_epoch, row.start_epoch + 0.5, row.end_epoch + 0.5, color=COLORS["median"], lw=2.5,
-                  alpha=0.85, label="segment median (s/epoch)" if i == 0 else None)
+        ax.hlines(
+            row.seconds_per_epoch,
+            row.start_epoch + 0.5,
+            row.end_epoch + 0.5,
+            color=COLORS["median"],
+            lw=2.5,
+            alpha=0.85,
+            label="segment median (s/epoch)" if i == 0 else None,
+        )
     top = _clip_top([s for _, s in steady] + [r.seconds_per_epoch for r in report.segments])
     if first:
         off_scale = any(s > top for _, s in first)
         clipped = [(x, min(s, top * 0.97)) for x, s in first]
-        ax.scatter(*zip(*clipped), marker="^" if off_scale else "o", facecolors="none", edgecolors=COLORS["first"],
-                   s=30, zorder=3, label="1st epoch of a segment (tracing)" + (", off scale" if off_scale else ""))
+        ax.scatter(
+            *zip(*clipped, strict=True),
+            marker="^" if off_scale else "o",
+            facecolors="none",
+            edgecolors=COLORS["first"],
+            s=30,
+            zorder=3,
+            label="1st epoch of a segment (tracing)" + (", off scale" if off_scale else ""),
+        )
         if off_scale and len(first) <= _MAX_LABELS:
             for x, s in first:
                 if s > top:
-                    ax.annotate(f"{s:.3g} s", (x, top * 0.97), xytext=(5, -3), textcoords="offset points",
-                                fontsize=7, va="top", color=COLORS["first"])
+                    ax.annotate(
+                        f"{s:.3g} s",
+                        (x, top * 0.97),
+                        xytext=(5, -3),
+                        textcoords="offset points",
+                        fontsize=7,
+                        va="top",
+                        color=COLORS["first"],
+                    )
     if top > 0:
         ax.set_ylim(0, top)
     _slowdown_labels(ax, report, top)
@@ -151,20 +189,35 @@ def _slowdown_labels(ax: Any, report: Report, top: float) -> None:
     for row in report.segments:
         x = (row.start_epoch + row.end_epoch + 1) / 2
         y = min(row.seconds_per_epoch, top * 0.8)
-        ax.annotate(f"×{row.slowdown:.2f}", (x, y), xytext=(0, 4), textcoords="offset points", ha="center",
-                    va="bottom", fontsize=8, color=_ratio_color(row.slowdown, 1.15))
+        ax.annotate(
+            f"×{row.slowdown:.2f}",
+            (x, y),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=_ratio_color(row.slowdown, SLOWDOWN_WARN),
+        )
 
 
 def _ratio_color(ratio: float, warn: float) -> str:
-    return "#b00000" if ratio >= 1.5 else "#c07000" if ratio >= warn else "#333333"
+    return "#b00000" if ratio >= RATIO_ALARM else "#c07000" if ratio >= warn else "#333333"
 
 
 def _memory_panel(ax: Any, logs: RunLogs, report: Report) -> None:
     rss = [(e.epoch + 1, e.rss_mb) for e in logs.epochs if e.rss_mb is not None]
     if rss:
         xs, ys = _broken_at_boundaries(rss, report)
-        ax.plot(xs, ys, color=COLORS["rss"], lw=1.2, marker=None if len(rss) > 300 else ".", ms=4,
-                label="RSS after each epoch")
+        ax.plot(
+            xs,
+            ys,
+            color=COLORS["rss"],
+            lw=1.2,
+            marker=None if len(rss) > 300 else ".",
+            ms=4,
+            label="RSS after each epoch",
+        )
     _segment_steps(ax, report.segments, "peak_rss_mb", COLORS["peak"], "segment peak RSS")
     _keep_scale(ax, [v for _, v in rss] + [r.peak_rss_mb for r in report.segments if r.peak_rss_mb])
     ax.set_ylabel("RSS (MB)")
@@ -177,8 +230,13 @@ def _device_panel(ax: Any, logs: RunLogs, report: Report) -> None:
     if current:
         ax.plot(*_broken_at_boundaries(current, report), color=COLORS["device"], lw=1.2, label="device memory in use")
     if peak:
-        ax.plot(*_broken_at_boundaries(peak, report), color=COLORS["device_peak"], lw=1, ls="--",
-                label="device peak (since process start)")
+        ax.plot(
+            *_broken_at_boundaries(peak, report),
+            color=COLORS["device_peak"],
+            lw=1,
+            ls="--",
+            label="device peak (since process start)",
+        )
     _keep_scale(ax, [v for _, v in current + peak])
     ax.set_ylabel("device (MB)")
     _legend(ax)
@@ -190,8 +248,16 @@ def _segment_steps(ax: Any, rows: list[SegmentRow], field: str, color: str, labe
         value = getattr(row, field)
         if value is None:
             continue
-        ax.hlines(value, row.start_epoch + 0.5, row.end_epoch + 0.5, color=color, lw=3, alpha=0.9,
-                  label=label if first else None, zorder=1)
+        ax.hlines(
+            value,
+            row.start_epoch + 0.5,
+            row.end_epoch + 0.5,
+            color=color,
+            lw=3,
+            alpha=0.9,
+            label=label if first else None,
+            zorder=1,
+        )
         first = False
 
 
@@ -203,16 +269,18 @@ def _boundary_panel(ax: Any, report: Report) -> None:
         return
     xs = [(r.start_epoch + r.end_epoch + 1) / 2 for r in rows]
     widths = [max(0.6, (r.end_epoch - r.start_epoch) * 0.6) for r in rows]
-    parts = [("start or clear", "start", lambda r: (r.start_seconds or 0.0) + (r.clear_seconds or 0.0)),
-             ("load", "load", lambda r: r.load_seconds or 0.0),
-             ("save", "save", lambda r: r.save_seconds or 0.0),
-             ("retrace (1st epoch − median)", "retrace", lambda r: r.retrace_seconds)]
+    costs = [r.boundary() for r in rows]
+    parts = [
+        ("start or clear", "start", [c.start_or_clear_seconds for c in costs]),
+        ("load", "load", [c.load_seconds for c in costs]),
+        ("save", "save", [c.save_seconds for c in costs]),
+        ("retrace (1st epoch − median)", "retrace", [r.retrace_seconds for r in rows]),
+    ]
     bottom = [0.0] * len(rows)
-    for label, color, value in parts:
-        heights = [value(r) for r in rows]
+    for label, color, heights in parts:
         if any(heights):
             ax.bar(xs, heights, widths, bottom=bottom, color=COLORS[color], label=label)
-            bottom = [b + h for b, h in zip(bottom, heights)]
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.set_ylabel("boundary (s)")
     _legend(ax)
 
@@ -220,7 +288,7 @@ def _boundary_panel(ax: Any, report: Report) -> None:
 def _mark_segments(ax: Any, report: Report) -> None:
     """Boundaries as dashed lines, every other segment shaded, crashed attempts in red."""
     for i, row in enumerate(report.segments):
-        if row.outcome in ("crashed", "nan"):
+        if row.outcome in _FAILED:
             ax.axvspan(row.start_epoch + 0.5, row.end_epoch + 0.5, color="#d62728", alpha=0.08, lw=0)
         elif i % 2:
             ax.axvspan(row.start_epoch + 0.5, row.end_epoch + 0.5, color="#000000", alpha=0.035, lw=0)
@@ -235,10 +303,18 @@ def _label_segments(ax: Any, report: Report) -> None:
     transform = ax.get_xaxis_transform()
     for row in report.segments:
         label = f"S{row.index + 1}"
-        if row.outcome not in ("boundary", "finished"):
+        if row.outcome not in _PLAIN:
             label += f" {row.outcome}"
-        ax.text((row.start_epoch + row.end_epoch + 1) / 2, 1.01, label, transform=transform, ha="center",
-                va="bottom", fontsize=8, color="#b00000" if row.outcome in ("crashed", "nan") else "#333333")
+        ax.text(
+            (row.start_epoch + row.end_epoch + 1) / 2,
+            1.01,
+            label,
+            transform=transform,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#b00000" if row.outcome in _FAILED else "#333333",
+        )
 
 
 def _broken_at_boundaries(points: list[tuple[int, float]], report: Report) -> tuple[list[float], list[float]]:

@@ -15,9 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.state import checkpoint
-from segtrain.telemetry.report import DONE_OUTCOMES, Report, RunLogs, build_from, load
+from segtrain.outcomes import RunStatus
 from segtrain.run.paths import lock_holder
+from segtrain.state import checkpoint
+from segtrain.telemetry.logs import RunLogs, load
+from segtrain.telemetry.report import build_from, json_ready
 
 
 @dataclass
@@ -44,10 +46,12 @@ class LastEpoch:
 
 
 @dataclass
-class RunStatus:
+class StatusReport:
+    """What `segtrain status` shows (and prints with --json)."""
+
     run_dir: str
-    status: str  # the manifest's
-    state: str  # status corrected by the lock: "crashed" when recorded running but no process holds it
+    status: RunStatus  # the manifest's
+    state: RunStatus  # status corrected by the lock: CRASHED when recorded running but no process holds it
     alive: bool
     pid: int | None  # the process holding the lock (alive), else the last one recorded
     epochs_total: int
@@ -62,31 +66,40 @@ class RunStatus:
     hint: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """A JSON-ready dict: enums as their values."""
+        return json_ready(asdict(self))
 
 
-def read_status(run_dir: Path) -> RunStatus:
-    """The status of the run in `run_dir` (raises ConfigError when it holds no run)."""
-    logs = load(Path(run_dir))
+def read_status(run_dir: Path | str) -> StatusReport:
+    """The status of the run in `run_dir` (raises ConfigError, exit 2, where it holds no run)."""
+    logs = load(run_dir)
     report = build_from(logs)
     state = _state(report.status, logs.alive)
-    return RunStatus(
-        run_dir=str(logs.paths.root), status=report.status, state=state, alive=logs.alive,
+    return StatusReport(
+        run_dir=str(logs.paths.root),
+        status=report.status,
+        state=state,
+        alive=logs.alive,
         pid=lock_holder(logs.paths) if logs.alive else logs.manifest.get("pid"),
-        epochs_total=report.epochs_total, epochs_done=report.epochs_done, segments_total=report.segments_planned,
-        segments_done=len({r.index for r in report.segments if r.outcome in DONE_OUTCOMES}),
+        epochs_total=report.epochs_total,
+        epochs_done=report.epochs_done,
+        segments_total=report.segments_planned,
+        segments_done=len({r.index for r in report.segments if r.outcome.completed}),
         current_segment=logs.epochs[-1].segment if logs.epochs else None,
-        checkpoint=_checkpoint(logs), last_epoch=_last_epoch(logs),
+        checkpoint=_checkpoint(logs),
+        last_epoch=_last_epoch(logs),
         slowdown=report.segments[-1].slowdown if report.segments and report.segments[-1].epochs > 1 else None,
-        stop_reason=report.stop_reason, hint=_hint(state, report),
+        stop_reason=report.stop_reason,
+        hint=_hint(state, logs),
     )
 
 
-def _state(status: str, alive: bool) -> str:
+def _state(status: RunStatus, alive: bool) -> RunStatus:
+    """Where the run stands: a live process decides RUNNING; recorded as running (or new) without one, CRASHED."""
     if alive:
-        return "running"
-    if status in ("running", "new"):
-        return "crashed"
+        return RunStatus.RUNNING
+    if status in (RunStatus.RUNNING, RunStatus.NEW):
+        return RunStatus.CRASHED
     return status
 
 
@@ -108,29 +121,45 @@ def _last_epoch(logs: RunLogs) -> LastEpoch | None:
     return LastEpoch(last.epoch, last.segment, last.seconds, last.rss_mb, last.device_mb, last.pid, age)
 
 
-def _hint(state: str, report: Report) -> str | None:
-    if state in ("crashed", "interrupted", "failed"):
-        return f"segtrain resume {report.run_dir}"
+def _hint(state: RunStatus, logs: RunLogs) -> str | None:
+    """The command that goes on: for a run that no process trains and that can resume."""
+    if state.resumable and not logs.alive:
+        return f"segtrain resume {logs.paths.root}"
     return None
 
 
-def render_status(st: RunStatus, console: Any) -> None:
+_STYLES = {
+    RunStatus.RUNNING: "cyan",
+    RunStatus.FINISHED: "green",
+    RunStatus.STOPPED: "green",
+    RunStatus.INTERRUPTED: "yellow",
+    RunStatus.CRASHED: "red",
+    RunStatus.FAILED: "red",
+}
+
+
+def render_status(st: StatusReport, console: Any) -> None:
     """A few lines: state, progress, checkpoint, the newest epoch, what to do next."""
     from rich.markup import escape
 
-    style = {"running": "cyan", "finished": "green", "stopped": "green", "interrupted": "yellow",
-             "crashed": "red", "failed": "red"}.get(st.state, "white")
+    style = _STYLES.get(st.state, "white")
     who = f"pid {st.pid} alive" if st.alive else "no live process" + (f", last pid {st.pid}" if st.pid else "")
     recorded = f", recorded as {st.status}" if st.state != st.status else ""
-    lines = [f"{escape(st.run_dir)}: [{style}]{st.state}[/] ({who}{recorded})",
-             f"  epochs    {st.epochs_done}/{st.epochs_total} ({_percent(st.epochs_done, st.epochs_total)})",
-             f"  segments  {st.segments_done}" + (f"/{st.segments_total}" if st.segments_total else "") + " done"
-             + (f", in segment {st.current_segment + 1}" if st.current_segment is not None and st.alive else "")]
-    lines.append("  checkpoint " + (escape(_describe_checkpoint(st.checkpoint, st.epochs_done)) if st.checkpoint
-                                    else "none complete yet"))
+    lines = [
+        f"{escape(st.run_dir)}: [{style}]{st.state}[/] ({who}{recorded})",
+        f"  epochs    {st.epochs_done}/{st.epochs_total} ({_percent(st.epochs_done, st.epochs_total)})",
+        f"  segments  {st.segments_done}"
+        + (f"/{st.segments_total}" if st.segments_total else "")
+        + " done"
+        + (f", in segment {st.current_segment + 1}" if st.current_segment is not None and st.alive else ""),
+    ]
+    lines.append(
+        "  checkpoint "
+        + (escape(_describe_checkpoint(st.checkpoint, st.epochs_done)) if st.checkpoint else "none complete yet")
+    )
     if st.last_epoch is not None:
         lines.append("  last epoch " + _describe_epoch(st.last_epoch, st.slowdown))
-    if st.stop_reason and st.state not in ("running", "crashed"):
+    if st.stop_reason and st.state not in (RunStatus.RUNNING, RunStatus.CRASHED):
         lines.append(f"  reason    {escape(st.stop_reason)}")
     if st.hint:
         lines.append(f"  go on     {escape(st.hint)}")

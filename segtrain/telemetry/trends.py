@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from enum import Enum
+from typing import Any
+
+from segtrain.telemetry.figures import BoundaryCost, retrace_seconds
 
 _MAX_POINTS = 200  # pairwise statistics are O(n²): thin longer series evenly
 
@@ -42,11 +46,23 @@ class Thresholds:
 DEFAULT = Thresholds()
 
 
+class FindingKind(str, Enum):
+    """What a finding is about. A `str` enum: equal to, and serialised as, its value."""
+
+    TIME_CLIMB = "time_climb"  # seconds per epoch climbing within a segment
+    RSS_CLIMB = "rss_climb"  # RSS climbing within a segment
+    DEVICE_CLIMB = "device_climb"  # device memory climbing within a segment
+    BOUNDARY_COST = "boundary_cost"  # boundaries costing too much of training time
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One thing worth telling the user; `message` says it in a sentence."""
 
-    kind: str  # "time_climb", "rss_climb", "device_climb", "boundary_cost"
+    kind: FindingKind
     segment: int | None  # 0-based index of the segment it happened in (None: the whole run)
     start_epoch: int | None  # 0-based first epoch of the climb
     end_epoch: int | None  # exclusive
@@ -56,7 +72,7 @@ class Finding:
     message: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "kind": self.kind.value}
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,12 @@ class Climb:
         return self.end / self.start if self.start > 0 else math.inf
 
 
-def steady_climb(values: Sequence[float], min_points: int = DEFAULT.min_points,
-                 min_tau: float = DEFAULT.min_tau, min_ratio: float = 1.0) -> Climb | None:
+def steady_climb(
+    values: Sequence[float | None],
+    min_points: int = DEFAULT.min_points,
+    min_tau: float = DEFAULT.min_tau,
+    min_ratio: float = 1.0,
+) -> Climb | None:
     """The climb of `values` (one per epoch) if it is steady and rises by `min_ratio`, else None."""
     ys = [float(v) for v in values if v is not None and math.isfinite(v)]
     if len(ys) < max(min_points, 3):
@@ -86,7 +106,7 @@ def steady_climb(values: Sequence[float], min_points: int = DEFAULT.min_points,
     slope, tau = _theil_sen_kendall(xs, ys)
     if slope <= 0 or tau < min_tau:
         return None
-    intercept = statistics.median(y - slope * x for x, y in zip(xs, ys))
+    intercept = statistics.median(y - slope * x for x, y in zip(xs, ys, strict=True))
     climb = Climb(intercept + slope * xs[0], intercept + slope * xs[-1], tau)
     return climb if climb.ratio >= min_ratio else None
 
@@ -103,8 +123,7 @@ def _theil_sen_kendall(xs: Sequence[int], ys: Sequence[float]) -> tuple[float, f
     return statistics.median(slopes), score / pairs
 
 
-def time_climb(seconds: Sequence[float], segment: int, start_epoch: int,
-               th: Thresholds = DEFAULT) -> Finding | None:
+def time_climb(seconds: Sequence[float], segment: int, start_epoch: int, th: Thresholds = DEFAULT) -> Finding | None:
     """Seconds per epoch rising steadily within one segment.
 
     `seconds` are the segment's epochs in order from `start_epoch`; the first
@@ -116,15 +135,22 @@ def time_climb(seconds: Sequence[float], segment: int, start_epoch: int,
         return None
     first, end = start_epoch + 1, start_epoch + len(seconds)
     return Finding(
-        "time_climb", segment, first, end, climb.start, climb.end, climb.ratio,
+        FindingKind.TIME_CLIMB,
+        segment,
+        first,
+        end,
+        climb.start,
+        climb.end,
+        climb.ratio,
         f"Seconds per epoch climbed {_percent(climb.ratio)} within segment {segment + 1} "
         f"(epochs {first + 1}–{end}: {climb.start:.3g} → {climb.end:.3g} s). Something grows as "
         "training goes (a leak, a growing graph or dataset cache); a shorter --segment resets it sooner.",
     )
 
 
-def memory_climb(mb: Sequence[float | None], segment: int, start_epoch: int, kind: str = "rss",
-                 th: Thresholds = DEFAULT) -> Finding | None:
+def memory_climb(
+    mb: Sequence[float | None], segment: int, start_epoch: int, kind: str = "rss", th: Thresholds = DEFAULT
+) -> Finding | None:
     """Memory (`kind` "rss" or "device", MB per epoch) rising steadily within one segment.
 
     The first epoch is left out: it allocates the graph and the optimizer state.
@@ -137,7 +163,13 @@ def memory_climb(mb: Sequence[float | None], segment: int, start_epoch: int, kin
     what = "RSS" if kind == "rss" else "Device memory"
     per_epoch = (climb.end - climb.start) / max(1, len(rest) - 1)
     return Finding(
-        f"{kind}_climb", segment, first, end, climb.start, climb.end, climb.ratio,
+        FindingKind.RSS_CLIMB if kind == "rss" else FindingKind.DEVICE_CLIMB,
+        segment,
+        first,
+        end,
+        climb.start,
+        climb.end,
+        climb.ratio,
         f"{what} climbed {_percent(climb.ratio)} within segment {segment + 1} (epochs {first + 1}–{end}: "
         f"{climb.start:.0f} → {climb.end:.0f} MB, {per_epoch:.1f} MB per epoch). If it keeps growing, "
         "a shorter --segment bounds it.",
@@ -146,19 +178,17 @@ def memory_climb(mb: Sequence[float | None], segment: int, start_epoch: int, kin
 
 @dataclass(frozen=True)
 class SegmentCost:
-    """What one segment cost besides training, from its line of segments.jsonl (or report row)."""
+    """What one segment cost besides training: its boundary, and the retrace of its first epoch."""
 
-    boundary_seconds: float  # start or clear, load, and saves
-    setup_seconds: float  # the start or clear and the load: the part an unsegmented run pays once
+    boundary: BoundaryCost  # start or clear, load, and saves (figures.BoundaryCost)
     train_seconds: float
-    retrace_seconds: float  # first epoch's excess over the segment's typical epoch
+    retrace_seconds: float  # figures.retrace_seconds of its epochs
 
     @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> "SegmentCost":
-        seconds = [s for s in rec.get("epoch_seconds") or [] if s is not None]
-        retrace = max(0.0, seconds[0] - typical_seconds(seconds)) if len(seconds) > 1 else 0.0
-        setup = (rec.get("start_seconds") or 0.0) + (rec.get("clear_seconds") or 0.0) + (rec.get("load_seconds") or 0.0)
-        return cls(rec.get("boundary_seconds") or 0.0, setup, rec.get("train_seconds") or 0.0, retrace)
+    def from_record(cls, rec: Mapping[str, Any]) -> SegmentCost:
+        """From a line of segments.jsonl."""
+        seconds = [float(s) for s in rec.get("epoch_seconds") or [] if s is not None]
+        return cls(BoundaryCost.from_record(rec), float(rec.get("train_seconds") or 0.0), retrace_seconds(seconds))
 
 
 def boundary_overhead(costs: Sequence[SegmentCost]) -> tuple[float, float]:
@@ -170,14 +200,15 @@ def boundary_overhead(costs: Sequence[SegmentCost]) -> tuple[float, float]:
     """
     if not costs:
         return 0.0, 0.0
-    overhead = sum(c.boundary_seconds + c.retrace_seconds for c in costs[1:])
-    overhead += costs[0].boundary_seconds - costs[0].setup_seconds
+    overhead = sum(c.boundary.total + c.retrace_seconds for c in costs[1:])
+    overhead += costs[0].boundary.total - costs[0].boundary.setup_seconds  # the first segment's saves
     train = sum(c.train_seconds for c in costs)
     return max(0.0, overhead), train
 
 
-def boundary_cost(costs: Sequence[SegmentCost], segment_length: int, epochs_total: int | None = None,
-                  th: Thresholds = DEFAULT) -> Finding | None:
+def boundary_cost(
+    costs: Sequence[SegmentCost], segment_length: int, epochs_total: int | None = None, th: Thresholds = DEFAULT
+) -> Finding | None:
     """Boundaries costing more than `th.boundary_fraction` of training time, with a longer --segment to try."""
     if len(costs) < 2:
         return None
@@ -188,29 +219,39 @@ def boundary_cost(costs: Sequence[SegmentCost], segment_length: int, epochs_tota
     suggested = math.ceil(segment_length * fraction / (th.boundary_fraction / 2))
     if epochs_total:
         suggested = min(suggested, epochs_total)
-    hint = (f"try --segment {suggested} (it trades some of the reset that segments buy)"
-            if suggested > segment_length else "a longer --segment would amortize them")
+    hint = (
+        f"try --segment {suggested} (it trades some of the reset that segments buy)"
+        if suggested > segment_length
+        else "a longer --segment would amortize them"
+    )
     return Finding(
-        "boundary_cost", None, None, None, overhead, train, fraction,
+        FindingKind.BOUNDARY_COST,
+        None,
+        None,
+        None,
+        overhead,
+        train,
+        fraction,
         f"Boundaries cost {fraction:.0%} of training time ({overhead:.1f} s over {len(costs) - 1} "
         f"boundar{'y' if len(costs) == 2 else 'ies'} against {train:.1f} s of training); {hint}.",
     )
 
 
-def segment_findings(seconds: Sequence[float], rss_mb: Sequence[float | None],
-                     device_mb: Sequence[float | None], segment: int, start_epoch: int,
-                     th: Thresholds = DEFAULT) -> list[Finding]:
+def segment_findings(
+    seconds: Sequence[float],
+    rss_mb: Sequence[float | None],
+    device_mb: Sequence[float | None],
+    segment: int,
+    start_epoch: int,
+    th: Thresholds = DEFAULT,
+) -> list[Finding]:
     """Every climb within one segment, from its per-epoch series."""
-    found = [time_climb(seconds, segment, start_epoch, th),
-             memory_climb(rss_mb, segment, start_epoch, "rss", th),
-             memory_climb(device_mb, segment, start_epoch, "device", th)]
+    found = [
+        time_climb(seconds, segment, start_epoch, th),
+        memory_climb(rss_mb, segment, start_epoch, "rss", th),
+        memory_climb(device_mb, segment, start_epoch, "device", th),
+    ]
     return [f for f in found if f is not None]
-
-
-def typical_seconds(seconds: Sequence[float]) -> float:
-    """Seconds per epoch of a segment: the median, leaving out its first epoch (tracing) when it has others."""
-    rest = list(seconds[1:]) if len(seconds) > 1 else list(seconds)
-    return statistics.median(rest) if rest else 0.0
 
 
 def _percent(ratio: float) -> str:

@@ -123,7 +123,10 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
         send(EpochEnded(record))
         if not assignment.verdicts:
             return None
-        return Verdict.decode(sys.stdin.readline()).stop_reason
+        line = sys.stdin.readline()
+        if not line:  # the parent gave up on this run (it failed, or was stopped): the checkpoints stay
+            _exit(EXIT_FAILED)
+        return Verdict.decode(line).stop_reason
 
     result = run_segment(ctx, assignment.segment, ckpt, flag, on_epoch, assignment.start_seconds)
     send(Finished(result))

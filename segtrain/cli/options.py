@@ -1,0 +1,79 @@
+"""Options that several commands share, declared once, and the parsing of their values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from segtrain.config import DEFAULT_SIGNALS
+from segtrain.errors import ConfigError
+
+EPOCHS = typer.Option(..., "--epochs", "-e", help="Total number of epochs (of each trial or fold).")
+SEGMENT = typer.Option(
+    ...,
+    "--segment",
+    "-s",
+    help="Epochs per segment (save, clear, reload between), "
+    "or 'auto': a boundary wherever the time lost to slowdown exceeds a boundary's cost.",
+)
+SEED = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit.")
+ISOLATION = typer.Option(
+    "process",
+    "--isolation",
+    help="process: a fresh interpreter per segment; session: clear the Keras session in one process.",
+)
+FORMAT = typer.Option(
+    "keras",
+    "--format",
+    help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint).",
+)
+SAVE_EVERY = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment.")
+KEEP = typer.Option(2, "--keep", help="Complete checkpoints to keep.")
+PRESTART = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains.")
+SIGNALS = typer.Option(",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75).")
+MAX_MEMORY = typer.Option(
+    None,
+    "--max-memory",
+    help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB.",
+)
+PARAM = typer.Option(
+    [],
+    "--param",
+    "-p",
+    help="A hyperparameter NAME=VALUE for the script's build_model(params) and load_data(params) "
+    "(repeatable; VALUE is parsed as JSON, else kept as a string).",
+)
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show the progress bar.")
+DEBUG = typer.Option(False, "--debug", help="Show tracebacks for errors in the script.")
+
+
+def segment_length(text: str) -> int | str:
+    """`--segment`: a number of epochs or `auto` (RunConfig says what is wrong with anything else)."""
+    text = text.strip().lower()
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def signal_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip().upper() for n in text.split(",") if n.strip())
+    return tuple(n if n.startswith("SIG") else "SIG" + n for n in names)
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`--param NAME=VALUE` options as a dict: VALUE parsed as JSON (`3`, `0.1`, `true`, `[1, 2]`), else a string."""
+    params: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(
+                f"--param takes NAME=VALUE, such as --param units=64 or --param act=relu. Received: {item!r}"
+            )
+        try:
+            params[name.strip()] = json.loads(text)
+        except ValueError:
+            params[name.strip()] = text
+    return params

@@ -1,0 +1,107 @@
+"""`segtrain sweep` and `segtrain cv`: many models in succession, each an isolated, resumable run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segtrain.cli import options as opt
+from segtrain.cli.app import command, ending, errors, out
+
+
+@command
+def sweep(
+    script: Path = typer.Argument(
+        ..., help="Training script defining search_space(trial), build_model(params) and load_data()."
+    ),
+    trials: int = typer.Option(
+        ..., "--trials", "-n", help="Finished trials (complete or pruned) the study should have."
+    ),
+    epochs: int = opt.EPOCHS,
+    segment: str = opt.SEGMENT,
+    sweep_dir: Path | None = typer.Option(
+        None,
+        "--dir",
+        help="Sweep directory [default: checkpoints/<script "
+        "name>-sweep]; each trial is a run directory under DIR/trials/.",
+    ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        help="The study's database URL [default: SQLite in "
+        "DIR/study.db], e.g. postgresql://user:pass@host/db to share it across "
+        "machines.",
+    ),
+    study: str | None = typer.Option(None, "--study", help="The study's name [default: the script's name]."),
+    metric: str = typer.Option(
+        "val_loss", "--metric", help="The logged metric to optimise; reported after every epoch for pruning."
+    ),
+    direction: str | None = typer.Option(
+        None, "--direction", help="minimize or maximize [default: maximize for accuracy-like metrics, else minimize]."
+    ),
+    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, grid (the script's `grid` dict) or cmaes."),
+    pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        "-j",
+        help="Trials at once, each in its own workers (one GPU each where "
+        "GPUs are visible and CUDA_VISIBLE_DEVICES is not set).",
+    ),
+    seed: int | None = typer.Option(
+        None,
+        "--seed",
+        help="Every trial trains with this seed (trials differ only by their params), and the sampler is seeded too.",
+    ),
+    isolation: str = opt.ISOLATION,
+    fmt: str = opt.FORMAT,
+    save_every: int | None = opt.SAVE_EVERY,
+    keep: int = opt.KEEP,
+    prestart: bool = opt.PRESTART,
+    force: bool = typer.Option(
+        False, "--force", help="Start over if DIR holds a sweep with other settings (its trials and study are deleted)."
+    ),
+    signals: str = opt.SIGNALS,
+    max_memory: float | None = opt.MAX_MEMORY,
+    progress: bool = opt.PROGRESS,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Search SCRIPT's hyperparameters with Optuna: every trial an isolated, segmented, resumable run.
+
+    Running the same command again goes on: an interrupted trial resumes from its checkpoint, as the same trial.
+    Several processes (or machines, with --storage) on one study share its trials.
+
+    Example: segtrain sweep model.py --trials 40 --epochs 30 --segment 10 --metric val_accuracy --seed 0
+    """
+    from segtrain import api
+    from segtrain.search.report import build, render
+
+    with errors(debug):
+        outcome = api.sweep(
+            script,
+            trials=trials,
+            epochs=epochs,
+            segment=opt.segment_length(segment),
+            sweep_dir=sweep_dir,
+            storage=storage,
+            study=study,
+            metric=metric,
+            direction=direction,
+            sampler=sampler,
+            pruner=pruner,
+            jobs=jobs,
+            seed=seed,
+            isolation=isolation,
+            format=fmt,
+            save_every=save_every,
+            keep=keep,
+            prestart=prestart,
+            force=force,
+            signals=opt.signal_names(signals),
+            max_memory=max_memory,
+            progress=progress,
+            debug=debug,
+        )
+        render(build(outcome.sweep_dir, storage), out)
+    ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.sweep_dir)

@@ -1,0 +1,91 @@
+"""`segtrain fit` and `segtrain resume`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segtrain.cli import options as opt
+from segtrain.cli.app import command, ending, errors, out
+from segtrain.outcomes import RunOutcome
+
+
+def _finish(outcome: RunOutcome) -> None:
+    from segtrain.telemetry.render import render
+    from segtrain.telemetry.report import build
+
+    render(build(outcome.run_dir), out)
+    ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.run_dir)
+
+
+@command
+def fit(
+    script: Path = typer.Argument(..., help="Training script defining build_model() and load_data()."),
+    epochs: int = opt.EPOCHS,
+    segment: str = opt.SEGMENT,
+    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
+    seed: int | None = opt.SEED,
+    isolation: str = opt.ISOLATION,
+    fmt: str = opt.FORMAT,
+    save_every: int | None = opt.SAVE_EVERY,
+    keep: int = opt.KEEP,
+    export: Path | None = typer.Option(
+        None, "--export", help="Write the final model here: a .keras file, or a SavedModel directory."
+    ),
+    prestart: bool = opt.PRESTART,
+    force: bool = typer.Option(
+        False, "--force", help="Start over if RUN_DIR holds a run of another script or options."
+    ),
+    signals: str = opt.SIGNALS,
+    max_memory: float | None = opt.MAX_MEMORY,
+    param: list[str] = opt.PARAM,
+    progress: bool = opt.PROGRESS,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Train SCRIPT's model for EPOCHS epochs in segments, saving, clearing and reloading between them.
+
+    Running the same command again resumes an unfinished run; on a finished run it prints the report.
+
+    Example: segtrain fit examples/spirals.py --epochs 12 --segment 4 --seed 0
+    """
+    from segtrain import api
+
+    with errors(debug):
+        outcome = api.fit(
+            script,
+            epochs=epochs,
+            segment=opt.segment_length(segment),
+            run_dir=run_dir,
+            seed=seed,
+            isolation=isolation,
+            format=fmt,
+            save_every=save_every,
+            keep=keep,
+            export=export,
+            prestart=prestart,
+            force=force,
+            signals=opt.signal_names(signals),
+            max_memory=max_memory,
+            params=opt.parse_params(param),
+            progress=progress,
+            debug=debug,
+        )
+    _finish(outcome)
+
+
+@command
+def resume(
+    run_dir: Path = typer.Argument(..., help="Run directory of the run to go on with."),
+    progress: bool = opt.PROGRESS,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Go on with a run from its newest complete checkpoint, with the options it was started with.
+
+    Example: segtrain resume checkpoints/spirals
+    """
+    from segtrain import api
+
+    with errors(debug):
+        outcome = api.resume(run_dir, progress=progress, debug=debug)
+    _finish(outcome)

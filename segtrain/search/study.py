@@ -1,0 +1,137 @@
+"""Opening the Optuna study of a sweep: its storage, sampler, pruner and direction.
+
+The study is Optuna's own: a name in a storage (SQLite in the sweep directory
+by default, or any database Optuna's RDB storage opens: PostgreSQL, MySQL).
+Every process that opens the same storage and name shares its trials, which is
+how several `segtrain sweep` processes, on one machine or many, work together.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from segtrain.errors import ConfigError
+
+SAMPLERS = ("tpe", "random", "grid", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+DIRECTIONS = ("minimize", "maximize")
+
+# Metrics where more is better (Keras' names, with or without "val_"): the direction when none is given.
+_HIGHER_IS_BETTER = re.compile(r"(accuracy|acc|auc|precision|recall|f1|f1_score|fbeta_score|iou|r2_score)$")
+
+
+def default_direction(metric: str) -> str:
+    """`maximize` for accuracy-like metrics, `minimize` for losses and errors."""
+    return "maximize" if _HIGHER_IS_BETTER.search(metric.removeprefix("val_")) else "minimize"
+
+
+def storage_url(sweep_dir: Path, storage: str | None) -> str:
+    """The study's storage: `--storage`, else SQLite in the sweep directory."""
+    return storage or f"sqlite:///{(Path(sweep_dir) / 'study.db').resolve()}"
+
+
+def redacted(url: str) -> str:
+    """`url` without its password, for messages and records."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def open_storage(url: str) -> Any:
+    """Optuna's RDB storage at `url`; a ConfigError (exit 2) that says why where it cannot be opened."""
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # several sweep processes share one file
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as e:  # SQLAlchemy's errors, a missing driver (ImportError), a malformed URL
+        raise ConfigError(
+            f"Cannot open the study storage {redacted(url)}: {type(e).__name__}: {str(e).splitlines()[0]}. "
+            "Check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db), that the server is up, "
+            "and that its driver is installed (psycopg2 for PostgreSQL)."
+        ) from None
+
+
+def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "grid":
+        if not grid:
+            raise ConfigError(
+                "--sampler grid needs the grid in the script: `grid = {'units': [32, 64], 'lr': [1e-3, 1e-2]}` "
+                "(search_space(trial) then suggests from those values)."
+            )
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if name == "cmaes":
+        try:
+            import cmaes  # noqa: F401
+        except ImportError:
+            raise ConfigError("--sampler cmaes needs the cmaes package: pip install cmaes") from None
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}. Received: {name!r}")
+
+
+def make_pruner(name: str, epochs: int) -> Any:
+    import optuna
+
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}. Received: {name!r}")
+
+
+@dataclass
+class SweepStudy:
+    """An Optuna study with the storage it lives in (to take over a trial by its number)."""
+
+    study: Any  # optuna.Study
+    storage: Any  # optuna.storages.BaseStorage
+    url: str
+
+    def _trial_id(self, number: int) -> int:
+        study_id = self.storage.get_study_id_from_name(self.study.study_name)
+        return int(self.storage.get_trial_id_from_study_id_trial_number(study_id, number))
+
+    def trial(self, number: int) -> Any:
+        """The running trial `number`, to report to and tell as its owner (`optuna.trial.Trial`)."""
+        import optuna
+
+        return optuna.trial.Trial(self.study, self._trial_id(number))
+
+    def frozen(self, number: int) -> Any:
+        """Trial `number` as the storage has it now (`optuna.trial.FrozenTrial`)."""
+        return self.storage.get_trial(self._trial_id(number))
+
+
+def open_study(*, url: str, name: str, direction: str, sampler: Any, pruner: Any) -> SweepStudy:
+    """Create the study, or load it with its trials; refuse one whose direction differs."""
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    storage = open_storage(url)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        direction=cast(Literal["minimize", "maximize"], direction),
+        sampler=sampler,
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    found = study.direction.name.lower()
+    if found != direction:
+        raise ConfigError(
+            f"The study {name!r} in {redacted(url)} was created to {found} its metric; this sweep asks to "
+            f"{direction} it. Use --direction {found}, another --study name, or --force to start over."
+        )
+    return SweepStudy(study, storage, url)

@@ -1,0 +1,242 @@
+"""`segtrain sweep`: trials of an Optuna study, one after another, each an isolated, resumable segtrain run.
+
+The loop claims a trial (an orphaned one first, see `claims`), trains it
+through the same segment loop as `segtrain fit` (fresh workers, exact
+continuation), tells the study how it ended, and goes on until the study has
+the finished trials the sweep wants. The workers come from one pool, so the
+next trial's worker is started while the current trial trains.
+
+`--jobs J` starts J such loops as processes of their own (`python -m
+segtrain.search.job`), sharing the study as any processes do; where GPUs are
+visible and `CUDA_VISIBLE_DEVICES` is not set, each gets one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segtrain.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError, ScriptError
+from segtrain.outcomes import RunStatus
+from segtrain.search import claims
+from segtrain.search.config import SweepConfig, open_sweep
+from segtrain.search.study import SweepStudy, make_pruner, make_sampler, open_study
+from segtrain.search.trial import Pruning, TrialResult, run_trial
+from segtrain.training.script import TrainingScript
+from segtrain.training.signals import SignalPolicy, StopFlag
+
+log = logging.getLogger("segtrain")
+
+STORAGE_ENV = "SEGTRAIN_SWEEP_STORAGE"
+WAIT_SECONDS = 2.0  # how often a process with nothing to claim looks again while others train the last trials
+
+
+@dataclass
+class SweepOutcome:
+    """How a sweep ended: the study, its best trial's run directory, and the exit code the CLI returns."""
+
+    status: RunStatus  # FINISHED, INTERRUPTED or FAILED
+    exit_code: int
+    message: str
+    sweep_dir: Path
+    study: Any  # optuna.Study
+    trials: list[TrialResult]  # the trials this process trained
+    best_run_dir: Path | None
+
+
+def sweep(cfg: SweepConfig, progress: bool = True, job: int | None = None) -> SweepOutcome:
+    """Run the sweep `cfg` describes (or go on with it) until the study has `cfg.trials` finished trials."""
+    manifest = open_sweep(cfg) if job is None else None
+    script = _script(cfg)
+    grid = getattr(script.module, "grid", None)
+    study = open_study(
+        url=cfg.storage_url,
+        name=cfg.study_name,
+        direction=cfg.direction or "minimize",
+        sampler=None,
+        pruner=make_pruner(cfg.pruner, cfg.run.epochs),
+    )
+    study.study.sampler = make_sampler(cfg.sampler, _sampler_seed(cfg.run.seed, study, job), grid)
+    if job is None and cfg.jobs > 1:
+        return _outcome(cfg, study.study, [], _run_jobs(cfg))
+    token = (manifest or _read_manifest(cfg))["token"]
+    return _outcome(cfg, study.study, *_loop(cfg, study, script, token, progress))
+
+
+def _sampler_seed(seed: int | None, study: SweepStudy, job: int | None) -> int | None:
+    """The sampler's seed: the sweep's, moved on by the trials the study has and by the job's index.
+
+    A sampler that starts again from the same seed proposes the same params
+    again: a sweep that goes on after a stop, or a second job, would repeat
+    trials. The seed stays a function of the study's history, so a sweep run
+    in one go is reproducible.
+    """
+    if seed is None:
+        return None
+    return seed + len(study.study.get_trials(deepcopy=False)) + 100_003 * (job or 0)
+
+
+def _script(cfg: SweepConfig) -> TrainingScript:
+    script = TrainingScript.load(cfg.run.script, cfg.run.debug)
+    if script.search_space is None:
+        raise ScriptError(
+            f"{script.path}: defines no function `search_space(trial)`. A sweep's script defines it, e.g.\n"
+            "    def search_space(trial):\n"
+            "        return {'units': trial.suggest_int('units', 32, 256, log=True),\n"
+            "                'lr': trial.suggest_float('lr', 1e-4, 1e-2, log=True)}\n"
+            "and takes the params in build_model(params) (and load_data(params), callbacks(params))."
+        )
+    return script
+
+
+def _read_manifest(cfg: SweepConfig) -> dict[str, Any]:
+    from segtrain.search.config import read_sweep_manifest
+
+    return read_sweep_manifest(cfg.directory)
+
+
+def _loop(
+    cfg: SweepConfig, study: SweepStudy, script: TrainingScript, token: str, progress: bool
+) -> tuple[list[TrialResult], str | None]:
+    """Claim and train trials until the study has enough; the trials and why the loop stopped early (or None)."""
+    from segtrain.run.loop import RunHooks
+    from segtrain.worker.handle import WorkerSpec
+    from segtrain.worker.pool import WorkerPool
+
+    flag = StopFlag()
+    pool = WorkerPool(WorkerSpec(cfg.run.script, cfg.run.signals, cfg.run.debug))
+    done: list[TrialResult] = []
+
+    def hooks(pruning: Pruning, claim: claims.Claim) -> RunHooks:
+        return RunHooks(on_epoch=pruning, pool=pool, more_runs=True, lock=claim.lock)
+
+    try:
+        with SignalPolicy(cfg.run.signals, flag):
+            while not flag.requested:
+                step = claims.next_trial(study, cfg.directory, token, cfg.trials)
+                if step.done:
+                    return done, None
+                if step.claim is None:
+                    time.sleep(WAIT_SECONDS)  # the last trials are others' to finish (or to fail: then ask again)
+                    continue
+                result = run_trial(step.claim, cfg, study, script, hooks, progress)
+                done.append(result)
+                _say(result, study.study, cfg.trials)
+                if result.exit_code in (EXIT_RESUMABLE, EXIT_BAD_INPUT):
+                    return done, result.message
+                _, _, failed = claims.counts(study.study)
+                if failed >= cfg.trials:
+                    return done, (
+                        f"{failed} trials failed, as many as the sweep wants to finish; the newest: "
+                        f"{result.message}. Fix the script (see each trial's run directory), then run "
+                        "the same command again."
+                    )
+            return done, f"stopped by {flag.signal}"
+    finally:
+        pool.close()
+
+
+def _say(result: TrialResult, study: Any, wanted: int) -> None:
+    from optuna.trial import TrialState
+
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    best = ""
+    if result.state == "COMPLETE":
+        try:
+            best = " (best so far)" if study.best_trial.number == result.number else ""
+        except ValueError:
+            pass
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.params.items())
+    log.warning(
+        "trial %d %s%s: %s [%s] (%d/%d finished)",
+        result.number,
+        result.state.lower(),
+        best,
+        result.message,
+        params,
+        finished,
+        wanted,
+    )
+
+
+def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: str | None) -> SweepOutcome:
+    from optuna.trial import TrialState
+
+    from segtrain.search.claims import trial_dir
+
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    best_dir = None
+    try:
+        best_dir = trial_dir(cfg.directory, study.best_trial.number)
+    except ValueError:
+        pass  # no complete trial yet
+    if stopped is None:
+        return SweepOutcome(
+            RunStatus.FINISHED, EXIT_OK, f"{finished} trials finished", cfg.directory, study, trials, best_dir
+        )
+    interrupted = stopped.startswith("stopped by") or any(t.exit_code == EXIT_RESUMABLE for t in trials)
+    if interrupted:
+        return SweepOutcome(
+            RunStatus.INTERRUPTED,
+            EXIT_RESUMABLE,
+            f"{stopped}; {finished}/{cfg.trials} trials finished; run the same command to go on "
+            "(an interrupted trial goes on from its checkpoint)",
+            cfg.directory,
+            study,
+            trials,
+            best_dir,
+        )
+    code = EXIT_BAD_INPUT if any(t.exit_code == EXIT_BAD_INPUT for t in trials) else EXIT_FAILED
+    return SweepOutcome(RunStatus.FAILED, code, stopped, cfg.directory, study, trials, best_dir)
+
+
+# -- several jobs ---------------------------------------------------------------------------------------
+
+
+def _run_jobs(cfg: SweepConfig) -> str | None:
+    """Start `cfg.jobs` job processes on the sweep directory, forward stop signals, wait; why one stopped early."""
+    gpus = _gpus()
+    procs = []
+    for job in range(cfg.jobs):
+        env = dict(os.environ, **{STORAGE_ENV: cfg.storage or ""})  # the manifest keeps no password
+        if gpus and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            env["CUDA_VISIBLE_DEVICES"] = str(gpus[job % len(gpus)])
+        procs.append(
+            subprocess.Popen([sys.executable, "-m", "segtrain.search.job", str(cfg.directory), str(job)], env=env)
+        )
+
+    def forward(signum: int, frame: object = None) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    signums = [signal.Signals[name] for name in cfg.run.signals]
+    previous = {signum: signal.signal(signum, forward) for signum in signums}
+    try:
+        codes = [proc.wait() for proc in procs]
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if all(code == EXIT_OK for code in codes):
+        return None
+    if EXIT_RESUMABLE in codes:
+        return "stopped by a signal"
+    if EXIT_BAD_INPUT in codes:
+        raise ConfigError(f"a job of the sweep stopped on bad input (exit codes {codes}); see its messages above.")
+    return f"jobs ended with exit codes {codes}; see their messages above"
+
+
+def _gpus() -> list[int]:
+    """The GPUs' indices, from the NVIDIA driver's device files (asking a library would start its runtime)."""
+    return sorted(
+        int(p.name.removeprefix("nvidia"))
+        for p in Path("/dev").glob("nvidia[0-9]*")
+        if p.name.removeprefix("nvidia").isdigit()
+    )
