@@ -1,6 +1,6 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-from segtrain.api import fit, load_model, resume, sweep
+from segtrain.api import cv, fit, load_model, resume, sweep
 from segtrain.config import RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
@@ -13,6 +13,7 @@ __all__ = [
     "SegmentOutcome",
     "SegtrainError",
     "__version__",
+    "cv",
     "fit",
     "load_model",
     "resume",

@@ -15,6 +15,7 @@ from segtrain.run.paths import read_run
 from segtrain.state import checkpoint, model_state
 
 if TYPE_CHECKING:
+    from segtrain.search.cv import CvOutcome
     from segtrain.search.sweep import SweepOutcome
 
 
@@ -231,6 +232,72 @@ def sweep(
     return run_sweep(cfg, progress=progress)
 
 
+def cv(
+    script: str | Path,
+    *,
+    folds: int,
+    epochs: int,
+    segment: int | str,
+    cv_dir: str | Path | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int | None = None,
+    isolation: str = "process",
+    format: str = "keras",
+    save_every: int | None = None,
+    keep: int = 2,
+    prestart: bool = True,
+    force: bool = False,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    max_memory: float | None = None,
+    progress: bool = True,
+    debug: bool = False,
+) -> CvOutcome:
+    """K-fold cross-validation of `script`: each fold a segtrain run of its own, in its own processes.
+
+    For in-memory arrays without validation data, segtrain makes the folds
+    (seeded, shuffled, the same split for every fold); a script that splits
+    its data itself reads `params["fold"]` and `params["folds"]`. Calling `cv`
+    again goes on with the folds that have not finished.
+
+    Example:
+
+    ```python
+    outcome = segtrain.cv("model.py", folds=5, epochs=20, segment=10, seed=0)
+    print(outcome.report.mean["val_loss"], outcome.report.std["val_loss"])
+    ```
+
+    Args:
+        folds: K, at least 2. Each fold's run directory is `cv_dir/folds/fold-K`.
+        cv_dir: defaults to `checkpoints/<script name>-cv`.
+        params: passed to the script's functions, with `fold` and `folds` added.
+        The others: as in `fit`, for every fold.
+
+    Returns:
+        A `CvOutcome`: status, exit code, and the report (each fold's final metrics, their mean and std).
+    """
+    from segtrain.search.cv import CvConfig
+    from segtrain.search.cv import cv as run_cv
+
+    run = RunConfig(
+        script=Path(script),
+        epochs=epochs,
+        segment=segment,
+        seed=seed,
+        isolation=isolation,
+        format=format,
+        save_every=save_every,
+        keep=keep,
+        prestart=prestart,
+        signals=tuple(signals),
+        max_memory=max_memory,
+        debug=debug,
+        params=dict(params or {}),
+    )
+    return run_cv(
+        CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force), progress=progress
+    )
+
+
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
     from segtrain.run import loop  # imports Keras: `import segtrain` does not, so status and report stay light
 
@@ -244,7 +311,7 @@ def load_model(run_dir: str | Path) -> Any:
     in a fresh process: the run's script is imported first, so custom classes
     it registers are known.
     """
-    from segtrain.training.data import prepare
+    from segtrain.training.data import Fold, prepare
     from segtrain.training.script import TrainingScript
     from segtrain.training.segment import first_inputs
 
@@ -256,7 +323,14 @@ def load_model(run_dir: str | Path) -> Any:
     script = TrainingScript.load(manifest["script"]["path"], params=manifest["config"].get("params"))
 
     def sample() -> Any:
-        data = prepare(script.call("load_data"), script.fit_kwargs, manifest["data_seed"], script.path)
+        fold = manifest["config"].get("fold")
+        data = prepare(
+            script.call("load_data"),
+            script.fit_kwargs,
+            manifest["data_seed"],
+            script.path,
+            None if fold is None else Fold(**fold),
+        )
         return first_inputs(data.train.fit_input(0, 1))
 
     model = checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)

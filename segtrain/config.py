@@ -23,7 +23,7 @@ DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
 # Options that change what a run computes: a resumed run must use the same.
 # Others may change on resume; so may --segment, since where boundaries fall
 # does not change the result.
-IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every", "params")
+IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every", "params", "fold")
 
 
 @dataclass
@@ -63,6 +63,8 @@ class RunConfig:
         debug: show tracebacks for errors caused by the script.
         params: hyperparameters passed to the script's functions that take an
             argument (`build_model(params)`, ...). Part of the run's identity.
+        fold: cross-validation (`segtrain cv`): `{"index", "count", "seed"}` of
+            the fold this run trains (see `segtrain.training.data.Fold`).
     """
 
     script: Path
@@ -81,6 +83,7 @@ class RunConfig:
     max_memory: float | None = None
     debug: bool = False
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    fold: dict[str, int] | None = None
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)

@@ -36,6 +36,8 @@ def report(
         if is_sweep_dir(run_dir):
             _sweep_report(run_dir, as_json, plot, storage)
             return
+        if _cv_report(run_dir, as_json):
+            return
         from segtrain.telemetry.logs import load
         from segtrain.telemetry.render import render
         from segtrain.telemetry.report import build_from
@@ -69,6 +71,20 @@ def _sweep_report(sweep_dir: Path, as_json: bool, plot: Path | None, storage: st
         err.print(f"Plot written to {plot}", highlight=False, markup=False, soft_wrap=True)
 
 
+def _cv_report(path: Path, as_json: bool) -> bool:
+    """Show a cross-validation's folds if `path` holds one; whether it did."""
+    from segtrain.search.cv import build, is_cv_dir, render
+
+    if not is_cv_dir(path):
+        return False
+    rep = build(path)
+    if as_json:
+        print(json.dumps(rep.to_json(), indent=1))
+    else:
+        render(rep, out)
+    return True
+
+
 @command
 def status(
     run_dir: Path = typer.Argument(..., help="Run directory, or a sweep's directory."),
@@ -93,6 +109,8 @@ def status(
                 print(json.dumps(rep.to_json(), indent=1))
             else:
                 render(rep, out)
+            return
+        if _cv_report(run_dir, as_json):
             return
         from segtrain.telemetry.status import read_status, render_status
 

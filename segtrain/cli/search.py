@@ -105,3 +105,63 @@ def sweep(
         )
         render(build(outcome.sweep_dir, storage), out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.sweep_dir)
+
+
+@command
+def cv(
+    script: Path = typer.Argument(..., help="Training script defining build_model() and load_data()."),
+    folds: int = typer.Option(..., "--folds", "-k", help="Number of folds (at least 2)."),
+    epochs: int = opt.EPOCHS,
+    segment: str = opt.SEGMENT,
+    cv_dir: Path | None = typer.Option(
+        None,
+        "--dir",
+        help="Directory [default: checkpoints/<script name>-cv]; each fold is a run directory under DIR/folds/.",
+    ),
+    param: list[str] = opt.PARAM,
+    seed: int | None = opt.SEED,
+    isolation: str = opt.ISOLATION,
+    fmt: str = opt.FORMAT,
+    save_every: int | None = opt.SAVE_EVERY,
+    keep: int = opt.KEEP,
+    prestart: bool = opt.PRESTART,
+    force: bool = typer.Option(
+        False, "--force", help="Start over if DIR holds a cross-validation with other settings (its folds are deleted)."
+    ),
+    signals: str = opt.SIGNALS,
+    max_memory: float | None = opt.MAX_MEMORY,
+    progress: bool = opt.PROGRESS,
+    debug: bool = opt.DEBUG,
+) -> None:
+    """Cross-validate SCRIPT's model in K folds, each fold a segmented run in its own processes.
+
+    In-memory arrays without validation data are split by segtrain (seeded, shuffled); a script that splits its
+    data itself reads params["fold"] and params["folds"]. Running the same command again goes on.
+
+    Example: segtrain cv model.py --folds 5 --epochs 20 --segment 10 --seed 0
+    """
+    from segtrain import api
+    from segtrain.search.cv import render
+
+    with errors(debug):
+        outcome = api.cv(
+            script,
+            folds=folds,
+            epochs=epochs,
+            segment=opt.segment_length(segment),
+            cv_dir=cv_dir,
+            params=opt.parse_params(param),
+            seed=seed,
+            isolation=isolation,
+            format=fmt,
+            save_every=save_every,
+            keep=keep,
+            prestart=prestart,
+            force=force,
+            signals=opt.signal_names(signals),
+            max_memory=max_memory,
+            progress=progress,
+            debug=debug,
+        )
+    render(outcome.report, out)
+    ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.cv_dir)

@@ -142,10 +142,43 @@ class TrainingData:
         return self.train.steps_per_epoch
 
 
-def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path) -> TrainingData:
-    """Normalise what `load_data()` returned; raise ScriptError if it cannot be used."""
+@dataclass(frozen=True)
+class Fold:
+    """Fold `index` of `count` (cross-validation): a seeded, shuffled share of the samples validates, the rest train.
+
+    Every fold of a cross-validation uses the same `seed`, so the folds
+    partition the samples: each sample validates in exactly one fold.
+    """
+
+    index: int
+    count: int
+    seed: int
+
+    def split(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the training and the validation samples, each in ascending order."""
+        if n < self.count:
+            raise ValueError(f"{n} samples cannot make {self.count} folds")
+        parts = np.array_split(np.random.default_rng([self.seed, self.count]).permutation(n), self.count)
+        validation = np.sort(parts[self.index])
+        train = np.sort(np.concatenate([p for i, p in enumerate(parts) if i != self.index]))
+        return train, validation
+
+
+def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | None = None) -> TrainingData:
+    """Normalise what `load_data()` returned; raise ScriptError if it cannot be used.
+
+    `fold`: cross-validation. In-memory arrays without validation data are
+    split into that fold's training and validation samples; data with its own
+    validation data is taken as the script's own split (it reads
+    `params["fold"]`).
+    """
     kwargs = dict(fit_kwargs)
     train, validation = _split(raw, script)
+    if fold is not None and validation is None and (callable(train) or _is_tf_dataset(train)):
+        raise ScriptError(
+            f"{script}: cross-validation splits in-memory arrays itself; for a tf.data pipeline, return "
+            "(train_ds, val_ds) for the fold that `load_data(params)` reads from params['fold'] and params['folds']."
+        )
     if callable(train) and not _is_tf_dataset(train):
         return _prepare_dataset(train, validation, kwargs, script)
     if _is_tf_dataset(train):
@@ -170,6 +203,14 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path) -> TrainingData
     n = lengths.pop()
     if n == 0:
         raise ScriptError(f"{script}: `load_data()` returned no samples.")
+    if fold is not None and validation is None:
+        try:
+            train_idx, val_idx = fold.split(n)
+        except ValueError as e:
+            raise ScriptError(f"{script}: `load_data()` returned too few samples for cross-validation: {e}.") from e
+        validation = tuple(_take(a, val_idx) for a in arrays)
+        arrays = [_take(a, train_idx) for a in arrays]
+        n = len(train_idx)
     batch_size = kwargs.pop("batch_size", None) or 32
     batches_per_epoch = math.ceil(n / batch_size)
     steps = kwargs.pop("steps_per_epoch", None) or batches_per_epoch

@@ -28,7 +28,7 @@ from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_devic
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
 from segtrain.training.callback import FitCall, OnEpoch, Restored, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
-from segtrain.training.data import TrainingData, prepare
+from segtrain.training.data import Fold, TrainingData, prepare
 from segtrain.training.records import Segment, SegmentResult
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import StopFlag
@@ -66,7 +66,8 @@ class ProcessContext:
         else:  # imported already (a worker imports before it knows its run): this run's params
             script = dataclasses.replace(script, params=dict(cfg.params))
         raw = script.call("load_data", cfg.debug)
-        data = prepare(raw, script.fit_kwargs, data_seed, script.path)
+        fold = None if cfg.fold is None else Fold(**cfg.fold)
+        data = prepare(raw, script.fit_kwargs, data_seed, script.path, fold)
         return cls(cfg, RunPaths(cfg.directory), script, data, raw)
 
     def first_inputs(self) -> Any:
