@@ -159,3 +159,16 @@ def test_two_sweep_processes_share_a_postgresql_study_and_never_train_a_trial_tw
         pids |= {json.loads(line)["pid"] for line in (run_dir / "epochs.jsonl").read_text().splitlines()}
     assert len(pids) == 2  # both processes trained trials (session isolation: the sweep process trains)
     assert "postgresql" in json.loads((sweep_dir / "sweep.json").read_text())["config"]["storage"]
+
+
+def test_jobs_train_trials_at_once_on_the_sweeps_own_sqlite_study(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli(*sweep_args(sweep_dir, 4, 2, 2, "--jobs", 2, "--pruner", "none", "--isolation", "session"),
+                   timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "segtrain[job 0]" in proc.stderr and "segtrain[job 1]" in proc.stderr
+    rep = report(sweep_dir)
+    assert [(t["number"], t["state"]) for t in rep["trials"]] == [(n, "COMPLETE") for n in range(4)]
+    pids = {json.loads(line)["pid"] for t in rep["trials"]
+            for line in (Path(t["run_dir"]) / "epochs.jsonl").read_text().splitlines()}
+    assert len(pids) == 2
