@@ -117,6 +117,8 @@ class RunConfig:
             )
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}")
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigError(f"--run-dir {self.directory} is a file: give a directory (it is created if missing).")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ConfigError(f"params must be a dict of name -> value. Received: params={self.params!r}")
         try:

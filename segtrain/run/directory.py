@@ -49,10 +49,14 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
     another run and `cfg.force` is not set.
     """
     paths = RunPaths(cfg.directory)
-    if paths.root.exists() and not paths.root.is_dir():
-        raise ConfigError(f"--run-dir {cfg.run_dir} is a file: give a directory (it is created if missing).")
     digest = script_digest(cfg.script)
-    existing = read_manifest(paths) if paths.manifest.exists() else None
+    try:
+        existing = read_manifest(paths)
+    except ConfigError:
+        if not cfg.force:
+            raise
+        _wipe(paths)  # --force: a manifest that does not parse is a run to start over
+        existing = None
     if existing is not None:
         differences = _differences(existing, cfg, digest)
         if not differences:
