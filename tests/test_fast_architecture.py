@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from conftest import SCRIPTS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "segtrain"
 MAX_LINES = 400
@@ -72,3 +78,18 @@ def test_only_segtrain_backends_asks_which_backend_runs():
         if not name.startswith("segtrain.backends") and "keras.backend.backend()" in path.read_text()
     ]
     assert not offenders, f"backend branches outside segtrain/backends: {offenders}"
+
+
+@pytest.mark.slow
+def test_the_parent_of_a_process_isolated_run_imports_no_backend(tmp_path):
+    """In process isolation only workers train: the parent starts in a blink and holds no framework's memory."""
+    code = (
+        "import sys, segtrain\n"
+        f"o = segtrain.fit({str(SCRIPTS / 'slow.py')!r}, epochs=2, segment=1, run_dir={str(tmp_path / 'r')!r}, "
+        "progress=False)\n"
+        "assert o.exit_code == 0, o.message\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

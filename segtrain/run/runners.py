@@ -18,9 +18,7 @@ from segtrain.config import RunConfig
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.state import checkpoint
 from segtrain.training.boundaries import AUTO
-from segtrain.training.callback import OnEpoch
-from segtrain.training.records import Segment, SegmentResult
-from segtrain.training.segment import ProcessContext, run_segment
+from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.signals import StopFlag
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
@@ -82,9 +80,11 @@ class SessionRunner:
 
     def __init__(self, cfg: RunConfig, data_seed: int, flag: StopFlag, on_epoch: OnEpoch):
         self.cfg, self.data_seed, self.flag, self.on_epoch = cfg, data_seed, flag, on_epoch
-        self.ctx: ProcessContext | None = None
+        self.ctx: Any = None  # the ProcessContext, once the first segment opened it
 
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
+        from segtrain.training.segment import ProcessContext, run_segment  # Keras: only a session run needs it here
+
         t0 = time.perf_counter()
         if self.ctx is None:
             self.ctx = ProcessContext.open(self.cfg, self.data_seed)

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,10 @@ from segtrain.state.atomic import append_line
 from segtrain.telemetry.probes import epoch_record
 from segtrain.training.boundaries import BoundaryPolicy
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
+from segtrain.training.records import OnEpoch
 from segtrain.training.signals import StopFlag
 
 log = logging.getLogger(__name__)
-
-# Receives each epoch's line of epochs.jsonl; returns why the run should stop there (a sweep's pruner), or None.
-OnEpoch = Callable[[dict[str, Any]], "str | None"]
 
 
 @dataclass

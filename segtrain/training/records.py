@@ -6,10 +6,14 @@ segments.jsonl, so they are plain dataclasses of JSON-ready values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from segtrain.outcomes import SegmentOutcome
+
+# Receives each epoch's line of epochs.jsonl; returns why the run should stop there (a sweep's pruner), or None.
+OnEpoch = Callable[[dict[str, Any]], "str | None"]
 
 
 @dataclass(frozen=True)

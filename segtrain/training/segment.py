@@ -26,10 +26,10 @@ from segtrain.state.atomic import read_lines_json
 from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
-from segtrain.training.callback import FitCall, OnEpoch, Restored, SegtrainCallback
+from segtrain.training.callback import FitCall, Restored, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
 from segtrain.training.data import Fold, TrainingData, prepare
-from segtrain.training.records import Segment, SegmentResult
+from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import StopFlag
 
