@@ -19,6 +19,7 @@ FORMATS = ("keras", "h5", "savedmodel")
 ISOLATIONS = ("process", "session")
 DEFAULT_ROOT = Path("checkpoints")
 DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+VERBOSITIES = ("quiet", "normal", "verbose")
 
 # Options that change what a run computes: a resumed run must use the same.
 # Others may change on resume; so may --segment, since where boundaries fall
@@ -63,6 +64,10 @@ class RunConfig:
         debug: show tracebacks for errors caused by the script.
         params: hyperparameters passed to the script's functions that take an
             argument (`build_model(params)`, ...). Part of the run's identity.
+        verbosity: what reaches the terminal: `"quiet"` (errors only), `"normal"`
+            (the progress bar, what the script prints, warnings; not the
+            backend's start-up chatter) or `"verbose"` (everything). Workers'
+            whole output is in `RUN/logs/` in any case.
         fold: cross-validation (`segtrain cv`): `{"index", "count", "seed"}` of
             the fold this run trains (see `segtrain.training.data.Fold`).
     """
@@ -84,6 +89,7 @@ class RunConfig:
     debug: bool = False
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     fold: dict[str, int] | None = None
+    verbosity: str = "normal"
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)
@@ -117,6 +123,8 @@ class RunConfig:
             )
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}")
+        if self.verbosity not in VERBOSITIES:
+            raise ConfigError(f"verbosity must be one of {', '.join(VERBOSITIES)}. Received: {self.verbosity!r}")
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(f"--run-dir {self.directory} is a file: give a directory (it is created if missing).")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
@@ -127,7 +135,10 @@ class RunConfig:
             raise ConfigError(f"params must be JSON values (numbers, strings, lists, dicts): {e}") from None
         for name in self.signals:
             if not isinstance(getattr(signal, name, None), signal.Signals):
-                raise ConfigError(f"Unknown signal name {name!r}; use names such as SIGTERM, SIGUSR1.")
+                raise ConfigError(
+                    f"--signals: unknown signal name {name!r}; use names such as SIGTERM,SIGUSR1. Received: "
+                    f"signals={','.join(self.signals)!r}"
+                )
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

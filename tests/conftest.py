@@ -1,11 +1,23 @@
-"""Shared helpers: run the real `segtrain` command in a subprocess and read what it left."""
+"""Shared helpers: run the real `segtrain` command in a subprocess, check how it exited, read what it left.
+
+Markers (declared in pyproject.toml, `--strict-markers`):
+
+* `slow`: starts a training process (a `segtrain fit` subprocess or a worker);
+* `docker`: the container tests of test_docker.py;
+* `bench`: runs a benchmark;
+* `jax`: needs the JAX backend.
+
+`make test-fast` runs everything that is none of slow, docker and bench, in-process.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,19 +35,89 @@ def segtrain_cmd(*args: object) -> list[str]:
     return [sys.executable, "-m", "segtrain", *map(str, args)]
 
 
-def run_cli(*args: object, timeout: float = 300, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: object, timeout: float = 300, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run `segtrain ARGS` to completion and return it (stdout and stderr as text)."""
-    return subprocess.run(segtrain_cmd(*args), capture_output=True, text=True, timeout=timeout,
-                          env=cli_env(**(env or {})), cwd=cwd or ROOT)
+    return subprocess.run(
+        segtrain_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**(env or {})),
+        cwd=cwd or ROOT,
+    )
 
 
-def fit_args(script: str, run_dir: Path, epochs: int, segment: int, *more: object) -> list[object]:
-    return ["fit", SCRIPTS / f"{script}.py", "--epochs", epochs, "--segment", segment,
-            "--run-dir", run_dir, "--no-progress", *more]
+def _tail(text: str | bytes | None, chars: int) -> str:
+    if text is None:
+        return "(not captured)"
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    text = text.rstrip()
+    if not text:
+        return "(empty)"
+    return text if len(text) <= chars else "…" + text[-chars:]
 
 
-def final_variables(run_dir: Path) -> dict[str, list]:
+def assert_exit(proc: Any, code: int, stdout: str | None = None, stderr: str | None = None, tail: int = 3000) -> None:
+    """Assert that `proc` exited with `code`; on failure show the command, the code and the output's tails.
+
+    `proc` is a `subprocess.CompletedProcess`, a `subprocess.Popen` after `communicate()` (pass what
+    it returned as `stdout`/`stderr`) or a typer `CliRunner` result.
+    """
+    __tracebackhide__ = True
+    if hasattr(proc, "exit_code"):  # a CliRunner result: in-process, its own streams and exception
+        actual, args = proc.exit_code, "segtrain (in-process CliRunner)"
+        out = proc.stdout if stdout is None else stdout
+        try:
+            err = proc.stderr if stderr is None else stderr
+        except ValueError:  # stderr mixed into stdout
+            err = None
+        if proc.exception is not None and not isinstance(proc.exception, SystemExit):
+            import traceback
+
+            err = (err or "") + "\n" + "".join(traceback.format_exception(proc.exception))
+    else:
+        actual = proc.returncode
+        args = proc.args if isinstance(proc.args, str) else shlex.join(map(str, proc.args))
+        out = getattr(proc, "stdout", None) if stdout is None else stdout
+        err = getattr(proc, "stderr", None) if stderr is None else stderr
+        if not isinstance(out, (str, bytes)):
+            out = None  # a Popen's pipe, already read by communicate()
+        if not isinstance(err, (str, bytes)):
+            err = None
+    if actual == code:
+        return
+    raise AssertionError(
+        f"exit code {actual}, expected {code}\n"
+        f"command: {args}\n"
+        f"--- stdout (tail) ---\n{_tail(out, tail)}\n"
+        f"--- stderr (tail) ---\n{_tail(err, tail)}"
+    )
+
+
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace as one space (rich wraps long messages)."""
+    return " ".join(text.split())
+
+
+def fit_args(script: str, run_dir: Path, epochs: int, segment: int | str, *more: object) -> list[object]:
+    return [
+        "fit",
+        SCRIPTS / f"{script}.py",
+        "--epochs",
+        epochs,
+        "--segment",
+        segment,
+        "--run-dir",
+        run_dir,
+        "--no-progress",
+        *more,
+    ]
+
+
+def final_variables(run_dir: Path) -> dict[str, Any]:
     """Weights and optimizer variables of the run's newest complete checkpoint, as numpy arrays."""
     import segtrain
 
@@ -53,7 +135,7 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
     assert a["iterations"] == b["iterations"]
     for kind in ("weights", "optimizer"):
         assert len(a[kind]) == len(b[kind])
-        for i, (x, y) in enumerate(zip(a[kind], b[kind])):
+        for i, (x, y) in enumerate(zip(a[kind], b[kind], strict=True)):
             assert x.dtype == y.dtype and x.shape == y.shape
             assert np.array_equal(x, y), f"{kind}[{i}] differs: max |Δ| = {np.max(np.abs(x - y))}"
 

@@ -9,17 +9,37 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, cli_env
+import pytest
+from conftest import ROOT, assert_exit, cli_env
+
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
 
 
 def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--quick", "--workloads", "clean",
-         "--variants", "naive,session,process,process-auto", "--out", str(out), "--name", "quick", "--runs-dir", str(tmp_path / "runs")],
-        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "bench/run.py",
+            "--quick",
+            "--workloads",
+            "clean",
+            "--variants",
+            "naive,session,process,process-auto",
+            "--out",
+            str(out),
+            "--name",
+            "quick",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_exit(proc, 0)
     assert "wall s: naive / session / process" in proc.stdout
 
     result = json.loads((out / "quick.json").read_text())
@@ -39,7 +59,7 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
 
     runs = {r["variant"]: r for r in clean["runs"]}
     assert [r["variant"] for r in clean["runs"]] == clean["variants"]  # one repeat, in order
-    for variant, run in runs.items():
+    for run in runs.values():
         assert run["ok"] and run["exit_code"] == 0
         assert run["wall_seconds"] > 0
         assert [e["epoch"] for e in run["epochs"]] == list(range(epochs))
@@ -47,8 +67,7 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
         assert len(run["windows"]) == n_windows
         assert run["windows"][0]["slowdown"] == 1.0
         for w in run["windows"]:
-            assert {"start_epoch", "end_epoch", "seconds_per_epoch", "slowdown", "rss_mb_max",
-                    "rss_growth"} <= set(w)
+            assert {"start_epoch", "end_epoch", "seconds_per_epoch", "slowdown", "rss_mb_max", "rss_growth"} <= set(w)
     for variant in ("session", "process"):
         run = runs[variant]
         assert run["report"]["status"] == "finished"
@@ -88,13 +107,72 @@ def test_quick_clean_workload_writes_markdown_and_json(tmp_path):
 def test_import_contention_prints_a_row_per_mode(tmp_path):
     out = tmp_path / "contention.md"
     proc = subprocess.run(
-        [sys.executable, "bench/import_contention.py", "--quick", "--epochs", "3", "--repeats", "1", "--every", "0.2",
-         "--modes", "nice19", "--out", str(out)],
-        cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=240,
+        [
+            sys.executable,
+            "bench/import_contention.py",
+            "--quick",
+            "--epochs",
+            "3",
+            "--repeats",
+            "1",
+            "--every",
+            "0.2",
+            "--modes",
+            "nice19",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_exit(proc, 0)
     table = out.read_text()
     assert table.startswith("Command: `python bench/import_contention.py --epochs 3 --repeats 1")
     rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| n")}
     assert set(rows) == {"none", "nice19"}
     assert rows["none"].split("|")[4].strip() == "1.000"  # × none
+
+
+def test_sweep_bench_quick_runs_the_three_peers(tmp_path):
+    pytest.importorskip("keras_tuner")  # a peer of bench/sweep.py, not a segtrain dependency
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "bench/sweep.py",
+            "--quick",
+            "--out",
+            str(out),
+            "--name",
+            "quick",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert_exit(proc, 0)
+    result = json.loads((out / "quick.json").read_text())
+    assert result["schema"] == "segtrain-bench-sweep/1" and result["ok"] is True and result["quick"] is True
+    assert result["config"]["trials"] == 3 and result["config"]["epochs"] == 1
+    assert [r["peer"] for r in result["runs"]] == ["optuna", "segtrain", "kerastuner"]
+    for run in result["runs"]:
+        assert [t["number"] for t in run["trials"]] == [0, 1, 2]
+        assert all(t["rss_mb"] > 0 and len(t["epoch_seconds"]) == 1 and t["train_seconds"] > 0 for t in run["trials"])
+    assert result["same_params"] == "yes"  # segtrain's and the Optuna loop's random samplers, same seed
+    assert result["summary"]["optuna"]["wall_ratio"] == 1.0
+    segtrain = result["summary"]["segtrain"]
+    assert set(segtrain["split_median"]) >= {"start_seconds", "load_seconds", "save_seconds", "first_epoch_seconds"}
+    assert {t["target"].split(":")[0] for t in result["targets"]} == {"segtrain"}
+
+    md = (out / "quick.md").read_text()
+    table = md.split("## Result")[1].split("## Targets")[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "peer" not in line]
+    assert [row.split("|")[1].strip().split()[0] for row in rows] == ["Optuna", "segtrain", "KerasTuner"]
+    assert result["command"] in md and "## Where segtrain's time goes" in md

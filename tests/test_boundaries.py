@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
 
-from conftest import assert_bitwise_equal, final_variables, fit_args, run_cli
 from segtrain.training.boundaries import BoundaryPolicy, estimate_cost
 
 
 def _decisions(policy: BoundaryPolicy, seconds: list[float], rss: list[float] | None = None) -> list[int]:
     """Epochs (1-based within the segment) after which the policy ends the segment, restarting it each time."""
-    ends, start = [], 0
+    ends = []
     for i, s in enumerate(seconds):
         why = policy.observe(s, None if rss is None else rss[i])
         if why:
@@ -36,21 +36,23 @@ def test_noise_above_the_tolerance_cancels_out_instead_of_adding_up():
 def test_leaking_job_gets_a_boundary_once_the_lost_time_exceeds_its_cost():
     leaking = [1.6] + [1.0 + 0.1 * i for i in range(12)]  # each epoch 0.1 s slower
     policy = BoundaryPolicy(auto=True, boundary_cost=2.0)
-    for i, s in enumerate(leaking):
+    ended_after = None
+    for epoch, s in enumerate(leaking, start=1):
         why = policy.observe(s)
         if why:
+            ended_after = epoch
             break
     # baseline = median(1.0, 1.1, 1.2) = 1.1, noise up to 1.122; the first epoch re-traced for
     # 0.5 s, so a boundary costs 2.5 s. The excess counts from the 5th epoch on:
     # 0.178 + 0.278 + 0.378 + 0.478 + 0.578 = 1.89, + 0.678 = 2.57 > 2.5 after the 10th.
-    assert i + 1 == 10
+    assert ended_after == 10
     assert "exceeds a boundary's 2.5 s (2.0 s save, start and load + 0.5 s re-trace)" in why
 
 
 def test_the_first_epochs_retrace_counts_as_part_of_a_boundarys_cost():
     leak = [1.0 + 0.05 * i for i in range(40)]
-    cheap_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [1.1] + leak)
-    dear_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [4.0] + leak)
+    cheap_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [1.1, *leak])
+    dear_trace = _decisions(BoundaryPolicy(auto=True, boundary_cost=0.3), [4.0, *leak])
     assert cheap_trace and dear_trace
     assert dear_trace[0] > cheap_trace[0]
     assert len(dear_trace) < len(cheap_trace)
@@ -79,9 +81,14 @@ def test_memory_limit_ends_a_segment_in_any_mode():
 
 
 def test_cost_estimate_uses_measured_boundaries_first():
-    records = [{"index": 0, "boundary_seconds": 9.0}, {"index": 1, "boundary_seconds": 2.0},
-               {"index": 2, "boundary_seconds": 4.0}]
+    # Lines of segments.jsonl: boundary_seconds is the sum of start (or clear), load and save.
+    records = [
+        {"index": 0, "start_seconds": 8.5, "load_seconds": 0.25, "save_seconds": 0.25, "boundary_seconds": 9.0},
+        {"index": 1, "start_seconds": 1.5, "load_seconds": 0.25, "save_seconds": 0.25, "boundary_seconds": 2.0},
+        {"index": 2, "clear_seconds": 3.0, "load_seconds": 0.5, "save_seconds": 0.5, "boundary_seconds": 4.0},
+    ]
     assert estimate_cost(records) == 3.0  # the first segment's cold start is no boundary
+    assert estimate_cost(records[:1], load_seconds=0.25) == 0.5  # nothing measured yet but a cold start
     assert estimate_cost([], load_seconds=0.25, cold_start_seconds=2.5) == 3.0  # no pre-started worker
     assert estimate_cost([], load_seconds=0.25) == 0.5  # a pre-started worker is ready: load and save
     assert estimate_cost([]) == 0.0  # a new run: only the re-trace, measured on the first epoch, counts
@@ -91,42 +98,55 @@ def _segments(run_dir):
     return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_auto_places_boundaries_in_a_leaking_job_and_stays_exact(tmp_path):
     auto = tmp_path / "auto"
     proc = run_cli(*fit_args("leaky", auto, 14, "auto", "--seed", 2))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_exit(proc, 0)
     segments = _segments(auto)
     assert len(segments) >= 2
     assert all(s["boundary_reason"] and "lost to slowdown" in s["boundary_reason"] for s in segments[:-1])
     assert [s["start_epoch"] for s in segments[1:]] == [s["end_epoch"] for s in segments[:-1]]
     assert all(s["prestarted"] for s in segments[1:])  # a boundary that auto decides on waits for no cold start
     fixed = tmp_path / "fixed"
-    assert run_cli(*fit_args("leaky", fixed, 14, 14, "--seed", 2, "--isolation", "session")).returncode == 0
+    assert_exit(run_cli(*fit_args("leaky", fixed, 14, 14, "--seed", 2, "--isolation", "session")), 0)
     assert_bitwise_equal(final_variables(fixed), final_variables(auto))
 
 
+@pytest.mark.slow
 def test_auto_leaves_a_clean_job_in_one_segment(tmp_path):
     run_dir = tmp_path / "run"
     proc = run_cli(*fit_args("dict_io", run_dir, 8, "auto"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_exit(proc, 0)
     assert len(_segments(run_dir)) == 1
 
 
+@pytest.mark.slow
 def test_max_memory_ends_segments_early(tmp_path):
     probe = tmp_path / "probe"
-    assert run_cli(*fit_args("leaky", probe, 1, 1)).returncode == 0
+    assert_exit(run_cli(*fit_args("leaky", probe, 1, 1)), 0)
     rss0 = json.loads((probe / "epochs.jsonl").read_text().splitlines()[0])["rss_mb"]
     run_dir = tmp_path / "run"
     proc = run_cli(*fit_args("leaky", run_dir, 6, 6, "--max-memory", round(rss0 + 40)))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_exit(proc, 0)
     segments = _segments(run_dir)
     assert len(segments) >= 2
     assert "exceeds --max-memory" in segments[0]["boundary_reason"]
     assert max(s["peak_rss_mb"] for s in segments) < rss0 + 40 + 16 * 2 + 30
 
 
-@pytest.mark.parametrize("value, message", [("often", "--segment must be a positive integer or 'auto'"),
-                                            ("0", "--segment must be a positive integer or 'auto'")])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("often", "--segment must be a positive integer or 'auto'"),
+        ("0", "--segment must be a positive integer or 'auto'"),
+    ],
+)
 def test_bad_segment_values(tmp_path, value, message):
-    proc = run_cli(*fit_args("dict_io", tmp_path / "r", 2, value))
-    assert proc.returncode == 2 and message in proc.stderr
+    from typer.testing import CliRunner
+
+    from segtrain.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in fit_args("dict_io", tmp_path / "r", 2, value)])
+    assert_exit(result, 2)
+    assert message in one_line(result.stderr)

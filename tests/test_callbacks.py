@@ -15,8 +15,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
 
-from conftest import assert_bitwise_equal, final_variables, fit_args, run_cli
+pytestmark = pytest.mark.slow
 
 EPOCHS = 20
 
@@ -25,10 +26,12 @@ def _run(base: Path, segment: int, isolation: str) -> tuple[Path, Path]:
     out = base / f"out-{segment}-{isolation}"
     out.mkdir(parents=True)
     run_dir = base / f"run-{segment}-{isolation}"
-    proc = run_cli(*fit_args("callbacks_all", run_dir, EPOCHS, segment, "--seed", 1, "--isolation", isolation),
-                   env={"CALLBACK_OUT": str(out)})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stopped early: EarlyStopping(monitor='val_loss', patience=4)" in " ".join(proc.stderr.split())
+    proc = run_cli(
+        *fit_args("callbacks_all", run_dir, EPOCHS, segment, "--seed", 1, "--isolation", isolation),
+        env={"CALLBACK_OUT": str(out)},
+    )
+    assert_exit(proc, 0)
+    assert "stopped early: EarlyStopping(monitor='val_loss', patience=4)" in one_line(proc.stderr)
     return run_dir, out
 
 
@@ -50,8 +53,9 @@ def continuous(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("cb"), EPOCHS, "session")
 
 
-@pytest.mark.parametrize("segment, isolation", [(1, "session"), (2, "session"), (3, "session"),
-                                                (2, "process"), (3, "process")])
+@pytest.mark.parametrize(
+    "segment, isolation", [(1, "session"), (2, "session"), (3, "session"), (2, "process"), (3, "process")]
+)
 def test_segmented_callbacks_behave_as_in_one_fit(tmp_path, continuous, segment, isolation):
     ref_run, ref_out = continuous
     run_dir, out = _run(tmp_path, segment, isolation)
@@ -82,7 +86,7 @@ def test_segmented_callbacks_behave_as_in_one_fit(tmp_path, continuous, segment,
 def test_report_shows_the_stop(continuous):
     ref_run, _ = continuous
     proc = run_cli("report", ref_run, "--json")
-    assert proc.returncode == 0
+    assert_exit(proc, 0)
     report = json.loads(proc.stdout)
     assert report["status"] == "stopped"
     assert "EarlyStopping" in json.dumps(report)
@@ -92,8 +96,8 @@ def test_report_shows_the_stop(continuous):
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tmp_path, isolation):
     run_dir = tmp_path / "run"
     proc = run_cli(*fit_args("goes_nan", run_dir, 6, 2, "--isolation", isolation))
-    assert proc.returncode == 1
-    message = " ".join(proc.stderr.split())
+    assert_exit(proc, 1)
+    message = one_line(proc.stderr)
     assert "loss became nan in epoch 4" in message and "ckpt-000002" in message
     assert sorted(p.name for p in run_dir.glob("ckpt-*")) == ["ckpt-000002"]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"

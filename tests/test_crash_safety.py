@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -18,14 +19,33 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import (
+    SCRIPTS,
+    assert_bitwise_equal,
+    assert_exit,
+    cli_env,
+    final_variables,
+    fit_args,
+    one_line,
+    run_cli,
+    segtrain_cmd,
+)
 
-from conftest import (SCRIPTS, assert_bitwise_equal, cli_env, final_variables, fit_args, run_cli,
-                      segtrain_cmd)
+from segtrain.run.paths import RunPaths
+from segtrain.state import checkpoint
+
+pytestmark = pytest.mark.slow
 
 
 def _start(args: list) -> subprocess.Popen:
-    return subprocess.Popen(segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(), start_new_session=True)
+    return subprocess.Popen(
+        segtrain_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
 
 
 def _wait_for(predicate, timeout: float = 120, interval: float = 0.02) -> None:
@@ -45,16 +65,49 @@ def _checkpoints(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.glob("ckpt-*"))
 
 
+def _complete(run_dir: Path) -> list[str]:
+    """The run's checkpoints that the project's own verification (every file's checksum) finds complete."""
+    return [name for name in _checkpoints(run_dir) if checkpoint.is_complete(run_dir / name)[0]]
+
+
+def _newest_complete(run_dir: Path) -> str | None:
+    """The checkpoint a resume starts from: the newest complete one (`checkpoint.latest`)."""
+    newest = checkpoint.latest(RunPaths(run_dir))
+    return None if newest is None else newest.path.name
+
+
+def _position(name: str) -> tuple[int, int, bool]:
+    """(epochs done, batches into the next epoch, final) of a checkpoint name: ckpt-000002.000005-end."""
+    match = re.fullmatch(r"ckpt-(\d{6})(?:\.(\d{6}))?(-end)?", name)
+    assert match, name
+    return int(match[1]), int(match[2] or 0), bool(match[3])
+
+
 def _segments(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+    path = run_dir / "segments.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:  # a line torn by SIGKILL; readers skip it
+            continue
+    return records
+
+
+def _resumed_from(run_dir: Path, records_before: int) -> str | None:
+    """The checkpoint that the first segment recorded after `records_before` records started from."""
+    new = _segments(run_dir)[records_before:]
+    assert new, "the command trained no segment"
+    return new[0]["resumed_from"]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run of slow.py: 4 epochs in segments of 2, seed 11."""
     run_dir = tmp_path_factory.mktemp("ref") / "run"
-    proc = run_cli(*fit_args("slow", run_dir, 4, 2, "--seed", 11, "--isolation", "session"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_exit(run_cli(*fit_args("slow", run_dir, 4, 2, "--seed", 11, "--isolation", "session")), 0)
     return run_dir
 
 
@@ -65,19 +118,22 @@ def test_sigterm_mid_epoch_saves_exits_75_and_resumes_exactly(tmp_path, referenc
     _wait_for(lambda: _epochs_logged(run_dir) >= 1)
     time.sleep(0.25)  # into the second epoch (50 batches of ~10 ms)
     os.kill(proc.pid, signal.SIGTERM)  # the supervisor: it must reach the worker
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 75, err[-2000:]
+    out, err = proc.communicate(timeout=60)
+    assert_exit(proc, 75, out, err)
     assert "resumable" in err
-    mid_epoch = [name for name in _checkpoints(run_dir) if name.startswith("ckpt-000001.")]
+    # A complete checkpoint in the middle of the second epoch (1 epoch and some batches done) is the newest.
+    mid_epoch = [name for name in _complete(run_dir) if name.startswith("ckpt-000001.")]
     assert mid_epoch, _checkpoints(run_dir)
+    assert _newest_complete(run_dir) == mid_epoch[-1]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
 
-    again = run_cli(*args)  # the same command resumes
-    assert again.returncode == 0, again.stderr[-2000:]
+    records = len(_segments(run_dir))
+    again = run_cli(*args)  # the same command resumes, from that checkpoint
+    assert_exit(again, 0)
+    assert _resumed_from(run_dir, records) == mid_epoch[-1]
     assert_bitwise_equal(final_variables(reference), final_variables(run_dir))
     # Metric state was restored in the middle of the epoch: the history is the same too.
-    assert json.loads((run_dir / "history.json").read_text()) == json.loads(
-        (reference / "history.json").read_text())
+    assert json.loads((run_dir / "history.json").read_text()) == json.loads((reference / "history.json").read_text())
 
 
 @pytest.mark.parametrize("isolation", ["session", "process"])
@@ -91,11 +147,13 @@ def test_second_sigint_aborts_at_once_and_the_last_checkpoint_stays_valid(tmp_pa
     os.kill(proc.pid, signal.SIGINT)
     time.sleep(0.02)  # two signals must not coalesce into one
     os.kill(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=30)
-    assert proc.returncode == 130
-    assert "ckpt-000002" in _checkpoints(run_dir)
+    out, err = proc.communicate(timeout=30)
+    assert_exit(proc, 130, out, err)
+    assert _newest_complete(run_dir) == "ckpt-000002"  # verified by checksum, nothing newer committed
+    records = len(_segments(run_dir))
     again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert_exit(again, 0)
+    assert _resumed_from(run_dir, records) == "ckpt-000002"
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "finished"
 
 
@@ -107,35 +165,51 @@ def test_chaos_sigkill_at_random_moments_then_exact(tmp_path, reference):
     moments = ["saving", "starting", "training", "saving", "training", "starting"]
     kills = 0
     for moment in moments:
-        before = _checkpoints(run_dir) if run_dir.exists() else []
+        before = _newest_complete(run_dir) if run_dir.exists() else None
+        records = len(_segments(run_dir))
         proc = _start(args)
         try:
             if moment == "starting":
                 time.sleep(rng.uniform(0.05, 1.5))  # interpreter, TF import, worker start
             elif moment == "saving":  # a checkpoint is being written: its temporary folder exists
-                _wait_for(lambda: proc.poll() is not None or any(run_dir.glob(".tmp-*")), interval=0.002)
+                _wait_for(lambda p=proc: p.poll() is not None or any(run_dir.glob(".tmp-*")), interval=0.002)
             else:
-                _wait_for(lambda: proc.poll() is not None or _epochs_logged(run_dir) > 0)
+                _wait_for(lambda p=proc: p.poll() is not None or _epochs_logged(run_dir) > 0)
                 time.sleep(rng.uniform(0.0, 0.6))
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 kills += 1
             proc.communicate()
+        # The attempt started from the newest complete checkpoint that there was: that one, by name.
+        started = _segments(run_dir)[records:]
+        if started:
+            assert started[0]["resumed_from"] == before, (moment, before, started[0])
         if proc.returncode == 0:
             break
-        # Nothing complete was lost.
-        after = _checkpoints(run_dir)
-        complete_before = [n for n in before if (run_dir / n / "state.json").exists()]
-        assert set(complete_before[-1:]) <= set(after) or not complete_before
+        # Nothing complete was lost: the newest complete checkpoint (checked by checksum) is still there,
+        # or a newer complete one replaced it.
+        after = _newest_complete(run_dir)
+        if before is not None:
+            assert after is not None, (moment, before, _checkpoints(run_dir))
+            assert _position(after) >= _position(before), (moment, before, after)
+            assert before in _complete(run_dir) or _position(after) > _position(before)
     assert kills >= 5
+    expected = _newest_complete(run_dir)
+    records = len(_segments(run_dir))
     final = run_cli(*args)
-    assert final.returncode == 0, final.stderr[-2000:]
+    assert_exit(final, 0)
+    if expected is not None and _position(expected)[2]:
+        assert len(_segments(run_dir)) == records, "a finished run trains nothing more"
+    else:
+        assert _resumed_from(run_dir, records) == expected
     assert_bitwise_equal(final_variables(reference), final_variables(run_dir))
-    # Every segment started from a checkpoint that was complete (checked by checksum) when loaded.
+    # Every segment started from the checkpoint at its first epoch: the one it was meant to resume from.
     for record in _segments(run_dir):
-        if record["resumed_from"]:
-            assert record["resumed_from"].startswith("ckpt-")
+        if record["resumed_from"] is None:
+            assert record["start_epoch"] == 0, record
+        else:
+            assert _position(record["resumed_from"])[0] == record["start_epoch"], record
 
 
 def _corrupt(path: Path, how: str) -> None:
@@ -150,16 +224,18 @@ def _corrupt(path: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncate", "bitflip"])
 def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference, how):
     run_dir = tmp_path / "run"
-    args = fit_args("slow", run_dir, 4, 2, "--seed", 11, "--save-every", 1, "--keep", 3,
-                    "--isolation", "session")
-    assert run_cli(*args).returncode == 0
+    args = fit_args("slow", run_dir, 4, 2, "--seed", 11, "--save-every", 1, "--keep", 3, "--isolation", "session")
+    assert_exit(run_cli(*args), 0)
     newest = run_dir / "ckpt-000004-end"
+    assert checkpoint.is_complete(newest) == (True, "")
     _corrupt(newest / "model.keras", how)
+    assert checkpoint.is_complete(newest) == (False, "model.keras does not match its checksum (truncated or corrupted)")
+    assert _newest_complete(run_dir) == "ckpt-000003"
     manifest = json.loads((run_dir / "manifest.json").read_text())
     manifest["status"] = "running"  # as after a crash right after the final save
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     again = run_cli(*args)
-    assert again.returncode == 0, again.stderr[-2000:]
+    assert_exit(again, 0)
     assert "ckpt-000004-end" in again.stderr and "does not match its checksum" in again.stderr
     assert _segments(run_dir)[-1]["resumed_from"] == "ckpt-000003"
     assert_bitwise_equal(final_variables(reference), final_variables(run_dir))
@@ -168,15 +244,16 @@ def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, referenc
 def test_full_disk_keeps_the_previous_checkpoint(tmp_path, reference):
     mount = tmp_path / "small"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
     try:
         run_dir = mount / "run"
         args = fit_args("slow", run_dir, 4, 2, "--seed", 11, "--isolation", "session")
-        first = run_cli(*fit_args("slow", run_dir, 4, 2, "--seed", 11, "--isolation", "session"),
-                        timeout=300)
-        assert first.returncode == 0
+        first = run_cli(*fit_args("slow", run_dir, 4, 2, "--seed", 11, "--isolation", "session"), timeout=300)
+        assert_exit(first, 0)
         shutil.rmtree(run_dir)
         # Train the first segment, then fill the disk before the second one saves.
         proc = _start(args)
@@ -188,14 +265,16 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, reference):
                     f.write(b"\0" * 65536)
             except OSError:
                 pass
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1, err[-2000:]
+        out, err = proc.communicate(timeout=120)
+        assert_exit(proc, 1, out, err)
         assert "No space left on device" in err and "previous complete checkpoint is intact" in err, err[-1500:]
         assert "Traceback" not in err
-        assert (run_dir / "ckpt-000002" / "state.json").exists()
+        assert _newest_complete(run_dir) == "ckpt-000002"
         filler.unlink()
+        records = len(_segments(run_dir))
         again = run_cli(*args)
-        assert again.returncode == 0, again.stderr[-2000:]
+        assert_exit(again, 0)
+        assert _resumed_from(run_dir, records) == "ckpt-000002"
         assert_bitwise_equal(final_variables(reference), final_variables(run_dir))
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
@@ -208,38 +287,51 @@ def test_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     try:
         _wait_for(lambda: _epochs_logged(run_dir) >= 1)
         second = run_cli(*args)
-        assert second.returncode == 1
-        assert f"in use by another segtrain process (pid {proc.pid})" in " ".join(second.stderr.split())
+        assert_exit(second, 1)
+        assert f"in use by another segtrain process (pid {proc.pid})" in one_line(second.stderr)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
     (run_dir / "lock").write_text("999999\n")  # the holder is dead; its flock died with it
     third = run_cli(*args)
-    assert third.returncode == 0, third.stderr[-2000:]
+    assert_exit(third, 0)
 
 
 def test_changed_script_or_options_are_refused_and_force_starts_over(tmp_path):
     script = tmp_path / "model.py"
     shutil.copy(SCRIPTS / "dict_io.py", script)
     run_dir = tmp_path / "run"
-    base = ["fit", script, "--epochs", 2, "--segment", 1, "--run-dir", run_dir, "--no-progress",
-            "--isolation", "session"]
-    assert run_cli(*base).returncode == 0
+    base = [
+        "fit",
+        script,
+        "--epochs",
+        2,
+        "--segment",
+        1,
+        "--run-dir",
+        run_dir,
+        "--no-progress",
+        "--isolation",
+        "session",
+    ]
+    assert_exit(run_cli(*base), 0)
     records = len(_segments(run_dir))
 
     done = run_cli(*base)  # a finished run: report, exit 0, nothing trained
-    assert done.returncode == 0 and "finished" in done.stderr
+    assert_exit(done, 0)
+    assert "finished" in done.stderr
     assert len(_segments(run_dir)) == records
 
     changed_epochs = run_cli(*[a if a != 2 else 3 for a in base])
-    assert changed_epochs.returncode == 2 and "epochs: 2 in the run, 3 now" in changed_epochs.stderr
+    assert_exit(changed_epochs, 2)
+    assert "epochs: 2 in the run, 3 now" in changed_epochs.stderr
 
     script.write_text(script.read_text() + "\n# changed\n")
     changed = run_cli(*base)
-    assert changed.returncode == 2
-    assert "changed since the run began" in " ".join(changed.stderr.split())
+    assert_exit(changed, 2)
+    assert "changed since the run began" in one_line(changed.stderr)
     forced = run_cli(*base, "--force")
-    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert_exit(forced, 0)
     assert len(_segments(run_dir)) == 2
 
 
@@ -247,9 +339,10 @@ def test_changed_script_or_options_are_refused_and_force_starts_over(tmp_path):
 def test_keep_retains_the_newest_complete_checkpoints(tmp_path, keep):
     run_dir = tmp_path / "run"
     proc = run_cli(*fit_args("dict_io", run_dir, 5, 1, "--keep", keep, "--isolation", "session"))
-    assert proc.returncode == 0
+    assert_exit(proc, 0)
     expected = ["ckpt-000003", "ckpt-000004", "ckpt-000005-end"][-keep:]
     assert _checkpoints(run_dir) == expected
+    assert _complete(run_dir) == expected
 
 
 def test_resume_command_uses_the_saved_options(tmp_path, reference):
@@ -258,6 +351,9 @@ def test_resume_command_uses_the_saved_options(tmp_path, reference):
     _wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists())
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
+    assert _newest_complete(run_dir) == "ckpt-000002"
+    records = len(_segments(run_dir))
     resumed = run_cli("resume", run_dir, "--no-progress")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_exit(resumed, 0)
+    assert _resumed_from(run_dir, records) == "ckpt-000002"
     assert_bitwise_equal(final_variables(reference), final_variables(run_dir))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd
+
 from segtrain.training.data import Fold, prepare
 
 SCRIPT = SCRIPTS / "cv_mlp.py"
@@ -51,8 +51,9 @@ def _report(cv_dir: Path) -> dict:
 def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
     cv_dir = tmp_path / "cv"
     args = ["cv", SCRIPT, "--folds", 3, "--epochs", 4, "--segment", 2, "--seed", 5, "--dir", cv_dir, "--no-progress"]
-    proc = subprocess.Popen(segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     second = cv_dir / "folds" / "fold-1"
     deadline = time.monotonic() + 300
     while not any(second.glob("ckpt-000002*")) and time.monotonic() < deadline:
@@ -67,7 +68,10 @@ def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
     assert (cv_dir / "folds" / "fold-0" / "epochs.jsonl").read_text() == first_epochs  # not trained again
     rep = _report(cv_dir)
     assert [(f["fold"], f["status"], f["epochs_done"]) for f in rep["folds"]] == [
-        (0, "finished", 4), (1, "finished", 4), (2, "finished", 4)]
+        (0, "finished", 4),
+        (1, "finished", 4),
+        (2, "finished", 4),
+    ]
     losses = [f["metrics"]["val_loss"] for f in rep["folds"]]
     assert rep["mean"]["val_loss"] == pytest.approx(np.mean(losses))
     assert rep["std"]["val_loss"] == pytest.approx(np.std(losses, ddof=1))
@@ -79,8 +83,23 @@ def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
 @pytest.mark.slow
 def test_a_script_that_splits_itself_reads_the_fold_from_its_params(tmp_path):
     cv_dir = tmp_path / "cv"
-    proc = run_cli("cv", SCRIPT, "--folds", 2, "--epochs", 1, "--segment", 1, "--dir", cv_dir, "--isolation",
-                   "session", "--no-progress", env={"CV_OWN_SPLIT": "1"}, timeout=600)
+    proc = run_cli(
+        "cv",
+        SCRIPT,
+        "--folds",
+        2,
+        "--epochs",
+        1,
+        "--segment",
+        1,
+        "--dir",
+        cv_dir,
+        "--isolation",
+        "session",
+        "--no-progress",
+        env={"CV_OWN_SPLIT": "1"},
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for fold in range(2):
         line = json.loads((cv_dir / "folds" / f"fold-{fold}" / "epochs.jsonl").read_text().splitlines()[0])
@@ -88,6 +107,7 @@ def test_a_script_that_splits_itself_reads_the_fold_from_its_params(tmp_path):
 
 
 def test_cv_refuses_params_it_sets_itself(tmp_path):
-    proc = run_cli("cv", SCRIPT, "--folds", 2, "--epochs", 1, "--segment", 1, "--dir", tmp_path / "cv",
-                   "--param", "fold=3")
+    proc = run_cli(
+        "cv", SCRIPT, "--folds", 2, "--epochs", 1, "--segment", 1, "--dir", tmp_path / "cv", "--param", "fold=3"
+    )
     assert proc.returncode == 2 and "segtrain cv sets params['fold']" in proc.stderr

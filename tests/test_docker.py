@@ -87,7 +87,7 @@ class Dockerfile:
     stop_signal: str
 
     @classmethod
-    def parse(cls, path: Path = DOCKERFILE) -> "Dockerfile":
+    def parse(cls, path: Path = DOCKERFILE) -> Dockerfile:
         args: dict[str, str] = {}
         stage_args: dict[str, str] = {}
         env: dict[str, str] = {}
@@ -121,8 +121,7 @@ class Dockerfile:
                 copies += parts[:-1]
             elif word == "STOPSIGNAL":
                 stop_signal = rest
-        return cls(bases, {**args, **stage_args}, env, user, workdir, volumes, entrypoint, copies,
-                   stop_signal)
+        return cls(bases, {**args, **stage_args}, env, user, workdir, volumes, entrypoint, copies, stop_signal)
 
     def uid_gid(self) -> tuple[int, int]:
         uid, _, gid = self.user.partition(":")
@@ -163,8 +162,14 @@ def _hadolint() -> str:
 def test_dockerfile_passes_hadolint(tmp_path: Path) -> None:
     # No config file may hide a rule: run outside the repository with an empty HOME/XDG.
     env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path), NO_COLOR="1")
-    proc = subprocess.run([_hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [_hadolint(), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
 
 
@@ -178,7 +183,8 @@ def test_dockerfile_hadolint_ignores_are_explained() -> None:
                     break
                 above.append(prev)
             assert any(re.match(r"\s*#.*\breason\b", c, re.I) for c in above), (
-                f"docker/Dockerfile:{i + 1}: `{line.strip()}` needs a `# Reason...` comment above it")
+                f"docker/Dockerfile:{i + 1}: `{line.strip()}` needs a `# Reason...` comment above it"
+            )
 
 
 # --------------------------------------------------------------------------- .dockerignore
@@ -199,7 +205,7 @@ def _dockerignore_regex(pattern: str) -> re.Pattern[str]:
             out, i = out + "[^/]", i + 1
         elif c == "[":
             end = pattern.index("]", i)
-            out, i = out + pattern[i:end + 1].replace("[!", "[^"), end + 1
+            out, i = out + pattern[i : end + 1].replace("[!", "[^"), end + 1
         else:
             out, i = out + re.escape(c), i + 1
     return re.compile(out + "(?:/.*)?$")  # a folder excludes everything under it
@@ -220,14 +226,26 @@ def dockerignored(path: str, lines: list[str]) -> bool:
 
 def test_dockerignore_keeps_runs_venvs_caches_and_git_out(dockerfile: Dockerfile) -> None:
     lines = DOCKERIGNORE.read_text().splitlines()
-    for path in (".git/HEAD", ".venv/bin/python", "venv/bin/python", "checkpoints/demo/manifest.json",
-                 "runs/spirals/ckpt-000004/state.json", "bench/runs/a/manifest.json",
-                 "segtrain/__pycache__/cli.cpython-311.pyc", "tests/__pycache__/x.pyc",
-                 ".pytest_cache/v/cache/nodeids", "segtrain.egg-info/PKG-INFO", "build/lib/x.py",
-                 "dist/segtrain-0.1.0.whl", ".mypy_cache/x", ".ruff_cache/x", "docker/.env"):
+    for path in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "venv/bin/python",
+        "checkpoints/demo/manifest.json",
+        "runs/spirals/ckpt-000004/state.json",
+        "bench/runs/a/manifest.json",
+        "segtrain/__pycache__/cli.cpython-311.pyc",
+        "tests/__pycache__/x.pyc",
+        ".pytest_cache/v/cache/nodeids",
+        "segtrain.egg-info/PKG-INFO",
+        "build/lib/x.py",
+        "dist/segtrain-0.1.0.whl",
+        ".mypy_cache/x",
+        ".ruff_cache/x",
+        "docker/.env",
+    ):
         assert dockerignored(path, lines), f".dockerignore lets {path} into the build context"
     # Whatever the Dockerfile copies must reach the build context.
-    for source in dockerfile.copies + ["segtrain/cli.py", "examples/spirals.py"]:
+    for source in [*dockerfile.copies, "segtrain/cli/app.py", "examples/spirals.py"]:
         assert not dockerignored(source.rstrip("/"), lines), f".dockerignore drops {source}"
 
 
@@ -247,11 +265,11 @@ def _mounts(service: dict) -> list[dict]:
     for volume in service.get("volumes", []):
         if isinstance(volume, str):
             source, target, *mode = volume.split(":")
-            found.append({"source": source, "target": target,
-                          "read_only": bool(mode) and "ro" in mode[0].split(",")})
+            found.append({"source": source, "target": target, "read_only": bool(mode) and "ro" in mode[0].split(",")})
         else:
-            found.append({"source": volume.get("source"), "target": volume["target"],
-                          "read_only": bool(volume.get("read_only"))})
+            found.append(
+                {"source": volume.get("source"), "target": volume["target"], "read_only": bool(volume.get("read_only"))}
+            )
     return found
 
 
@@ -308,9 +326,10 @@ def test_compose_command_is_a_resumable_fit_for_the_entrypoint(service: dict, do
     from segtrain.cli import app
 
     command = service["command"]
-    assert isinstance(command, list) and all(isinstance(a, str) for a in command), \
+    assert isinstance(command, list) and all(isinstance(a, str) for a in command), (
         "exec form, all strings (YAML numbers must be quoted)"
-    assert command[0] == "fit", "arguments to ENTRYPOINT [\"segtrain\"]: `fit ...`, not `segtrain fit ...`"
+    )
+    assert command[0] == "fit", 'arguments to ENTRYPOINT ["segtrain"]: `fit ...`, not `segtrain fit ...`'
     assert dockerfile.entrypoint == ["segtrain"]
     group = get_command(app)
     assert "fit" in group.commands
@@ -334,12 +353,12 @@ def test_compose_command_is_a_resumable_fit_for_the_entrypoint(service: dict, do
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid` (workers run in sessions of their own, not in its group)."""
     parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        parents.setdefault(int(fields[1]), []).append(int(stat_file.parent.name))
     found, todo = [], [pid]
     while todo:
         for child in parents.get(todo.pop(), []):
@@ -383,7 +402,7 @@ class Container:
     def host_path(self, arg: str) -> str:
         for inside in (RUNS, SCRIPTS):
             if arg == inside or arg.startswith(inside + "/"):
-                return str(self.root / inside.strip("/")) + arg[len(inside):]
+                return str(self.root / inside.strip("/")) + arg[len(inside) :]
         return arg
 
     def argv(self, command: list[str]) -> list[str]:
@@ -395,8 +414,9 @@ class Container:
             kwargs.update(user=self.user[0], group=self.user[1], extra_groups=[])
         kwargs.setdefault("stdout", subprocess.PIPE)
         kwargs.setdefault("stderr", subprocess.STDOUT)
-        return subprocess.Popen(self.wrapper + argv, cwd=self.workdir, env=self.env, text=True,
-                                start_new_session=True, **kwargs)
+        return subprocess.Popen(
+            self.wrapper + argv, cwd=self.workdir, env=self.env, text=True, start_new_session=True, **kwargs
+        )
 
     def start(self, command: list[str]) -> subprocess.Popen:
         return self.popen(self.argv(command))
@@ -432,8 +452,8 @@ def _entrypoint(dockerfile: Dockerfile, path: str) -> list[str]:
     """The ENTRYPOINT as the container's PATH finds it: the virtualenv's console script."""
     found = shutil.which(dockerfile.entrypoint[0], path=path)
     if found is None:  # segtrain importable but its script not installed: the same main()
-        return [sys.executable, "-m", "segtrain"] + dockerfile.entrypoint[1:]
-    return [found] + dockerfile.entrypoint[1:]
+        return [sys.executable, "-m", "segtrain", *dockerfile.entrypoint[1:]]
+    return [found, *dockerfile.entrypoint[1:]]
 
 
 def _closed_folders(targets: list[Path]) -> dict[Path, set[str]]:
@@ -458,9 +478,11 @@ def _open_view_as(user: tuple[int, int], closed: dict[Path, set[str]], shims: Pa
     """
     tools = {t: shutil.which(t) for t in ("unshare", "mount", "setpriv", "sh")}
     if not all(tools.values()):
-        pytest.skip(f"{', '.join(map(str, sorted(closed)))} are closed to uid {user[0]}, and opening a view of "
-                    f"them needs util-linux's unshare, mount and setpriv (missing: "
-                    f"{[t for t, p in tools.items() if not p]})")
+        pytest.skip(
+            f"{', '.join(map(str, sorted(closed)))} are closed to uid {user[0]}, and opening a view of "
+            f"them needs util-linux's unshare, mount and setpriv (missing: "
+            f"{[t for t, p in tools.items() if not p]})"
+        )
     nested = [a for a in closed for b in closed if a != b and b in a.parents]
     if nested:
         pytest.skip(f"nested closed folders on the way to the interpreter: {nested}")
@@ -497,14 +519,20 @@ def container(dockerfile: Dockerfile) -> Container:
         for folder in (runs, home):
             os.chown(folder, *user)
     bindir = str(Path(sys.executable).parent)
-    env = {"PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]), "HOME": str(home),
-           "LANG": "C.UTF-8", **dockerfile.env, **QUIET}
+    env = {
+        "PATH": os.pathsep.join([bindir, "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        **dockerfile.env,
+        **QUIET,
+    }
     box = Container(root, env, _entrypoint(dockerfile, env["PATH"]), Path(), user)
     box.workdir = Path(box.host_path(dockerfile.workdir))
     try:
         if user is not None:
-            closed = _closed_folders([Path(sys.executable), Path(sys.base_prefix), Path(sys.prefix), ROOT,
-                                      Path(box.entrypoint[0])])
+            closed = _closed_folders(
+                [Path(sys.executable), Path(sys.base_prefix), Path(sys.prefix), ROOT, Path(box.entrypoint[0])]
+            )
             if closed:
                 box.wrapper = _open_view_as(user, closed, root / "shims")
             status = box.popen(["cat", "/proc/self/status"])
@@ -517,9 +545,11 @@ def container(dockerfile: Dockerfile) -> Container:
             probe = box.popen(box.argv(["--version"]))
             out, _ = probe.communicate(timeout=120)
             if probe.returncode != 0:
-                pytest.skip(f"the image's non-root user (uid {user[0]}) cannot run {box.entrypoint[0]} "
-                            f"here, so the container's user cannot be emulated: make the virtualenv and "
-                            f"its base interpreter readable by others. {out.strip()[-300:]}")
+                pytest.skip(
+                    f"the image's non-root user (uid {user[0]}) cannot run {box.entrypoint[0]} "
+                    f"here, so the container's user cannot be emulated: make the virtualenv and "
+                    f"its base interpreter readable by others. {out.strip()[-300:]}"
+                )
         yield box
     finally:
         os.chmod(scripts, 0o755)
@@ -587,13 +617,15 @@ def _assert_resumed_and_finished(run_dir: Path, before: list[dict], created: flo
     history = json.loads((run_dir / "history.json").read_text())
     assert history and all(len(values) == epochs for values in history.values()), history
     segments = _lines(run_dir / "segments.jsonl")
-    after = segments[len(before):]
+    after = segments[len(before) :]
     assert after, "the re-run trained"
     assert after[0]["start_epoch"] >= before[-1]["end_epoch"] > 0, "resumed from a checkpoint"
     assert sum(s["start_epoch"] == 0 for s in segments) == 1, "never started over from epoch 0"
     assert segments[-1]["end_epoch"] == epochs and segments[-1]["outcome"] == "finished"
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_container_command_resumes_after_sigkill(container: Container, tiny_command: list[str]) -> None:
     run_dir = _run_dir(container, tiny_command)
     epochs = int(tiny_command[tiny_command.index("--epochs") + 1])
@@ -631,6 +663,8 @@ def _docker_stop(box: Container, proc: subprocess.Popen, service: dict) -> str:
     return out
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_container_stop_saves_and_exits_75(container: Container, tiny_command: list[str], service: dict) -> None:
     # Segments of 3: once an epoch of the second segment is logged, at least two more paced
     # epochs remain in it, so the signal reaches a worker that is training.
@@ -651,8 +685,11 @@ def test_container_stop_saves_and_exits_75(container: Container, tiny_command: l
     _assert_resumed_and_finished(run_dir, before, manifest["created"], epochs)
 
 
+@pytest.mark.docker
+@pytest.mark.slow
 def test_container_stop_while_the_first_worker_starts_exits_75(
-        container: Container, tiny_command: list[str], service: dict) -> None:
+    container: Container, tiny_command: list[str], service: dict
+) -> None:
     """`docker stop` in the first seconds of a job, before any epoch: still resumable, exit 75."""
     proc = _start_and_wait(container, tiny_command, _a_worker_started, "a worker started")
     out = _docker_stop(container, proc, service)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, run_cli
 
-from conftest import assert_bitwise_equal, final_variables, fit_args, run_cli
+pytestmark = pytest.mark.slow
 
 EPOCHS = 6
 STEPS = {"dict_io": 8, "subclassed": 3}  # ceil(samples / batch_size)
@@ -27,9 +28,10 @@ def runs(tmp_path_factory):
 def _run(runs, script, fmt, segment, isolation):
     run_dir = runs / f"{script}-{fmt}-{segment}-{isolation}"
     if not run_dir.exists():
-        proc = run_cli(*fit_args(script, run_dir, EPOCHS, segment, "--seed", 7, "--format", fmt,
-                                 "--isolation", isolation))
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        proc = run_cli(
+            *fit_args(script, run_dir, EPOCHS, segment, "--seed", 7, "--format", fmt, "--isolation", isolation)
+        )
+        assert_exit(proc, 0)
     return run_dir
 
 

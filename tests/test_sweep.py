@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd
 from support.postgres import PostgresServer
 
@@ -20,8 +19,20 @@ SCRIPT = SCRIPTS / "sweep_mlp.py"
 
 
 def sweep_args(sweep_dir: Path, trials: int, epochs: int, segment: int, *more: object) -> list[object]:
-    return ["sweep", SCRIPT, "--trials", trials, "--epochs", epochs, "--segment", segment, "--dir", sweep_dir,
-            "--no-progress", *more]
+    return [
+        "sweep",
+        SCRIPT,
+        "--trials",
+        trials,
+        "--epochs",
+        epochs,
+        "--segment",
+        segment,
+        "--dir",
+        sweep_dir,
+        "--no-progress",
+        *more,
+    ]
 
 
 def report(sweep_dir: Path, *more: object) -> dict:
@@ -53,8 +64,22 @@ def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the
     params = rep["trials"][1]["params"]
     alone = tmp_path / "alone"
     param_args = [a for k, v in params.items() for a in ("--param", f"{k}={json.dumps(v)}")]
-    proc = run_cli("fit", SCRIPT, "--epochs", 4, "--segment", 4, "--seed", 3, "--run-dir", alone, "--isolation",
-                   "session", "--no-progress", *param_args)
+    proc = run_cli(
+        "fit",
+        SCRIPT,
+        "--epochs",
+        4,
+        "--segment",
+        4,
+        "--seed",
+        3,
+        "--run-dir",
+        alone,
+        "--isolation",
+        "session",
+        "--no-progress",
+        *param_args,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert_bitwise_equal(final_variables(trial), final_variables(alone))
     # load_model on the sweep directory is the best trial's model.
@@ -78,8 +103,14 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_path, how):
     sweep_dir = tmp_path / "sweep"
     args = sweep_args(sweep_dir, 3, 6, 2, "--seed", 0, "--pruner", "none")
-    proc = subprocess.Popen(segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        segtrain_cmd(*args),
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     second = sweep_dir / "trials" / "trial-0001"
     _wait_for(lambda: any(second.glob("ckpt-000002*")), 300, "trial 1's first checkpoint")
     if how == "SIGKILL":
@@ -105,8 +136,9 @@ def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_
 def test_pruned_and_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     sweep_dir = tmp_path / "sweep"
     plan = "good,good,good,good,good,bad,boom,nan"
-    proc = run_cli(*sweep_args(sweep_dir, 7, 4, 4, "--seed", 1, "--isolation", "session"),
-                   env={"SWEEP_PLAN": plan}, timeout=900)
+    proc = run_cli(
+        *sweep_args(sweep_dir, 7, 4, 4, "--seed", 1, "--isolation", "session"), env={"SWEEP_PLAN": plan}, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = {t["number"]: t for t in report(sweep_dir)["trials"]}
     assert trials[5]["state"] == "PRUNED" and trials[5]["epochs_done"] < 4, trials[5]
@@ -144,8 +176,12 @@ def test_two_sweep_processes_share_a_postgresql_study_and_never_train_a_trial_tw
     with PostgresServer(Path(tempfile.mkdtemp(prefix="segtrain-pg-"))) as url:
         sweep_dir = tmp_path / "sweep"
         args = sweep_args(sweep_dir, 4, 2, 2, "--storage", url, "--pruner", "none", "--isolation", "session")
-        procs = [subprocess.Popen(segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         outputs = [p.communicate(timeout=600) for p in procs]
         for p, (_, stderr) in zip(procs, outputs, strict=True):
             assert p.returncode == 0, stderr[-3000:]
@@ -163,12 +199,16 @@ def test_two_sweep_processes_share_a_postgresql_study_and_never_train_a_trial_tw
 
 def test_jobs_train_trials_at_once_on_the_sweeps_own_sqlite_study(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(*sweep_args(sweep_dir, 4, 2, 2, "--jobs", 2, "--pruner", "none", "--isolation", "session"),
-                   timeout=600)
+    proc = run_cli(
+        *sweep_args(sweep_dir, 4, 2, 2, "--jobs", 2, "--pruner", "none", "--isolation", "session"), timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "segtrain[job 0]" in proc.stderr and "segtrain[job 1]" in proc.stderr
     rep = report(sweep_dir)
     assert [(t["number"], t["state"]) for t in rep["trials"]] == [(n, "COMPLETE") for n in range(4)]
-    pids = {json.loads(line)["pid"] for t in rep["trials"]
-            for line in (Path(t["run_dir"]) / "epochs.jsonl").read_text().splitlines()}
+    pids = {
+        json.loads(line)["pid"]
+        for t in rep["trials"]
+        for line in (Path(t["run_dir"]) / "epochs.jsonl").read_text().splitlines()
+    }
     assert len(pids) == 2

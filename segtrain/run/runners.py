@@ -70,7 +70,7 @@ def runner_for(
     """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
     if cfg.isolation == "process":
         own = pool is None
-        pool = pool or WorkerPool(WorkerSpec(cfg.script, cfg.signals, cfg.debug))
+        pool = pool or WorkerPool(WorkerSpec.of(cfg))
         return ProcessRunner(cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs)
     return SessionRunner(cfg, data_seed, flag, on_epoch)
 
@@ -170,6 +170,7 @@ class ProcessRunner:
                 self.pool.prestart(None, launch.backend)
         result, error = self._follow(worker)
         code = worker.wait()
+        worker.close()
         self.current = None
         stopped_early = code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
         if result is None and error is None and self.flag.requested and stopped_early:
@@ -208,14 +209,16 @@ class ProcessRunner:
             message = error.message
             if self.cfg.debug and error.traceback:
                 message += "\n" + error.traceback
+            elif error.traceback:
+                message += f"\n(its traceback is in {worker.output.path})"
             exc = ScriptError(message) if error.exit_code == EXIT_BAD_INPUT else SegtrainError(message)
             exc.exit_code = error.exit_code
             return exc
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return SegtrainError(
             f"The worker of segment {segment.index + 1} (pid {worker.pid}) {how} before finishing. "
-            f"Run the same command again (or `segtrain resume {self.cfg.run_dir}`) to go on from "
-            "the newest complete checkpoint."
+            f"Run the same command again (or `segtrain resume {self.cfg.directory}`) to go on from "
+            f"the newest complete checkpoint.\n{worker.last_words()}"
         )
 
     def forward(self, signum: int) -> None:

@@ -164,7 +164,7 @@ def cv(cfg: CvConfig, progress: bool = True) -> CvOutcome:
     from segtrain.worker.pool import WorkerPool
 
     manifest = open_cv(cfg)
-    pool = WorkerPool(WorkerSpec(cfg.run.script, cfg.run.signals, cfg.run.debug))
+    pool = WorkerPool(WorkerSpec.of(cfg.run))
     outcomes: list[RunOutcome] = []
     try:
         for index in range(cfg.folds):

@@ -111,7 +111,7 @@ def _loop(
     from segtrain.worker.pool import WorkerPool
 
     flag = StopFlag()
-    pool = WorkerPool(WorkerSpec(cfg.run.script, cfg.run.signals, cfg.run.debug))
+    pool = WorkerPool(WorkerSpec.of(cfg.run))
     done: list[TrialResult] = []
 
     def hooks(pruning: Pruning, claim: claims.Claim) -> RunHooks:

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import io
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from segtrain.worker.output import Verbosity, WorkerOutput
 from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
+
+
+def _to_terminal(line: str) -> None:
+    """A worker's line, above the progress bar (tqdm keeps the bar whole)."""
+    from tqdm.auto import tqdm
+
+    tqdm.write(line, file=sys.stderr)
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What every worker of a process's runs shares: the script, the stop signals, debug output."""
+    """What every worker of a process's runs shares: the script, the stop signals, what it may print."""
 
     script: Path
     signals: tuple[str, ...]
     debug: bool = False
+    verbosity: str = Verbosity.NORMAL
+    echo: Callable[[str], None] = _to_terminal  # where a worker's lines that are shown go
+
+    @classmethod
+    def of(cls, cfg: Any) -> WorkerSpec:
+        """The spec of a `RunConfig`'s workers."""
+        return cls(cfg.script, cfg.signals, cfg.debug, cfg.verbosity)
 
 
 class WorkerProcess:
@@ -44,16 +61,22 @@ class WorkerProcess:
             debug=spec.debug,
             prestarted=prestarted,
             backend=backend,
+            verbosity=spec.verbosity,
         )
         self.run_dir = run_dir
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker"],
             stdin=subprocess.PIPE,
-            env=dict(os.environ, **env.to_environ()),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(os.environ, **env.to_environ(), PYTHONUNBUFFERED="1"),
             pass_fds=(write_fd,),
             start_new_session=True,
         )
         os.close(write_fd)
+        assert self.proc.stdout is not None
+        stream = io.TextIOWrapper(self.proc.stdout, encoding="utf-8", errors="replace")
+        self.output = WorkerOutput(stream, self.proc.pid, run_dir, spec.echo, spec.verbosity)
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: Ready | None = None  # what it did before taking over
@@ -90,7 +113,8 @@ class WorkerProcess:
         return True
 
     def assign(self, assignment: Assignment) -> None:
-        """Send the worker its segment (once): from now on it trains."""
+        """Send the worker its segment (once): from now on it trains, and its log is the segment's."""
+        self.output.assign(Path(assignment.run_dir), assignment.segment.index)
         self.took_over = True
         self._write(assignment.encode(), close=not assignment.verdicts)
 
@@ -138,13 +162,21 @@ class WorkerProcess:
         code = self.wait()
         return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
 
+    def last_words(self) -> str:
+        """The end of what the worker printed, and where the whole of it is: for a worker that died."""
+        self.output.thread.join(timeout=5)
+        lines = list(self.output.tail)
+        shown = "\n".join(f"  | {line}" for line in lines[-15:])
+        return (f"Its last output:\n{shown}\n" if shown else "") + f"Its log: {self.output.path}"
+
     def close(self) -> None:
         """Stop a worker that is not needed (a pre-started one at the end of the run).
 
         One that never got its segment has written nothing and is killed at
         once, wherever its start-up or warm-up has got to.
         """
-        if self.proc.poll() is None and not self.took_over:
+        unused = self.proc.poll() is None and not self.took_over
+        if unused:
             self.signal(signal.SIGKILL)
             self.proc.wait()
         if self.proc.poll() is None:
@@ -159,3 +191,4 @@ class WorkerProcess:
                 self.signal(signal.SIGKILL)
                 self.proc.wait()
         self.messages_in.close()
+        self.output.close(discard=unused)

@@ -13,6 +13,7 @@ it also builds the model and traces its train step before it is ready (see
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -76,6 +77,8 @@ def main() -> None:
 
     env = WorkerEnv.from_environ()
     _die_with_parent(env.parent_pid)
+    levels = {"quiet": logging.ERROR, "verbose": logging.INFO}
+    logging.basicConfig(level=levels.get(env.verbosity, logging.WARNING), format="segtrain: %(message)s")
     stream = os.fdopen(env.event_fd, "w", buffering=1)
 
     def send(message: Message) -> None:

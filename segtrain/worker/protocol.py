@@ -7,8 +7,8 @@ the worker sends messages back as JSON lines on a pipe, in this order:
     Imported -> Ready -> EpochEnded* -> Finished | Failed
 
 (`Failed` may come at any point; a worker stopped by a signal before its
-assignment sends nothing more.) Each message is `{"message": KIND, ...fields}`
-on one line. Where the assignment asks for verdicts, the worker waits after
+assignment sends nothing more.) Each message is `{"kind": KIND, ...fields}`
+on one line (`kind`: a key no message has as a field). Where the assignment asks for verdicts, the worker waits after
 each `EpochEnded` for a `Verdict` on its stdin: go on, or stop there (a sweep's
 pruner decides so).
 
@@ -42,6 +42,7 @@ class WorkerEnv:
     debug: bool = False
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
     backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
+    verbosity: str = "normal"  # quiet, normal or verbose: the worker's logging level follows it
 
     _PREFIX: ClassVar[str] = "SEGTRAIN_"
 
@@ -55,6 +56,7 @@ class WorkerEnv:
             "debug": "1" if self.debug else "0",
             "prestarted": "1" if self.prestarted else "0",
             "backend": self.backend or "",
+            "verbosity": self.verbosity,
         }
         return {self._PREFIX + name.upper(): value for name, value in values.items()}
 
@@ -72,6 +74,7 @@ class WorkerEnv:
             debug=get("debug") == "1",
             prestarted=get("prestarted") == "1",
             backend=get("backend") or None,
+            verbosity=get("verbosity") or "normal",
         )
 
 
@@ -178,6 +181,7 @@ class Failed:
 
 
 Message = Imported | Ready | EpochEnded | Finished | Failed
+_KIND_KEY = "kind"
 _KINDS: dict[str, type] = {cls.KIND: cls for cls in (Imported, Ready, EpochEnded, Finished, Failed)}
 
 
@@ -186,14 +190,14 @@ def encode(message: Message) -> str:
     fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
     if isinstance(message, Finished):
         fields["result"] = message.result.to_json()
-    return json.dumps({"message": message.KIND, **fields}) + "\n"
+    return json.dumps({**fields, _KIND_KEY: message.KIND}) + "\n"
 
 
 def decode(line: str) -> Message | None:
     """The message on `line`; None for a line that is not one (a torn write, stray output)."""
     try:
         data = json.loads(line)
-        cls = _KINDS[data.pop("message")]
+        cls = _KINDS[data.pop(_KIND_KEY)]
         if cls is Finished:
             return Finished(SegmentResult(**data["result"]))
         return cls(**data)

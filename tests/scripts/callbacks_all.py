@@ -6,8 +6,8 @@ Files the callbacks write go to $CALLBACK_OUT (set by the test).
 import json
 import os
 
-import numpy as np
 import keras
+import numpy as np
 
 OUT = os.environ.get("CALLBACK_OUT", ".")
 fit_kwargs = {"batch_size": 16}
@@ -21,13 +21,15 @@ def load_data():
 
 
 def build_model():
-    model = keras.Sequential([
-        keras.Input(shape=(8,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dropout(0.1),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8,)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     return model
 
@@ -55,8 +57,12 @@ def callbacks():
     return [
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=4, restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5),
-        keras.callbacks.ModelCheckpoint(os.path.join(OUT, "best-{epoch:02d}.weights.h5"), monitor="val_loss",
-                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(OUT, "best-{epoch:02d}.weights.h5"),
+            monitor="val_loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
         keras.callbacks.CSVLogger(os.path.join(OUT, "log.csv")),
         keras.callbacks.TensorBoard(log_dir=os.path.join(OUT, "tb"), update_freq=1),
         keras.callbacks.TerminateOnNaN(),

@@ -1,7 +1,7 @@
 """Functional model with dict inputs and outputs, BatchNorm, Dropout and a learning-rate schedule."""
 
-import numpy as np
 import keras
+import numpy as np
 
 fit_kwargs = {"batch_size": 16}
 
@@ -10,8 +10,7 @@ def load_data():
     rng = np.random.default_rng(0)
     n = 120
     x = {"a": rng.normal(size=(n, 4)).astype("float32"), "b": rng.normal(size=(n, 3)).astype("float32")}
-    y = {"reg": (x["a"][:, :1] * 2 - x["b"][:, 1:2]).astype("float32"),
-         "cls": (x["a"][:, 0] > 0).astype("int32")}
+    y = {"reg": (x["a"][:, :1] * 2 - x["b"][:, 1:2]).astype("float32"), "cls": (x["a"][:, 0] > 0).astype("int32")}
     return x, y
 
 
@@ -26,6 +25,7 @@ def build_model():
     cls = keras.layers.Dense(2, activation="softmax", name="cls")(h)
     model = keras.Model({"a": a, "b": b}, {"reg": reg, "cls": cls})
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-2, decay_steps=5, decay_rate=0.9)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"})
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule), loss={"reg": "mse", "cls": "sparse_categorical_crossentropy"}
+    )
     return model

@@ -1,7 +1,7 @@
 """Training that turns NaN in epoch 4: a callback poisons the weights at the end of epoch 3."""
 
-import numpy as np
 import keras
+import numpy as np
 
 fit_kwargs = {"batch_size": 8}
 

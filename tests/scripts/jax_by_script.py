@@ -4,4 +4,4 @@ import os
 
 os.environ["KERAS_BACKEND"] = "jax"
 
-from dict_io import build_model, fit_kwargs, load_data  # noqa: E402,F401
+from dict_io import build_model, fit_kwargs, load_data  # noqa: F401

@@ -6,8 +6,8 @@ cut: a fresh worker starts clean.
 
 import time
 
-import numpy as np
 import keras
+import numpy as np
 
 fit_kwargs = {"batch_size": 16}
 HELD = []
@@ -20,8 +20,7 @@ def load_data():
 
 
 def build_model():
-    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(8, activation="relu"),
-                              keras.layers.Dense(1)])
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     return model
 

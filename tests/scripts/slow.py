@@ -2,8 +2,8 @@
 
 import time
 
-import numpy as np
 import keras
+import numpy as np
 
 fit_kwargs = {"batch_size": 8}
 
@@ -16,12 +16,14 @@ def load_data():
 
 
 def build_model():
-    model = keras.Sequential([
-        keras.Input(shape=(6,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer="adam", loss="mse", metrics=["mae"])
     return model
 

@@ -2,9 +2,8 @@
 
 import time
 
-import numpy as np
 import keras
-
+import numpy as np
 from slow import build_model, fit_kwargs  # noqa: F401 - the same model and batch size
 
 

@@ -1,7 +1,7 @@
 """Subclassed model with a custom layer that owns a SeedGenerator (registered serializable)."""
 
-import numpy as np
 import keras
+import numpy as np
 
 
 @keras.saving.register_keras_serializable(package="segtrain_tests")

@@ -26,8 +26,14 @@ def load_data(params):
 def build_model(params):
     if params.get("kind") == "boom":
         raise ValueError(f"no model with {params['units']} units and kind boom")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(params["units"], activation="relu"),
-                              keras.layers.Dropout(0.1), keras.layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input((4,)),
+            keras.layers.Dense(params["units"], activation="relu"),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.Adam(params["lr"]), loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
@@ -35,6 +41,8 @@ def build_model(params):
 def search_space(trial):
     plan = [k for k in os.environ.get("SWEEP_PLAN", "").split(",") if k]
     kind = plan[trial.number] if trial.number < len(plan) else "good"
-    return {"units": trial.suggest_int("units", 4, 16, log=True),
-            "lr": 1e-7 if kind == "bad" else trial.suggest_float("lr", 0.02, 0.08, log=True),
-            "kind": kind}
+    return {
+        "units": trial.suggest_int("units", 4, 16, log=True),
+        "lr": 1e-7 if kind == "bad" else trial.suggest_float("lr", 0.02, 0.08, log=True),
+        "kind": kind,
+    }

@@ -4,7 +4,6 @@ import json
 import os
 
 import keras
-
 from dict_io import build_model, fit_kwargs, load_data  # noqa: F401
 
 
@@ -16,7 +15,7 @@ def _nice_values():
                 stat = f.read()
         except OSError:
             continue  # the thread has ended
-        values.append(int(stat[stat.rindex(")") + 2:].split()[16]))  # field 19 of proc(5): nice
+        values.append(int(stat[stat.rindex(")") + 2 :].split()[16]))  # field 19 of proc(5): nice
     return values
 
 

@@ -55,8 +55,17 @@ class PostgresServer:
         init = self._run("initdb", "-D", str(self.data), "-U", "segtrain", "--auth=trust", "-E", "UTF8")
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed: {init.stdout}\n{init.stderr}")
-        start = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-o",
-                          f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1", "start")
+        start = self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-o",
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1",
+            "start",
+        )
         if start.returncode != 0:
             log = (self.root / "server.log").read_text() if (self.root / "server.log").exists() else ""
             raise RuntimeError(f"pg_ctl start failed: {start.stdout}\n{start.stderr}\n{log}")
