@@ -37,6 +37,7 @@ def fit(
     max_memory: float | None = None,
     params: dict[str, Any] | None = None,
     progress: bool = True,
+    verbosity: str = "normal",
     debug: bool = False,
 ) -> RunOutcome:
     """Train the model that `script` defines for `epochs` epochs, in segments of `segment`.
@@ -73,6 +74,7 @@ def fit(
         max_memory: end a segment early once memory exceeds this many MB.
         params: hyperparameters for the script's functions that take an argument (`build_model(params)`).
         progress: show the progress bar.
+        verbosity: `"quiet"` (errors only), `"normal"` or `"verbose"` (the backend's start-up lines too).
         debug: tracebacks for errors in the script.
 
     Returns:
@@ -99,8 +101,9 @@ def fit(
         max_memory=max_memory,
         debug=debug,
         params=dict(params or {}),
+        verbosity=verbosity,
     )
-    return _train(cfg, progress)
+    return _train(cfg, progress and verbosity != "quiet")
 
 
 def resume(
@@ -114,6 +117,7 @@ def resume(
     signals: Sequence[str] | None = None,
     max_memory: float | None = None,
     progress: bool = True,
+    verbosity: str = "normal",
     debug: bool = False,
 ) -> RunOutcome:
     """Go on with the run in `run_dir` from its newest complete checkpoint, with its saved options.
@@ -132,8 +136,10 @@ def resume(
         "export": None if export is None else Path(export),
         "signals": None if signals is None else tuple(signals),
     }
-    cfg = dataclasses.replace(cfg, debug=debug, **{k: v for k, v in changes.items() if v is not None})
-    return _train(cfg, progress)
+    cfg = dataclasses.replace(
+        cfg, debug=debug, verbosity=verbosity, **{k: v for k, v in changes.items() if v is not None}
+    )
+    return _train(cfg, progress and verbosity != "quiet")
 
 
 def sweep(
@@ -160,6 +166,7 @@ def sweep(
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
     progress: bool = True,
+    verbosity: str = "normal",
     debug: bool = False,
 ) -> SweepOutcome:
     """Search the hyperparameters of `script` (its `search_space(trial)`) with Optuna, each trial a segtrain run.
@@ -215,6 +222,7 @@ def sweep(
         signals=tuple(signals),
         max_memory=max_memory,
         debug=debug,
+        verbosity=verbosity,
     )
     cfg = SweepConfig(
         run=run,
@@ -229,7 +237,7 @@ def sweep(
         jobs=jobs,
         force=force,
     )
-    return run_sweep(cfg, progress=progress)
+    return run_sweep(cfg, progress=progress and verbosity != "quiet")
 
 
 def cv(
@@ -250,6 +258,7 @@ def cv(
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
     progress: bool = True,
+    verbosity: str = "normal",
     debug: bool = False,
 ) -> CvOutcome:
     """K-fold cross-validation of `script`: each fold a segtrain run of its own, in its own processes.
@@ -292,10 +301,10 @@ def cv(
         max_memory=max_memory,
         debug=debug,
         params=dict(params or {}),
+        verbosity=verbosity,
     )
-    return run_cv(
-        CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force), progress=progress
-    )
+    cv_cfg = CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force)
+    return run_cv(cv_cfg, progress=progress and verbosity != "quiet")
 
 
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:

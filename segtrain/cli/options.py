@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import typer
@@ -46,7 +47,25 @@ PARAM = typer.Option(
     "(repeatable; VALUE is parsed as JSON, else kept as a string).",
 )
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show the progress bar.")
+VERBOSE = typer.Option(
+    False,
+    "--verbose",
+    "-v",
+    help="Show everything workers print, the backend's start-up lines too (they are in RUN/logs/ in any case).",
+)
+QUIET = typer.Option(
+    False, "--quiet", "-q", help="Show only errors: no progress bar, no warnings, nothing workers print."
+)
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks for errors in the script.")
+
+
+def verbosity(verbose: bool, quiet: bool) -> str:
+    """`-v`/`-q` as a verbosity; `--quiet` also keeps segtrain's own warnings off the terminal."""
+    if verbose and quiet:
+        raise ConfigError("--verbose and --quiet contradict each other: give one.")
+    if quiet:
+        logging.getLogger("segtrain").setLevel(logging.ERROR)
+    return "verbose" if verbose else "quiet" if quiet else "normal"
 
 
 def segment_length(text: str) -> int | str:

@@ -65,6 +65,8 @@ def sweep(
     signals: str = opt.SIGNALS,
     max_memory: float | None = opt.MAX_MEMORY,
     progress: bool = opt.PROGRESS,
+    verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Search SCRIPT's hyperparameters with Optuna: every trial an isolated, segmented, resumable run.
@@ -101,6 +103,7 @@ def sweep(
             signals=opt.signal_names(signals),
             max_memory=max_memory,
             progress=progress,
+            verbosity=opt.verbosity(verbose, quiet),
             debug=debug,
         )
         render(build(outcome.sweep_dir, storage), out)
@@ -131,6 +134,8 @@ def cv(
     signals: str = opt.SIGNALS,
     max_memory: float | None = opt.MAX_MEMORY,
     progress: bool = opt.PROGRESS,
+    verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Cross-validate SCRIPT's model in K folds, each fold a segmented run in its own processes.
@@ -161,6 +166,7 @@ def cv(
             signals=opt.signal_names(signals),
             max_memory=max_memory,
             progress=progress,
+            verbosity=opt.verbosity(verbose, quiet),
             debug=debug,
         )
     render(outcome.report, out)

@@ -11,11 +11,15 @@ from segtrain.cli.app import command, ending, errors, out
 from segtrain.outcomes import RunOutcome
 
 
-def _finish(outcome: RunOutcome) -> None:
+def _finish(outcome: RunOutcome, quiet: bool) -> None:
+    """The report's table and how the run ended; with --quiet, only an ending that is not a success."""
     from segtrain.telemetry.render import render
     from segtrain.telemetry.report import build
 
-    render(build(outcome.run_dir), out)
+    if quiet and outcome.exit_code == 0:
+        raise typer.Exit(0)
+    if not quiet:
+        render(build(outcome.run_dir), out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.run_dir)
 
 
@@ -41,6 +45,8 @@ def fit(
     max_memory: float | None = opt.MAX_MEMORY,
     param: list[str] = opt.PARAM,
     progress: bool = opt.PROGRESS,
+    verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Train SCRIPT's model for EPOCHS epochs in segments, saving, clearing and reloading between them.
@@ -69,15 +75,18 @@ def fit(
             max_memory=max_memory,
             params=opt.parse_params(param),
             progress=progress,
+            verbosity=opt.verbosity(verbose, quiet),
             debug=debug,
         )
-    _finish(outcome)
+    _finish(outcome, quiet)
 
 
 @command
 def resume(
     run_dir: Path = typer.Argument(..., help="Run directory of the run to go on with."),
     progress: bool = opt.PROGRESS,
+    verbose: bool = opt.VERBOSE,
+    quiet: bool = opt.QUIET,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Go on with a run from its newest complete checkpoint, with the options it was started with.
@@ -87,5 +96,5 @@ def resume(
     from segtrain import api
 
     with errors(debug):
-        outcome = api.resume(run_dir, progress=progress, debug=debug)
-    _finish(outcome)
+        outcome = api.resume(run_dir, progress=progress, verbosity=opt.verbosity(verbose, quiet), debug=debug)
+    _finish(outcome, quiet)

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-# The backend's own start-up lines: a Google-log prefix (I1129 18:51:45.123 1234 file.cc:12]), absl's
+# The backend's own start-up lines: a Google-log prefix (I1129 18:51:45.123 1234 file.cc:12], or with the
+# seconds since the epoch: I0000 00:00:1795980809.976754 5177 port.cc:153]), absl's
 # notice, and what TensorFlow prints about CPU instructions and CUDA when it loads.
 CHATTER = re.compile(
-    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w./-]+:\d+\]"
+    r"^(?:[IWEF]\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\]"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|To enable the following instructions: .* rebuild TensorFlow"
     r"|This TensorFlow binary is optimized to use available CPU instructions)"
@@ -53,6 +54,7 @@ class WorkerOutput:
     def __init__(self, stream: IO[str], pid: int, run_dir: Path | None, echo: Callable[[str], None], verbosity: str):
         self.pid, self.echo, self.verbosity = pid, echo, verbosity
         self.tail: deque[str] = deque(maxlen=KEEP_LINES)
+        self.echoing = True
         self.lock = threading.Lock()
         if run_dir is None:  # a worker for a run not yet known: its log waits in a temporary file
             fd, name = tempfile.mkstemp(prefix=f"segtrain-worker-{pid}-", suffix=".log")
@@ -76,8 +78,11 @@ class WorkerOutput:
                 self.file.flush()
             text = line.rstrip("\n")
             self.tail.append(text)
-            if shown(text, self.verbosity):
-                self.echo(text)
+            if self.echoing and shown(text, self.verbosity):
+                try:
+                    self.echo(text)
+                except (OSError, ValueError):  # the terminal went away (a closed pipe): keep draining the worker
+                    self.echoing = False
         stream.close()
 
     def assign(self, run_dir: Path, segment: int) -> None:
