@@ -7,6 +7,7 @@ import json
 import subprocess
 
 import pytest
+
 from conftest import assert_exit, cli_env, fit_args, segtrain_cmd
 
 pytestmark = [

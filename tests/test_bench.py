@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT, assert_exit, cli_env
 
 pytestmark = [pytest.mark.bench, pytest.mark.slow]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
 
+from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
 from segtrain.training.boundaries import BoundaryPolicy, estimate_cost
 
 

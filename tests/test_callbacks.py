@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
 from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
 
 pytestmark = pytest.mark.slow

@@ -12,6 +12,7 @@ import re
 import textwrap
 
 import pytest
+
 from conftest import assert_exit, fit_args, one_line, run_cli
 
 pytestmark = pytest.mark.slow

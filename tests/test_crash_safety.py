@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import (
     SCRIPTS,
     assert_bitwise_equal,
@@ -30,7 +31,6 @@ from conftest import (
     run_cli,
     segtrain_cmd,
 )
-
 from segtrain.run.paths import RunPaths
 from segtrain.state import checkpoint
 

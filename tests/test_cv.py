@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd
 
+from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd
 from segtrain.training.data import Fold, prepare
 
 SCRIPT = SCRIPTS / "cv_mlp.py"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import SCRIPTS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "segtrain"

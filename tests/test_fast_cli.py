@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SCRIPTS, assert_exit, one_line
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from conftest import SCRIPTS, assert_exit, one_line
 from segtrain import __version__
 from segtrain.cli import app
 

@@ -4,10 +4,10 @@ exit_code 2 (`segtrain.fit`) with a message that names the option, before anythi
 from __future__ import annotations
 
 import pytest
-from conftest import SCRIPTS, assert_exit, one_line
 from typer.testing import CliRunner
 
 import segtrain
+from conftest import SCRIPTS, assert_exit, one_line
 from segtrain.cli import app
 from segtrain.errors import ConfigError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, run_cli
 
 pytestmark = pytest.mark.slow

@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import assert_bitwise_equal, assert_exit, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
 
 pytestmark = pytest.mark.slow

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd
 from typer.testing import CliRunner
 
+from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd
 from segtrain.cli import app
 from segtrain.outcomes import RunStatus, SegmentOutcome
 from segtrain.run.paths import RunLock, RunPaths, is_locked

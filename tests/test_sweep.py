@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd
 from support.postgres import PostgresServer
 
