@@ -82,20 +82,29 @@ class RunPaths:
         return [p for p in self.root.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
-def read_manifest(paths: RunPaths) -> dict[str, Any] | None:
-    """The manifest, or None where there is none yet; a ConfigError (exit 2) where it does not parse."""
-    if not paths.manifest.exists():
-        return None
+def read_manifest_file(path: Path, kind: str, required: str) -> dict[str, Any]:
+    """A manifest that segtrain wrote (a run's, a sweep's, a cross-validation's): a JSON object with `required`.
+
+    Anything else is a ConfigError (exit 2) that names the file: it is bad
+    input, and nothing in it may be trusted or overwritten without `--force`.
+    """
     try:
-        manifest = atomic.read_json(paths.manifest)
+        manifest = atomic.read_json(path)
     except (OSError, ValueError) as e:
         raise ConfigError(
-            f"{paths.manifest} cannot be read ({type(e).__name__}: {e}): it is not a manifest that segtrain wrote. "
-            "Restore it, or start the run over in another --run-dir (or with --force)."
+            f"{path} cannot be read ({type(e).__name__}: {e}): it is not a {kind} manifest that segtrain wrote. "
+            "Restore it, or start over in another directory (or with --force)."
         ) from e
-    if not isinstance(manifest, dict):
-        raise ConfigError(f"{paths.manifest} holds no JSON object: it is not a manifest that segtrain wrote.")
+    if not isinstance(manifest, dict) or required not in manifest:
+        raise ConfigError(f"{path} is not a {kind} manifest that segtrain wrote (no {required!r} in it).")
     return manifest
+
+
+def read_manifest(paths: RunPaths) -> dict[str, Any] | None:
+    """The run's manifest, or None where there is none yet; a ConfigError (exit 2) where it does not parse."""
+    if not paths.manifest.exists():
+        return None
+    return read_manifest_file(paths.manifest, "run", "config")
 
 
 def read_run(run_dir: Path | str) -> tuple[RunPaths, dict[str, Any]]:

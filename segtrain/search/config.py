@@ -19,6 +19,7 @@ from typing import Any
 from segtrain.config import DEFAULT_ROOT, RunConfig
 from segtrain.errors import ConfigError
 from segtrain.run.directory import script_digest
+from segtrain.run.paths import read_manifest_file
 from segtrain.search.study import DIRECTIONS, PRUNERS, SAMPLERS, default_direction, redacted, storage_url
 from segtrain.state import atomic
 from segtrain.version import __version__
@@ -139,13 +140,7 @@ def open_sweep(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def read_sweep_manifest(root: Path) -> dict[str, Any]:
-    try:
-        manifest = atomic.read_json(Path(root) / MANIFEST)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{Path(root) / MANIFEST} cannot be read ({type(e).__name__}: {e}).") from e
-    if not isinstance(manifest, dict) or "token" not in manifest:
-        raise ConfigError(f"{Path(root) / MANIFEST} is not a sweep manifest that segtrain wrote.")
-    return manifest
+    return read_manifest_file(Path(root) / MANIFEST, "sweep", "token")
 
 
 def is_sweep_dir(path: Path) -> bool:

@@ -23,6 +23,7 @@ from segtrain.config import DEFAULT_ROOT, RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError
 from segtrain.outcomes import RunOutcome, RunStatus
 from segtrain.run.directory import script_digest
+from segtrain.run.paths import read_manifest_file
 from segtrain.state import atomic
 from segtrain.version import __version__
 
@@ -144,13 +145,7 @@ def open_cv(cfg: CvConfig) -> dict[str, Any]:
 
 
 def read_cv_manifest(root: Path) -> dict[str, Any]:
-    try:
-        manifest = atomic.read_json(Path(root) / MANIFEST)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{Path(root) / MANIFEST} cannot be read ({type(e).__name__}: {e}).") from e
-    if not isinstance(manifest, dict) or "split_seed" not in manifest:
-        raise ConfigError(f"{Path(root) / MANIFEST} is not a cross-validation manifest that segtrain wrote.")
-    return manifest
+    return read_manifest_file(Path(root) / MANIFEST, "cross-validation", "split_seed")
 
 
 def is_cv_dir(path: Path) -> bool:
