@@ -59,6 +59,29 @@ def test_assignment_verdict_and_environment_round_trip():
     fresh = Assignment("/runs/a", Segment(0, 0, 2), None, 0.0)
     assert Assignment.decode(fresh.encode()) == fresh
     assert Verdict.decode(Verdict("pruned").encode()) == Verdict("pruned")
-    env = WorkerEnv(7, 99, "/s.py", "/runs/a", ("SIGTERM", "SIGUSR2"), True, True, "jax", "verbose")
+    env = WorkerEnv(7, 99, "/s.py", "/runs/a", ("SIGTERM", "SIGUSR2"), True, True, "jax", "verbose", 5)
     assert WorkerEnv.from_environ(env.to_environ()) == env
     assert all(name.startswith("SEGTRAIN_") for name in env.to_environ())
+
+
+def test_a_worker_of_other_code_than_its_parent_says_so_and_exits(tmp_path):
+    """segtrain upgraded while a run trains: the new worker does not speak a format the old parent misreads."""
+    import os
+    import subprocess
+    import sys
+
+    read_fd, write_fd = os.pipe()
+    env = WorkerEnv(write_fd, os.getpid(), str(tmp_path / "model.py"), None, ("SIGTERM",), protocol=1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "segtrain.worker"],
+        env=dict(os.environ, **env.to_environ()),
+        pass_fds=(write_fd,),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    os.close(write_fd)
+    with os.fdopen(read_fd) as messages:
+        assert messages.read() == ""
+    assert proc.returncode == 1
+    assert f"this worker speaks protocol {protocol.PROTOCOL}, its parent 1" in proc.stderr

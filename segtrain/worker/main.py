@@ -26,6 +26,7 @@ from typing import Any
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.worker.protocol import (
+    PROTOCOL,
     Assignment,
     EpochEnded,
     Failed,
@@ -77,6 +78,14 @@ def main() -> None:
 
     env = WorkerEnv.from_environ()
     _die_with_parent(env.parent_pid)
+    if env.protocol != PROTOCOL:
+        print(
+            f"segtrain: this worker speaks protocol {PROTOCOL}, its parent {env.protocol}: segtrain changed "
+            "while the run trained. Run the same command again.",
+            file=sys.stderr,
+            flush=True,
+        )
+        _exit(EXIT_FAILED)
     levels = {"quiet": logging.ERROR, "verbose": logging.INFO}
     logging.basicConfig(level=levels.get(env.verbosity, logging.WARNING), format="segtrain: %(message)s")
     stream = os.fdopen(env.event_fd, "w", buffering=1)

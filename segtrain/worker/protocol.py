@@ -29,6 +29,10 @@ from typing import Any, ClassVar
 
 from segtrain.training.records import Segment, SegmentResult
 
+# The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
+# run trains) says so and exits, instead of speaking a format the parent would not understand.
+PROTOCOL = 2
+
 
 @dataclass(frozen=True)
 class WorkerEnv:
@@ -43,6 +47,7 @@ class WorkerEnv:
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
     backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
     verbosity: str = "normal"  # quiet, normal or verbose: the worker's logging level follows it
+    protocol: int = PROTOCOL
 
     _PREFIX: ClassVar[str] = "SEGTRAIN_"
 
@@ -57,6 +62,7 @@ class WorkerEnv:
             "prestarted": "1" if self.prestarted else "0",
             "backend": self.backend or "",
             "verbosity": self.verbosity,
+            "protocol": str(self.protocol),
         }
         return {self._PREFIX + name.upper(): value for name, value in values.items()}
 
@@ -75,6 +81,7 @@ class WorkerEnv:
             prestarted=get("prestarted") == "1",
             backend=get("backend") or None,
             verbosity=get("verbosity") or "normal",
+            protocol=int(get("protocol") or 0),
         )
 
 
