@@ -47,6 +47,7 @@ def _main(
 ) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="segtrain: %(message)s")
+    logging.getLogger("segtrain").setLevel(logging.INFO)  # segtrain's own news (a sweep's trials); -q: errors
 
 
 def fail(e: SegtrainError) -> NoReturn:

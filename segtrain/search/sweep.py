@@ -32,7 +32,7 @@ from segtrain.search.trial import Pruning, TrialResult, run_trial
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 
-log = logging.getLogger("segtrain")
+log = logging.getLogger(__name__)
 
 STORAGE_ENV = "SEGTRAIN_SWEEP_STORAGE"
 WAIT_SECONDS = 2.0  # how often a process with nothing to claim looks again while others train the last trials
@@ -154,7 +154,7 @@ def _say(result: TrialResult, study: Any, wanted: int) -> None:
         except ValueError:
             pass
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.params.items())
-    log.warning(
+    log.info(
         "trial %d %s%s: %s [%s] (%d/%d finished)",
         result.number,
         result.state.lower(),
