@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd
+from segtrain.worker.output import CHATTER
 from support.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -50,6 +51,8 @@ def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the
     sweep_dir = tmp_path / "sweep"
     proc = run_cli(*sweep_args(sweep_dir, 3, 4, 2, "--seed", 3, "--pruner", "none"), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [line for line in proc.stderr.splitlines() if CHATTER.match(line)] == []  # the backend's, in the logs
+    assert len([line for line in proc.stderr.splitlines() if line.startswith("segtrain: trial ")]) == 3
     rep = report(sweep_dir)
     assert [t["number"] for t in rep["trials"]] == [0, 1, 2]
     assert {t["state"] for t in rep["trials"]} == {"COMPLETE"}

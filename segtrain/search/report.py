@@ -120,8 +120,9 @@ def render(report: SweepReport, console: Any) -> None:
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
-    for header in ("trial", "state", report.metric, "best epoch", "epochs", "time s", "peak RSS MB", "params"):
-        table.add_column(header, justify="left" if header in ("state", "params") else "right")
+    for header in ("trial", "state", report.metric, "best\nepoch", "epochs", "time s", "peak\nRSS MB"):
+        table.add_column(header, justify="left" if header == "state" else "right", no_wrap=True)
+    table.add_column("params", min_width=24, overflow="fold")  # the one column that wraps
     styles = {"COMPLETE": "", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan"}
     for r in report.trials:
         mark = "★ " if r.number == best else ""

@@ -84,7 +84,11 @@ def _sampler_seed(seed: int | None, study: SweepStudy, job: int | None) -> int |
 
 
 def _script(cfg: SweepConfig) -> TrainingScript:
-    script = TrainingScript.load(cfg.run.script, cfg.run.debug)
+    """The script, imported here for its `search_space` (the backend's start-up lines go to DIR/logs/sweep.log)."""
+    from segtrain.worker.output import filtered_import_output
+
+    with filtered_import_output(cfg.directory / "logs" / "sweep.log", cfg.run.verbosity):
+        script = TrainingScript.load(cfg.run.script, cfg.run.debug)
     if script.search_space is None:
         raise ScriptError(
             f"{script.path}: defines no function `search_space(trial)`. A sweep's script defines it, e.g.\n"

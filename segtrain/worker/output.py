@@ -14,11 +14,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -110,3 +112,36 @@ def logs_dir(run_dir: Path) -> Path:
     path = Path(run_dir) / "logs"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def filtered_import_output(log: Path, verbosity: str) -> Iterator[None]:
+    """Keep the backend's start-up chatter off the terminal while this process imports the script itself.
+
+    A sweep's own process imports the script (for `search_space`), and with it
+    the backend, whose C++ logging writes straight to file descriptor 2. For
+    that while, descriptors 1 and 2 go to `log`; then the lines worth showing
+    are shown, as a worker's would be.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a", encoding="utf-8") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+        start = out.tell()
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+    with open(log, encoding="utf-8", errors="replace") as seen:
+        seen.seek(start)
+        for line in seen.read().splitlines():
+            if shown(line, verbosity):
+                print(line, file=sys.stderr)
