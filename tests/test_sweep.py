@@ -106,7 +106,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_path, how):
     sweep_dir = tmp_path / "sweep"
-    args = sweep_args(sweep_dir, 3, 6, 2, "--seed", 0, "--pruner", "none")
+    args = sweep_args(sweep_dir, 2, 4, 2, "--seed", 0, "--pruner", "none")
     proc = subprocess.Popen(
         segtrain_cmd(*args),
         env=cli_env(),
@@ -130,11 +130,11 @@ def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_
     resumed = run_cli(*args, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = report(sweep_dir)
-    assert [(t["number"], t["state"]) for t in after["trials"]] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    assert [(t["number"], t["state"]) for t in after["trials"]] == [(0, "COMPLETE"), (1, "COMPLETE")]
     segments = [json.loads(line) for line in (second / "segments.jsonl").read_text().splitlines()]
     assert any(s["resumed_from"] and s["resumed_from"].startswith("ckpt-000002") for s in segments)
     assert epochs_logged(second)[:2] == [0, 1]  # the first two epochs were not trained again
-    assert sorted(set(epochs_logged(second))) == list(range(6))
+    assert sorted(set(epochs_logged(second))) == list(range(4))
 
 
 def test_pruned_and_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):

@@ -36,6 +36,7 @@ class RunHooks:
     """What a longer job (a sweep, cross-validation) shares with each of its runs."""
 
     on_epoch: Callable[[dict[str, Any]], str | None] | None = None  # after each epoch: a reason to stop there
+    verdicts: bool = False  # whether on_epoch may stop the run: a worker then waits for its answer every epoch
     pool: WorkerPool | None = None  # workers shared across the job's runs
     more_runs: bool = False  # another run follows in this process: pre-start its worker
     lock: RunLock | None = None  # the run's lock, already held by the job
@@ -105,7 +106,7 @@ class SegmentLoop:
             manifest["data_seed"],
             self.flag,
             self.on_epoch,
-            verdicts=hooks.on_epoch is not None,
+            verdicts=hooks.verdicts and hooks.on_epoch is not None,
             pool=hooks.pool,
             more_runs=hooks.more_runs,
         )

@@ -40,7 +40,8 @@ class Launch:
     warm_up_seconds: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """Every field, those that do not apply as null (a session's `prestarted`, a process's `clear_seconds`)."""
+        return asdict(self)
 
 
 class Runner(Protocol):

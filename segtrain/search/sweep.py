@@ -119,7 +119,14 @@ def _loop(
     done: list[TrialResult] = []
 
     def hooks(pruning: Pruning, claim: claims.Claim) -> RunHooks:
-        return RunHooks(on_epoch=pruning, pool=pool, more_runs=True, lock=claim.lock)
+        finished, running, _ = claims.counts(study.study)  # the claimed trial runs: another may follow it?
+        return RunHooks(
+            on_epoch=pruning,
+            verdicts=cfg.pruner != "none",
+            pool=pool,
+            more_runs=finished + running < cfg.trials,
+            lock=claim.lock,
+        )
 
     try:
         with SignalPolicy(cfg.run.signals, flag):

@@ -65,7 +65,8 @@ class WorkerProcess:
         )
         self.run_dir = run_dir
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "segtrain.worker"],
+            # The run in the command line only names it for `ps`: the worker reads everything from `env`.
+            [sys.executable, "-m", "segtrain.worker", *([] if run_dir is None else [str(run_dir)])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
