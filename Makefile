@@ -7,15 +7,23 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test test-fast lint postgres venv clean
 
-$(BIN)/segtrain: pyproject.toml
+# The demo needs segtrain and its dependencies only; the tests also need the test extra (JAX, Optuna's
+# PostgreSQL driver, KerasTuner, matplotlib, ruff, mypy, ...).
+$(VENV)/.demo-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-venv: $(BIN)/segtrain
+venv: $(VENV)/.test-installed
 
-demo: venv
+demo: $(VENV)/.demo-installed
 	$(BIN)/segtrain fit examples/spirals.py --epochs 12 --segment 4 --seed 0 --run-dir checkpoints/demo
 
 # The sweep tests run two processes against a real PostgreSQL server that they start themselves

@@ -10,13 +10,30 @@ import dataclasses
 import json
 import signal
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from segtrain.errors import ConfigError
 
-FORMATS = ("keras", "h5", "savedmodel")
-ISOLATIONS = ("process", "session")
+
+class Isolation(str, Enum):
+    """Where each segment trains: a fresh worker process, or this process after `clear_session()`."""
+
+    PROCESS = "process"
+    SESSION = "session"
+
+
+class Format(str, Enum):
+    """The checkpoint format (one class each in `segtrain.state.formats`)."""
+
+    KERAS = "keras"
+    H5 = "h5"
+    SAVEDMODEL = "savedmodel"
+
+
+FORMATS = tuple(f.value for f in Format)
+ISOLATIONS = tuple(i.value for i in Isolation)
 DEFAULT_ROOT = Path("checkpoints")
 DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
 VERBOSITIES = ("quiet", "normal", "verbose")

@@ -121,3 +121,34 @@ def test_fit_of_a_missing_script_exits_2_naming_it(tmp_path):
     assert f"Cannot read the training script {script}" in message, message
     assert "No such file or directory" in message
     assert not (tmp_path / "r" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "command, choices",
+    [
+        ("fit", ["--isolation <process|session>", "--format <keras|h5|savedmodel>"]),
+        (
+            "sweep",
+            [
+                "--sampler <tpe|random|grid|cmaes>",
+                "--pruner <median|hyperband|none>",
+                "--direction <minimize|maximize>",
+                "--isolation <process|session>",
+            ],
+        ),
+        ("cv", ["--format <keras|h5|savedmodel>"]),
+    ],
+)
+def test_help_shows_the_choices_of_options_that_have_them(command, choices):
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+    assert_exit(result, 0)
+    for choice in choices:
+        assert choice in result.stdout
+
+
+def test_commands_are_listed_in_the_order_a_user_meets_them():
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert_exit(result, 0)
+    listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()]
+    order = ["fit", "resume", "status", "report", "export", "ls", "sweep", "cv"]
+    assert listed == [name for name in order if name in listed] and listed[:4] == order[:4]

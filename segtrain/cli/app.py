@@ -12,20 +12,33 @@ import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from segtrain.errors import SegtrainError
 from segtrain.version import __version__
 
+
+class _Commands(TyperGroup):
+    """The commands in `--help` in the order a user meets them, whatever order their modules register them."""
+
+    ORDER = ("fit", "resume", "status", "report", "export", "ls", "sweep", "cv")
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (self.ORDER.index(n) if n in self.ORDER else len(self.ORDER), n))
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Keep very long Keras training jobs fast, bounded in memory and resumable.\n\n"
     "Example: segtrain fit model.py --epochs 1000 --segment 50 --seed 0",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )

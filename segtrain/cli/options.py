@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from segtrain.config import DEFAULT_SIGNALS
+from segtrain.config import DEFAULT_SIGNALS, Format, Isolation
 from segtrain.errors import ConfigError
 
 EPOCHS = typer.Option(..., "--epochs", "-e", help="Total number of epochs (of each trial or fold).")
@@ -21,12 +21,12 @@ SEGMENT = typer.Option(
 )
 SEED = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit.")
 ISOLATION = typer.Option(
-    "process",
+    Isolation.PROCESS,
     "--isolation",
     help="process: a fresh interpreter per segment; session: clear the Keras session in one process.",
 )
 FORMAT = typer.Option(
-    "keras",
+    Format.KERAS,
     "--format",
     help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint).",
 )

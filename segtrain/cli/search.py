@@ -8,6 +8,8 @@ import typer
 
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, errors, out
+from segtrain.config import Format, Isolation
+from segtrain.search.study import Direction, Pruner, Sampler
 
 
 @command
@@ -37,11 +39,11 @@ def sweep(
     metric: str = typer.Option(
         "val_loss", "--metric", help="The logged metric to optimise; reported after every epoch for pruning."
     ),
-    direction: str | None = typer.Option(
-        None, "--direction", help="minimize or maximize [default: maximize for accuracy-like metrics, else minimize]."
+    direction: Direction | None = typer.Option(
+        None, "--direction", help="[default: maximize for accuracy-like metrics, else minimize]."
     ),
-    sampler: str = typer.Option("tpe", "--sampler", help="tpe, random, grid (the script's `grid` dict) or cmaes."),
-    pruner: str = typer.Option("median", "--pruner", help="median, hyperband or none."),
+    sampler: Sampler = typer.Option(Sampler.TPE, "--sampler", help="grid: from the script's `grid` dict."),
+    pruner: Pruner = typer.Option(Pruner.MEDIAN, "--pruner", help="Stops a trial that does worse than the others."),
     jobs: int = typer.Option(
         1,
         "--jobs",
@@ -54,8 +56,8 @@ def sweep(
         "--seed",
         help="Every trial trains with this seed (trials differ only by their params), and the sampler is seeded too.",
     ),
-    isolation: str = opt.ISOLATION,
-    fmt: str = opt.FORMAT,
+    isolation: Isolation = opt.ISOLATION,
+    fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
     prestart: bool = opt.PRESTART,
@@ -89,13 +91,13 @@ def sweep(
             storage=storage,
             study=study,
             metric=metric,
-            direction=direction,
-            sampler=sampler,
-            pruner=pruner,
+            direction=None if direction is None else direction.value,
+            sampler=sampler.value,
+            pruner=pruner.value,
             jobs=jobs,
             seed=seed,
-            isolation=isolation,
-            format=fmt,
+            isolation=isolation.value,
+            format=fmt.value,
             save_every=save_every,
             keep=keep,
             prestart=prestart,
@@ -123,8 +125,8 @@ def cv(
     ),
     param: list[str] = opt.PARAM,
     seed: int | None = opt.SEED,
-    isolation: str = opt.ISOLATION,
-    fmt: str = opt.FORMAT,
+    isolation: Isolation = opt.ISOLATION,
+    fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
     prestart: bool = opt.PRESTART,
@@ -157,8 +159,8 @@ def cv(
             cv_dir=cv_dir,
             params=opt.parse_params(param),
             seed=seed,
-            isolation=isolation,
-            format=fmt,
+            isolation=isolation.value,
+            format=fmt.value,
             save_every=save_every,
             keep=keep,
             prestart=prestart,

@@ -8,6 +8,7 @@ import typer
 
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, errors, out
+from segtrain.config import Format, Isolation
 from segtrain.outcomes import RunOutcome
 
 
@@ -30,8 +31,8 @@ def fit(
     segment: str = opt.SEGMENT,
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
     seed: int | None = opt.SEED,
-    isolation: str = opt.ISOLATION,
-    fmt: str = opt.FORMAT,
+    isolation: Isolation = opt.ISOLATION,
+    fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
     export: Path | None = typer.Option(
@@ -64,8 +65,8 @@ def fit(
             segment=opt.segment_length(segment),
             run_dir=run_dir,
             seed=seed,
-            isolation=isolation,
-            format=fmt,
+            isolation=isolation.value,
+            format=fmt.value,
             save_every=save_every,
             keep=keep,
             export=export,

@@ -11,14 +11,34 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from segtrain.errors import ConfigError
 
-SAMPLERS = ("tpe", "random", "grid", "cmaes")
-PRUNERS = ("median", "hyperband", "none")
-DIRECTIONS = ("minimize", "maximize")
+
+class Sampler(str, Enum):
+    TPE = "tpe"
+    RANDOM = "random"
+    GRID = "grid"
+    CMAES = "cmaes"
+
+
+class Pruner(str, Enum):
+    MEDIAN = "median"
+    HYPERBAND = "hyperband"
+    NONE = "none"
+
+
+class Direction(str, Enum):
+    MINIMIZE = "minimize"
+    MAXIMIZE = "maximize"
+
+
+SAMPLERS = tuple(s.value for s in Sampler)
+PRUNERS = tuple(p.value for p in Pruner)
+DIRECTIONS = tuple(d.value for d in Direction)
 
 # Metrics where more is better (Keras' names, with or without "val_"): the direction when none is given.
 _HIGHER_IS_BETTER = re.compile(r"(accuracy|acc|auc|precision|recall|f1|f1_score|fbeta_score|iou|r2_score)$")
