@@ -106,3 +106,17 @@ def test_a_study_with_a_password_needs_storage_given(tmp_path):
     result = cli.invoke(app, ["report", str(root)])
     assert_exit(result, 2)
     assert "give its URL with the password, --storage URL" in " ".join(result.stderr.split())
+
+
+def test_a_runs_report_shows_its_params(tmp_path):
+    run = FakeRun(tmp_path / "run", 4, 2)
+    run.segments(0, 1)
+    run_dir = run.write()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["config"]["params"] = {"units": 64, "act": "relu"}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    result = cli.invoke(app, ["report", str(run_dir), "--json"])
+    assert_exit(result, 0)
+    assert json.loads(result.stdout)["params"] == {"units": 64, "act": "relu"}
+    table = cli.invoke(app, ["report", str(run_dir)], env={"COLUMNS": "200"})
+    assert "params units=64, act=relu" in table.stdout

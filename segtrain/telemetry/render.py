@@ -82,6 +82,8 @@ def summary(report: Report) -> str:
     if peaks:
         growth = rows[-1].memory_growth
         parts.append(f"peak RSS {max(peaks):.0f} MB" + (f", growth last ×{growth:.2f}" if growth else ""))
+    if report.params:
+        parts.append("params " + ", ".join(f"{k}={v}" for k, v in report.params.items()))
     if report.epochs_rerun:
         parts.append(f"{report.epochs_rerun} epoch{'s' if report.epochs_rerun != 1 else ''} re-run after crashes")
     if report.stop_reason and report.status is not RunStatus.FINISHED:

@@ -90,6 +90,7 @@ class Report:
     epochs_rerun: int
     segments: list[SegmentRow]
     findings: list[Finding]
+    params: dict[str, Any]  # the run's params (`--param`, a sweep trial's, a fold's)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (see schema.JSON_SCHEMA): enums as their values, non-finite numbers as null."""
@@ -143,6 +144,7 @@ def build_from(logs: RunLogs) -> Report:
         epochs_rerun=logs.epochs_rerun,
         segments=rows,
         findings=_findings(groups, rows, costs, typical, total),
+        params=dict(config.get("params") or {}),
     )
 
 

@@ -40,7 +40,12 @@ _EXTRA: dict[type, dict[str, dict[str, Any]]] = {
 
 
 def schema_of(tp: Any) -> dict[str, Any]:
-    """The JSON Schema of values of the type `tp` (a dataclass, an enum, a scalar, a list, dict or union of them)."""
+    """The JSON Schema of values of the type `tp` (a dataclass, an enum, a scalar, a list, dict or union of them).
+
+    `Any` is any JSON value (a run's params): an empty schema.
+    """
+    if tp is Any:
+        return {}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _object_schema(tp)
     if isinstance(tp, type) and issubclass(tp, Enum):
