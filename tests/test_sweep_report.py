@@ -10,9 +10,9 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from conftest import SCRIPTS, assert_exit
-from segtrain.api import _best_trial_if_sweep
 from segtrain.cli import app
 from segtrain.config import RunConfig
+from segtrain.run.loading import run_dir_of
 from segtrain.search import claims
 from segtrain.search.config import SweepConfig, open_sweep
 from support.runs import FakeRun
@@ -72,7 +72,7 @@ def test_the_json_report_has_a_row_per_trial_and_the_best(tmp_path):
     )
     assert rep["finished"] == 3 and rep["trials_wanted"] == 4 and rep["metric"] == "val_loss"
     assert all(t["peak_rss_mb"] > 0 and t["seconds"] > 0 for t in rep["trials"])
-    assert _best_trial_if_sweep(root) == root / "trials" / "trial-0002"
+    assert run_dir_of(root) == root / "trials" / "trial-0002"
 
 
 def test_the_table_marks_the_best_trial_and_says_why_others_ended(tmp_path):
