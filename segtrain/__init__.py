@@ -1,6 +1,6 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-from segtrain.api import cv, fit, load_model, resume, sweep
+from segtrain.api import cv, export, fit, load_model, resume, sweep
 from segtrain.config import RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
@@ -14,6 +14,7 @@ __all__ = [
     "SegtrainError",
     "__version__",
     "cv",
+    "export",
     "fit",
     "load_model",
     "resume",

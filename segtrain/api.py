@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
-from segtrain.errors import CheckpointError
 from segtrain.outcomes import RunOutcome
 from segtrain.run.directory import load_config
-from segtrain.run.paths import read_run
-from segtrain.state import checkpoint, model_state
 
 if TYPE_CHECKING:
+    from segtrain.run.loading import Exported
     from segtrain.search.cv import CvOutcome
     from segtrain.search.sweep import SweepOutcome
 
@@ -124,7 +122,10 @@ def resume(
 
     The options here may differ from the run's (where boundaries fall does not
     change the result); `None` keeps the run's own. Options that change the
-    result (epochs, seed, format, save_every) cannot change on resume.
+    result (epochs, seed, format, save_every) cannot change on resume, nor can
+    the script: a script whose SHA-256 is not the manifest's is refused. Where
+    the script's recorded path is gone (a run directory moved to another
+    machine), the run's own copy of it (`RUN/script/`) trains.
     """
     cfg = load_config(Path(run_dir))
     changes: dict[str, Any] = {
@@ -313,49 +314,63 @@ def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
     return loop.fit(cfg, progress=progress)
 
 
-def load_model(run_dir: str | Path) -> Any:
-    """The model of the run's newest complete checkpoint, compiled, with its optimizer state.
+def load_model(run_dir: str | Path, *, checkpoint: str | None = None) -> Any:
+    """The model of the run's newest complete checkpoint (or of `checkpoint`), compiled, with its optimizer state.
 
-    `run_dir` may be a sweep's directory: then the best trial's model. Works
-    in a fresh process: the run's script is imported first, so custom classes
-    it registers are known.
+    Loading a run imports its training script, as unpickling runs code: load
+    only run directories you trust. The script imported is the one the run
+    trained with: the original where its SHA-256 is still the manifest's, else
+    the run's own copy (`RUN/script/`), which stands in where the original is
+    gone (a run directory moved to another machine) or changed (with a logged
+    warning that names both). So custom classes the script registers are
+    known, in a fresh process too.
+
+    No training data is read, except for a checkpoint in the `h5` or
+    `savedmodel` format (they store no architecture) of a subclassed model that
+    `build_model()` returns unbuilt: then `load_data()` is called for one batch
+    to create its variables. (The `keras` format, and any model built by
+    `build_model()`, need none.)
+
+    Args:
+        run_dir: the run directory, or a sweep's directory: then its best trial's model.
+        checkpoint: the name of a complete checkpoint in the run directory (`ckpt-000004`)
+            instead of the newest.
+
+    Raises:
+        SegtrainError: not a run directory, or `checkpoint` not a complete checkpoint
+            (`exit_code` 2); no complete checkpoint, or one that does not load back (1).
     """
-    from segtrain.training.data import Fold, prepare
-    from segtrain.training.script import TrainingScript
-    from segtrain.training.segment import first_inputs
+    from segtrain.run import loading
 
-    run_dir = _best_trial_if_sweep(Path(run_dir))
-    paths, manifest = read_run(run_dir)
-    ckpt = checkpoint.latest(paths)
-    if ckpt is None:
-        raise CheckpointError(f"{run_dir} holds no complete checkpoint yet.")
-    script = TrainingScript.load(manifest["script"]["path"], params=manifest["config"].get("params"))
-
-    def sample() -> Any:
-        fold = manifest["config"].get("fold")
-        data = prepare(
-            script.call("load_data"),
-            script.fit_kwargs,
-            manifest["data_seed"],
-            script.path,
-            None if fold is None else Fold(**fold),
-        )
-        return first_inputs(data.train.fit_input(0, 1))
-
-    model = checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)
-    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    model_state.restore_seed_states(model, ckpt.state["rng"])
-    return model
+    return loading.load(loading.run_dir_of(Path(run_dir)), checkpoint)[0]
 
 
-def _best_trial_if_sweep(path: Path) -> Path:
-    from segtrain.search.config import is_sweep_dir
+def export(run_dir: str | Path, path: str | Path, *, checkpoint: str | None = None) -> Exported:
+    """Write a run's model for use elsewhere: a `.keras` file, or (any other path) a SavedModel directory for serving.
 
-    if not is_sweep_dir(path):
-        return path
-    from segtrain.search.report import build
+    The model is the one `load_model(run_dir, checkpoint=checkpoint)` returns:
+    the newest complete checkpoint's, or the named one's; for a sweep's
+    directory, the best trial's. The file appears atomically, replacing what
+    was at `path`. Exporting imports the run's script, as `load_model` does.
 
-    best = build(path).best
-    if best is None:
-        raise CheckpointError(f"The sweep in {path} has no complete trial yet.")
-    return Path(best["run_dir"])
+    Example:
+
+    ```python
+    segtrain.export("checkpoints/spirals", "spirals.keras")
+    segtrain.export("checkpoints/spirals", "serving/spirals/1", checkpoint="ckpt-000008")
+    ```
+
+    Args:
+        run_dir: the run directory, or a sweep's directory.
+        path: where to write: a path ending in `.keras`, else a SavedModel directory (TensorFlow only).
+        checkpoint: the name of a complete checkpoint in the run directory instead of the newest.
+
+    Returns:
+        An `Exported`: the path written, the run and the checkpoint it came from.
+
+    Raises:
+        SegtrainError: as `load_model`; a failed write (`exit_code` 1).
+    """
+    from segtrain.run import loading
+
+    return loading.export(Path(run_dir), Path(path), checkpoint)

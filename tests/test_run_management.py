@@ -491,7 +491,8 @@ def test_a_run_moved_elsewhere_with_its_script_deleted_loads_exports_and_resumes
         assert f"Exported {newest.path.name} of {moved} (after {trained}) to {target}, {what}." in told, told
     _assert_same_variables(keras.saving.load_model(keras_file), model)
     x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
-    served_y = tf.saved_model.load(str(served)).serve(x).numpy()
+    loaded = tf.saved_model.load(str(served))  # kept: its functions reference its variables
+    served_y = loaded.serve(x).numpy()
     assert np.allclose(served_y, model(x, training=False).numpy(), rtol=1e-6, atol=1e-6)
 
     resumed = run_cli("resume", moved, "--no-progress")
@@ -527,7 +528,7 @@ def test_export_of_an_older_checkpoint_by_name(finished, tmp_path):
     target = tmp_path / "older.keras"
     done = run_cli("export", run_dir, target, "--checkpoint", "ckpt-000001")
     assert_exit(done, 0)
-    assert f"Exported ckpt-000001 of {run_dir} (1 epoch) to {target}, a .keras file." in one_line(done.stderr)
+    assert f"Exported ckpt-000001 of {run_dir} (after 1 epoch) to {target}, a .keras file." in one_line(done.stderr)
     older = segtrain.load_model(run_dir, checkpoint="ckpt-000001")
     _assert_same_variables(keras.saving.load_model(target), older)
     assert int(older.optimizer.iterations.numpy()) == 8  # one epoch: 120 samples in batches of 16

@@ -3,12 +3,12 @@
 Running the same `segtrain fit` again on an unfinished run resumes it, so a
 scheduler or a restart policy can simply repeat the command; on a finished run
 it only reports. A run of another script or other options is refused unless
-`force` starts it over.
+`force` starts it over. A run keeps a copy of its script (`run.script_copy`),
+which `resume` trains with where the original is gone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 import secrets
@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.config import IDENTITY_FIELDS, RunConfig
-from segtrain.errors import ConfigError, ScriptError
+from segtrain.errors import ConfigError
 from segtrain.outcomes import RunStatus
-from segtrain.run.paths import RunPaths, read_manifest, read_run, write_manifest
+from segtrain.run import script_copy
+from segtrain.run.paths import RunPaths, read_manifest, read_run, update_manifest, write_manifest
 from segtrain.version import __version__
 
 
@@ -36,20 +37,19 @@ def _versions() -> dict[str, str | None]:
 
 
 def script_digest(path: Path) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError as e:
-        raise ScriptError(f"Cannot read the training script {path}: {e.strerror or e}") from e
+    return script_copy.sha256(script_copy.read_script(path))
 
 
 def open_run(cfg: RunConfig) -> dict[str, Any]:
     """Create the run's manifest, or check `cfg` against the existing one.
 
     Returns the manifest. Raises ConfigError when the run directory holds
-    another run and `cfg.force` is not set.
+    another run and `cfg.force` is not set. The run's copy of its script
+    (`RUN/script/`) is written before a new manifest, from the bytes hashed for it.
     """
     paths = RunPaths(cfg.directory)
-    digest = script_digest(cfg.script)
+    data = script_copy.read_script(cfg.script)
+    digest = script_copy.sha256(data)
     try:
         existing = read_manifest(paths)
     except ConfigError:
@@ -58,10 +58,10 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
         _wipe(paths)  # --force: a manifest that does not parse is a run to start over
         existing = None
     if existing is not None:
-        differences = _differences(existing, cfg, digest)
+        differences = _differences(existing, cfg, digest, paths)
         if not differences:
             existing["config"] = cfg.to_json()  # options that may change (keep, isolation, ...) do
-            existing["script"]["path"] = str(Path(cfg.script).resolve())
+            _keep_script(paths, existing, cfg.script, data)
             return existing
         if not cfg.force:
             raise ConfigError(
@@ -75,25 +75,43 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
         if not cfg.force:
             raise ConfigError(f"{cfg.run_dir} holds checkpoints but no manifest; use --force to start over.")
         _wipe(paths)
+    original = Path(cfg.script).resolve()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    copy = script_copy.keep(paths, original.name, data)  # before the manifest: no manifest without its copy
     manifest = {
         "segtrain_version": __version__,
         "created": time.time(),
         "host": socket.gethostname(),
         "config": cfg.to_json(),
-        "script": {"path": str(Path(cfg.script).resolve()), "sha256": digest},
+        "script": {"path": str(original), "sha256": digest, "copy": copy},
         "versions": _versions(),
         "data_seed": cfg.seed if cfg.seed is not None else secrets.randbelow(2**31),
         "status": RunStatus.NEW,
     }
-    paths.root.mkdir(parents=True, exist_ok=True)
     write_manifest(paths, manifest)
     return manifest
 
 
-def _differences(manifest: dict[str, Any], cfg: RunConfig, digest: str) -> list[str]:
+def _keep_script(paths: RunPaths, manifest: dict[str, Any], script: Path, data: bytes) -> None:
+    """A run going on: record the script's path (the original's, where it trains from the run's copy) and make sure
+    the copy is there (a run made before copies were kept gets one now: `data` has the manifest's SHA-256)."""
+    entry = dict(manifest["script"])
+    if script_copy.is_copy(paths, script):
+        manifest["config"]["script"] = entry["path"]  # the original stays recorded: the copy stands in for it
+    else:
+        entry["path"] = str(Path(script).resolve())
+    entry["copy"] = script_copy.keep(paths, Path(entry["path"]).name, data)
+    if entry != manifest["script"]:
+        update_manifest(paths, script=entry)
+    manifest["script"] = entry
+
+
+def _differences(manifest: dict[str, Any], cfg: RunConfig, digest: str, paths: RunPaths) -> list[str]:
     found = []
     if manifest["script"]["sha256"] != digest:
-        found.append(f"the script {cfg.script} changed since the run began (SHA-256 differs)")
+        copy = script_copy.copy_of(paths, manifest)
+        kept = f"; the run keeps the script it began with in {copy}" if copy is not None and copy.is_file() else ""
+        found.append(f"the script {cfg.script} changed since the run began (SHA-256 differs{kept})")
     saved = dict(RunConfig.defaults(), **manifest["config"])  # a field newer than the run has its default there
     found += [
         f"{name}: {saved.get(name)!r} in the run, {getattr(cfg, name)!r} now"
@@ -108,10 +126,16 @@ def _wipe(paths: RunPaths) -> None:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     for path in (paths.manifest, paths.epochs_log, paths.segments_log, paths.history_json, paths.history_csv):
         path.unlink(missing_ok=True)
+    shutil.rmtree(paths.script_dir, ignore_errors=True)
 
 
 def load_config(run_dir: Path) -> RunConfig:
-    """The options a run was started with, for `segtrain resume`."""
-    _, manifest = read_run(run_dir)
-    data = dict(manifest["config"], run_dir=str(run_dir))
+    """The options a run was started with, for `segtrain resume`: never `force`, which would start it over.
+
+    Its script: the path the manifest records, or the run's copy where that is
+    gone (`script_copy.to_resume`); `open_run` then refuses either if it changed.
+    """
+    paths, manifest = read_run(run_dir)
+    script = script_copy.to_resume(paths, manifest)
+    data = dict(manifest["config"], run_dir=str(run_dir), script=str(script), force=False)
     return RunConfig.from_json(data)

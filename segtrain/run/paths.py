@@ -4,6 +4,7 @@ Layout (see README, "The run directory"):
 
     RUN_DIR/
       manifest.json     options, script path and SHA-256, versions, status
+      script/model.py   a copy of the training script, the file whose SHA-256 the manifest records
       lock              pid of the process that owns the run (flock-ed)
       ckpt-000006/      a checkpoint after 6 epochs; complete once its
         model.keras       state.json is committed (last) and its checksums match
@@ -41,6 +42,11 @@ class RunPaths:
     @property
     def manifest(self) -> Path:
         return self.root / "manifest.json"
+
+    @property
+    def script_dir(self) -> Path:
+        """Where the run keeps its copy of the training script, under the script's own file name."""
+        return self.root / "script"
 
     @property
     def lock(self) -> Path:

@@ -61,7 +61,9 @@ class Next:
 
 
 @contextmanager
-def _claims_lock(sweep_dir: Path) -> Iterator[None]:
+def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+    """The sweep directory's lock (flock on DIR/claims.lock): one process at a time opens, claims, asks."""
+    Path(sweep_dir).mkdir(parents=True, exist_ok=True)
     path = Path(sweep_dir) / "claims.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -87,7 +89,7 @@ def next_trial(sweep: SweepStudy, sweep_dir: Path, token: str, wanted: int) -> N
     from optuna.trial import TrialState
 
     study = sweep.study
-    with _claims_lock(sweep_dir):
+    with sweep_lock(sweep_dir):
         for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.user_attrs.get(SWEEP_ATTR) != token:
                 continue  # trained from another sweep directory (another machine's): not ours to go on with

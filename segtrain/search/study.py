@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -36,6 +37,7 @@ class Direction(str, Enum):
     MAXIMIZE = "maximize"
 
 
+OPEN_ATTEMPTS = 3  # opening a database that another machine is creating the tables of, just now
 SAMPLERS = tuple(s.value for s in Sampler)
 PRUNERS = tuple(p.value for p in Pruner)
 DIRECTIONS = tuple(d.value for d in Direction)
@@ -62,18 +64,27 @@ def redacted(url: str) -> str:
 def open_storage(url: str) -> Any:
     """Optuna's RDB storage at `url`; a ConfigError (exit 2) that says why where it cannot be opened."""
     import optuna
+    from sqlalchemy.exc import ArgumentError
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several sweep processes share one file
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-    except Exception as e:  # SQLAlchemy's errors, a missing driver (ImportError), a malformed URL
-        raise ConfigError(
-            f"Cannot open the study storage {redacted(url)}: {type(e).__name__}: {str(e).splitlines()[0]}. "
-            "Check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db), that the server is up, "
-            "and that its driver is installed (psycopg2 for PostgreSQL)."
-        ) from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except (ImportError, ArgumentError) as e:
+            error: Exception = e  # a missing driver, a malformed URL: trying again will not help
+            break
+        except Exception as e:  # SQLAlchemy's errors; machines that start together race to create the tables
+            error = e
+            if "://" not in url or attempt == OPEN_ATTEMPTS - 1:
+                break
+            time.sleep(1.0 + attempt)
+    raise ConfigError(
+        f"Cannot open the study storage {redacted(url)}: {type(error).__name__}: {str(error).splitlines()[0]}. "
+        "Check the URL (e.g. sqlite:///study.db, postgresql://user:pass@host/db), that the server is up, "
+        "and that its driver is installed (psycopg2 for PostgreSQL)."
+    ) from None
 
 
 def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None) -> Any:

@@ -53,16 +53,17 @@ class SweepOutcome:
 
 def sweep(cfg: SweepConfig, progress: bool = True, job: int | None = None) -> SweepOutcome:
     """Run the sweep `cfg` describes (or go on with it) until the study has `cfg.trials` finished trials."""
-    manifest = open_sweep(cfg) if job is None else None
+    with claims.sweep_lock(cfg.directory):  # processes starting together write one manifest, create one study
+        manifest = open_sweep(cfg) if job is None else None
+        study = open_study(
+            url=cfg.storage_url,
+            name=cfg.study_name,
+            direction=cfg.direction or "minimize",
+            sampler=None,
+            pruner=make_pruner(cfg.pruner, cfg.run.epochs),
+        )
     script = _script(cfg)
     grid = getattr(script.module, "grid", None)
-    study = open_study(
-        url=cfg.storage_url,
-        name=cfg.study_name,
-        direction=cfg.direction or "minimize",
-        sampler=None,
-        pruner=make_pruner(cfg.pruner, cfg.run.epochs),
-    )
     study.study.sampler = make_sampler(cfg.sampler, _sampler_seed(cfg.run.seed, study, job), grid)
     if job is None and cfg.jobs > 1:
         return _outcome(cfg, study.study, [], _run_jobs(cfg))

@@ -74,7 +74,7 @@ def read_status(run_dir: Path | str) -> StatusReport:
     """The status of the run in `run_dir` (raises ConfigError, exit 2, where it holds no run)."""
     logs = load(run_dir)
     report = build_from(logs)
-    state = _state(report.status, logs.alive)
+    state = run_state(report.status, logs.alive)
     return StatusReport(
         run_dir=str(logs.paths.root),
         status=report.status,
@@ -94,8 +94,11 @@ def read_status(run_dir: Path | str) -> StatusReport:
     )
 
 
-def _state(status: RunStatus, alive: bool) -> RunStatus:
-    """Where the run stands: a live process decides RUNNING; recorded as running (or new) without one, CRASHED."""
+def run_state(status: RunStatus, alive: bool) -> RunStatus:
+    """Where the run stands: a live process decides RUNNING; recorded as running (or new) without one, CRASHED.
+
+    `status`: the manifest's; `alive`: whether a live process holds the run's lock (`run.paths.is_locked`).
+    """
     if alive:
         return RunStatus.RUNNING
     if status in (RunStatus.RUNNING, RunStatus.NEW):
