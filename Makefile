@@ -40,11 +40,36 @@ lint: venv
 	$(BIN)/ruff format --check segtrain tests
 	$(BIN)/mypy
 
+# The container setup and the image build (packages, a Debian base, wheels: mostly network and disk) run in
+# the background while the other tests run; then the container tests. Either failing fails `make test`.
 test: venv postgres lint
-	$(BIN)/python -m pytest -q --durations=20
+	@mkdir -p build; \
+	( bash docker/setup-podman.sh $(BIN)/python && PYTHONPATH=tests $(BIN)/python -m support.podman ) \
+		> build/container-setup.log 2>&1 & setup=$$!; \
+	$(BIN)/python -m pytest -q -m "not docker" --durations=20; tests=$$?; \
+	wait $$setup; built=$$?; cat build/container-setup.log; \
+	if [ $$built -ne 0 ]; then echo "make test: the container setup failed (above)" >&2; exit 1; fi; \
+	$(BIN)/python -m pytest -q --durations=10 tests/test_container.py || exit 1; \
+	exit $$tests
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow and not docker and not bench" --durations=10
+
+# The container tests (tests/test_container.py, issue 19) build docker/Dockerfile and run the image with
+# podman. docker/setup-podman.sh first installs podman, runc and podman-compose from Debian's packages (as
+# root), makes a Debian base image and fills the wheelhouse docker/wheels/, each cached between runs; as
+# another user without podman it says loudly that the tests skip. `make test` runs them after the rest.
+.PHONY: test-container
+test-container: venv
+	bash docker/setup-podman.sh $(BIN)/python
+	$(BIN)/python -m pytest -q --durations=10 tests/test_container.py
+
+# The GPU check's wheels (issue 17; docs/benchmarks.md, "GPU check"): what segtrain needs on the device
+# machine beyond its JAX, PyTorch, numpy and h5py, into bench/gpu/wheels/ (ignored by git, carried with the
+# run; GPU_PYTHON_VERSION=3.12 picks the binary ones' Python).
+.PHONY: gpu-wheels
+gpu-wheels:
+	PYTHON=$(PYTHON) bash bench/gpu/wheels.sh
 
 clean:
 	rm -rf $(VENV) checkpoints/demo

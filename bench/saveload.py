@@ -134,7 +134,7 @@ def raw(model, fmt: str, folder: Path, rebuild) -> dict:
 
 def via_segtrain(model, fmt: str, folder: Path, rebuild, sample) -> dict:
     from segtrain.state import atomic, checkpoint, model_state
-    from segtrain.run.paths import RunPaths
+    from segtrain.runs.paths import RunPaths
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(folder)

@@ -1,6 +1,6 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-from segtrain.api import cv, export, fit, load_model, resume, sweep
+from segtrain.api import cv, export, fit, load_model, resume, run, sweep
 from segtrain.config import RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
@@ -18,5 +18,6 @@ __all__ = [
     "fit",
     "load_model",
     "resume",
+    "run",
     "sweep",
 ]

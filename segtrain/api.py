@@ -1,30 +1,40 @@
-"""The Python API: everything the CLI does, callable from Python with explicit keyword arguments."""
+"""The Python API: everything the CLI does, callable from Python with explicit keyword arguments.
+
+Sweeps and cross-validation are in `segtrain.search.api`, and here too.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
 from segtrain.outcomes import RunOutcome
-from segtrain.run.directory import load_config
+from segtrain.runs.directory import load_config
+from segtrain.search.api import cv, sweep
+from segtrain.telemetry.scalars import setting as tensorboard_setting
 
 if TYPE_CHECKING:
-    from segtrain.run.loading import Exported
-    from segtrain.search.cv import CvOutcome
-    from segtrain.search.sweep import SweepOutcome
+    from segtrain.runs.loading import Exported
+
+__all__ = ["cv", "export", "fit", "load_model", "resume", "run", "sweep"]
 
 
 def fit(
-    script: str | Path,
+    script: str | Path | None = None,
     *,
+    build_model: Callable[..., Any] | None = None,
+    load_data: Callable[..., Any] | None = None,
+    callbacks: Callable[..., Any] | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
     epochs: int,
     segment: int | str,
     run_dir: str | Path | None = None,
     seed: int | None = None,
     isolation: str = "process",
+    distribute: str = "none",
     format: str = "keras",
     save_every: int | None = None,
     keep: int = 2,
@@ -34,6 +44,7 @@ def fit(
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
     params: dict[str, Any] | None = None,
+    tensorboard: str | Path | bool | None = None,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -55,13 +66,25 @@ def fit(
     model = segtrain.load_model(outcome.run_dir)
     ```
 
+    Or with the functions themselves, from the code you have (they must be defined at the top level of a
+    module, or of the main script, whose `segtrain.fit` call then sits under `if __name__ == "__main__":`):
+
+    ```python
+    segtrain.fit(build_model=build_model, load_data=load_data, fit_kwargs={"batch_size": 64}, epochs=100, segment=10)
+    ```
+
     Args:
-        script: path of the training script.
+        script: the training script: a path, or a dotted module name (`mypkg.train`).
+        build_model, load_data, callbacks: the script's functions themselves, instead of `script`
+            (see `segtrain.training.script` for what each returns). Workers import them by name.
+        fit_kwargs: `fit` arguments with the functions (a script has its own `fit_kwargs`).
         epochs: total epochs.
         segment: epochs per segment, or `"auto"` (see `segtrain.training.boundaries`).
         run_dir: the run directory. Defaults to `checkpoints/<script name>`.
         seed: seeds everything and makes a segmented run bitwise equal to an unsegmented one.
         isolation: `"process"` (a fresh worker per segment) or `"session"` (clear the Keras session).
+        distribute: `"data-parallel"`: each segment over every local device, on the backend's own engine
+            (`segtrain.backends.distribution`); `fit_kwargs`' batch size is the global batch.
         format: checkpoint format: `"keras"`, `"h5"` or `"savedmodel"`.
         save_every: also checkpoint every this many epochs inside a segment.
         keep: complete checkpoints to keep.
@@ -71,6 +94,8 @@ def fit(
         signals: names of the signals that stop training resumably.
         max_memory: end a segment early once memory exceeds this many MB.
         params: hyperparameters for the script's functions that take an argument (`build_model(params)`).
+        tensorboard: write segtrain's telemetry as TensorBoard scalars to this folder's `segtrain/` run;
+            `True` or `"auto"`: `run_dir/tensorboard` (docs/telemetry.md, "TensorBoard").
         progress: show the progress bar.
         verbosity: `"quiet"` (errors only), `"normal"` or `"verbose"` (the backend's start-up lines too).
         debug: tracebacks for errors in the script.
@@ -82,13 +107,22 @@ def fit(
         SegtrainError: bad options or script (`exit_code` 2), a locked or
             damaged run directory, a failed save (1).
     """
+    from segtrain.training.references import locate
+    from segtrain.training.script import check_fit_kwargs
+
+    source = locate(script, build_model=build_model, load_data=load_data, callbacks=callbacks)
+    check_fit_kwargs(fit_kwargs or {}, "fit_kwargs")
     cfg = RunConfig(
-        script=Path(script),
+        script=source.path,
+        module=source.module,
+        functions=source.functions,
+        fit_kwargs=dict(fit_kwargs or {}),
         epochs=epochs,
         segment=segment,
         run_dir=None if run_dir is None else Path(run_dir),
         seed=seed,
         isolation=isolation,
+        distribute=distribute,
         format=format,
         save_every=save_every,
         keep=keep,
@@ -100,20 +134,106 @@ def fit(
         debug=debug,
         params=dict(params or {}),
         verbosity=verbosity,
+        tensorboard=tensorboard_setting(tensorboard),
     )
     return _train(cfg, progress and verbosity != "quiet")
+
+
+def run(
+    script: str | Path,
+    *,
+    segment: int | str = "auto",
+    script_args: Sequence[str] = (),
+    run_dir: str | Path | None = None,
+    seed: int | None = None,
+    format: str = "keras",
+    save_every: int | None = None,
+    keep: int = 2,
+    export: str | Path | None = None,
+    prestart: bool = True,
+    force: bool = False,
+    signals: Sequence[str] = DEFAULT_SIGNALS,
+    max_memory: float | None = None,
+    progress: bool = True,
+    verbosity: str = "normal",
+    debug: bool = False,
+) -> RunOutcome:
+    """Run an ordinary Keras training script in segments, each in a fresh worker, like `torchrun` runs scripts.
+
+    Every worker runs `script` from the top with `script_args` as its
+    `sys.argv[1:]`. Its one `model.fit(...)` call (on any compiled
+    `keras.Model`) trains the worker's segment: the run's state is restored
+    into that model (weights, optimizer, RNG, callbacks, epoch), the segment
+    trains with the script's own arguments (epochs, batch size, callbacks,
+    validation data or split, shuffle), it is saved, and the worker ends. In
+    the worker of the last segment, `fit` returns the whole run's `History`
+    and the script goes on (evaluate, save, print). What the script does
+    before `fit` runs again in every worker.
+
+    The guarantees of `fit` hold: with `seed` (set before the script runs;
+    segtrain owns the order of in-memory arrays), the final model is bitwise
+    equal to one segment; calling `run` again resumes an unfinished run, and
+    on a complete one runs the script once more with `fit` returning the
+    trained model at once.
+
+    Example:
+
+    ```python
+    outcome = segtrain.run("train.py", segment=50, seed=0, script_args=["--lr", "0.01"])
+    ```
+
+    Args:
+        script: a Python file that calls `model.fit(...)` once.
+        segment: epochs per segment, or `"auto"` (the default).
+        script_args: the script's command-line arguments.
+        run_dir, seed, format, save_every, keep, export, prestart, force, signals, max_memory,
+            progress, verbosity, debug: as in `fit`.
+
+    Raises:
+        SegtrainError: bad options; a script that fails, calls `fit` twice or never (`exit_code` 2).
+    """
+    from segtrain.config import EPOCHS_FROM_SCRIPT
+    from segtrain.runs import launch
+
+    cfg = RunConfig(
+        script=Path(script),
+        epochs=EPOCHS_FROM_SCRIPT,
+        segment=segment,
+        run_dir=None if run_dir is None else Path(run_dir),
+        seed=seed,
+        format=format,
+        save_every=save_every,
+        keep=keep,
+        export=None if export is None else Path(export),
+        prestart=prestart,
+        force=force,
+        signals=tuple(signals),
+        max_memory=max_memory,
+        debug=debug,
+        verbosity=verbosity,
+        launched=True,
+        script_args=list(script_args),
+    )
+    if not cfg.script.is_file():
+        from segtrain.errors import ScriptError
+
+        raise ScriptError(f"Training script not found: {cfg.script}")
+    return launch.run(cfg, progress=progress and verbosity != "quiet")
 
 
 def resume(
     run_dir: str | Path,
     *,
+    epochs: int | None = None,
     segment: int | str | None = None,
+    distribute: str | None = None,
     isolation: str | None = None,
     keep: int | None = None,
     export: str | Path | None = None,
     prestart: bool | None = None,
     signals: Sequence[str] | None = None,
     max_memory: float | None = None,
+    tensorboard: str | Path | bool | None = None,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -121,15 +241,21 @@ def resume(
     """Go on with the run in `run_dir` from its newest complete checkpoint, with its saved options.
 
     The options here may differ from the run's (where boundaries fall does not
-    change the result); `None` keeps the run's own. Options that change the
-    result (epochs, seed, format, save_every) cannot change on resume, nor can
-    the script: a script whose SHA-256 is not the manifest's is refused. Where
-    the script's recorded path is gone (a run directory moved to another
-    machine), the run's own copy of it (`RUN/script/`) trains.
+    change the result); `None` keeps the run's own. `epochs` extends the run,
+    finished or not (with nothing in the script that depends on the total, the
+    result is bitwise that of a run started with `epochs`); fewer than it has
+    trained are refused. Options that change the result (seed, format,
+    save_every) cannot change on resume, nor can the script: a script whose
+    SHA-256 is not the manifest's is refused. Where the script's recorded path
+    is gone (a run directory moved to another machine), the run's own copy of
+    it (`RUN/script/`) trains. `tensorboard`:
+    as in `fit` (the scalars go on where they left off), or `False` to write no more.
     """
     cfg = load_config(Path(run_dir))
     changes: dict[str, Any] = {
+        "epochs": epochs,
         "segment": segment,
+        "distribute": distribute,
         "isolation": isolation,
         "keep": keep,
         "prestart": prestart,
@@ -140,176 +266,13 @@ def resume(
     cfg = dataclasses.replace(
         cfg, debug=debug, verbosity=verbosity, **{k: v for k, v in changes.items() if v is not None}
     )
+    if tensorboard is not None:
+        cfg = dataclasses.replace(cfg, tensorboard=tensorboard_setting(tensorboard))
     return _train(cfg, progress and verbosity != "quiet")
 
 
-def sweep(
-    script: str | Path,
-    *,
-    trials: int,
-    epochs: int,
-    segment: int | str,
-    sweep_dir: str | Path | None = None,
-    storage: str | None = None,
-    study: str | None = None,
-    metric: str = "val_loss",
-    direction: str | None = None,
-    sampler: str = "tpe",
-    pruner: str = "median",
-    jobs: int = 1,
-    seed: int | None = None,
-    isolation: str = "process",
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
-) -> SweepOutcome:
-    """Search the hyperparameters of `script` (its `search_space(trial)`) with Optuna, each trial a segtrain run.
-
-    Every trial trains in fresh worker processes, segmented and exactly
-    resumable like `fit`; its run directory is `sweep_dir/trials/trial-NNNN`.
-    Calling `sweep` again goes on with the study: a trial that was interrupted
-    resumes from its checkpoint, as the same trial. Several processes (and
-    machines, with a shared `storage`) on one study share its trials.
-
-    Example:
-
-    ```python
-    outcome = segtrain.sweep("model.py", trials=20, epochs=10, segment=5, metric="val_accuracy", seed=0)
-    print(outcome.study.best_params, outcome.best_run_dir)
-    model = segtrain.load_model(outcome.sweep_dir)  # the best trial's
-    ```
-
-    Args:
-        script: the training script; defines `search_space(trial) -> dict` and takes the params in
-            `build_model(params)` (and `load_data(params)`, `callbacks(params)` if it wants).
-        trials: finished trials (complete or pruned) the study should have.
-        epochs, segment: of every trial, as in `fit`.
-        sweep_dir: defaults to `checkpoints/<script name>-sweep`.
-        storage: the study's database URL; defaults to SQLite in `sweep_dir/study.db`.
-        study: the study's name; defaults to the script's name.
-        metric: the logged metric to optimise (a trial's value is its best epoch's).
-        direction: `"minimize"` or `"maximize"`; defaults to maximize for accuracy-like metrics.
-        sampler: `"tpe"`, `"random"`, `"grid"` (the script's `grid` dict) or `"cmaes"`.
-        pruner: `"median"`, `"hyperband"` or `"none"`; the metric is reported after every epoch.
-        jobs: trials at once, each in its own processes (one GPU each where GPUs are visible).
-        seed: every trial's seed, and the sampler's.
-        isolation, format, save_every, keep, prestart, signals, max_memory, debug: as in `fit`, for every trial.
-        force: start over if `sweep_dir` holds a sweep with other settings.
-        progress: show each trial's progress bar.
-
-    Returns:
-        A `SweepOutcome` with the status, exit code, the Optuna study and the best trial's run directory.
-    """
-    from segtrain.search.config import SweepConfig
-    from segtrain.search.sweep import sweep as run_sweep
-
-    run = RunConfig(
-        script=Path(script),
-        epochs=epochs,
-        segment=segment,
-        seed=seed,
-        isolation=isolation,
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        prestart=prestart,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        verbosity=verbosity,
-    )
-    cfg = SweepConfig(
-        run=run,
-        trials=trials,
-        sweep_dir=None if sweep_dir is None else Path(sweep_dir),
-        storage=storage,
-        study=study,
-        metric=metric,
-        direction=direction,
-        sampler=sampler,
-        pruner=pruner,
-        jobs=jobs,
-        force=force,
-    )
-    return run_sweep(cfg, progress=progress and verbosity != "quiet")
-
-
-def cv(
-    script: str | Path,
-    *,
-    folds: int,
-    epochs: int,
-    segment: int | str,
-    cv_dir: str | Path | None = None,
-    params: dict[str, Any] | None = None,
-    seed: int | None = None,
-    isolation: str = "process",
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
-) -> CvOutcome:
-    """K-fold cross-validation of `script`: each fold a segtrain run of its own, in its own processes.
-
-    For in-memory arrays without validation data, segtrain makes the folds
-    (seeded, shuffled, the same split for every fold); a script that splits
-    its data itself reads `params["fold"]` and `params["folds"]`. Calling `cv`
-    again goes on with the folds that have not finished.
-
-    Example:
-
-    ```python
-    outcome = segtrain.cv("model.py", folds=5, epochs=20, segment=10, seed=0)
-    print(outcome.report.mean["val_loss"], outcome.report.std["val_loss"])
-    ```
-
-    Args:
-        folds: K, at least 2. Each fold's run directory is `cv_dir/folds/fold-K`.
-        cv_dir: defaults to `checkpoints/<script name>-cv`.
-        params: passed to the script's functions, with `fold` and `folds` added.
-        The others: as in `fit`, for every fold.
-
-    Returns:
-        A `CvOutcome`: status, exit code, and the report (each fold's final metrics, their mean and std).
-    """
-    from segtrain.search.cv import CvConfig
-    from segtrain.search.cv import cv as run_cv
-
-    run = RunConfig(
-        script=Path(script),
-        epochs=epochs,
-        segment=segment,
-        seed=seed,
-        isolation=isolation,
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        prestart=prestart,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        params=dict(params or {}),
-        verbosity=verbosity,
-    )
-    cv_cfg = CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force)
-    return run_cv(cv_cfg, progress=progress and verbosity != "quiet")
-
-
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
-    from segtrain.run import loop  # imports Keras: `import segtrain` does not, so status and report stay light
+    from segtrain.runs import loop  # imports Keras: `import segtrain` does not, so status and report stay light
 
     return loop.fit(cfg, progress=progress)
 
@@ -340,7 +303,7 @@ def load_model(run_dir: str | Path, *, checkpoint: str | None = None) -> Any:
         SegtrainError: not a run directory, or `checkpoint` not a complete checkpoint
             (`exit_code` 2); no complete checkpoint, or one that does not load back (1).
     """
-    from segtrain.run import loading
+    from segtrain.runs import loading
 
     return loading.load(loading.run_dir_of(Path(run_dir)), checkpoint)[0]
 
@@ -371,6 +334,6 @@ def export(run_dir: str | Path, path: str | Path, *, checkpoint: str | None = No
     Raises:
         SegtrainError: as `load_model`; a failed write (`exit_code` 1).
     """
-    from segtrain.run import loading
+    from segtrain.runs import loading
 
     return loading.export(Path(run_dir), Path(path), checkpoint)

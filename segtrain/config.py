@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from segtrain.backends.distribution import Distribute
 from segtrain.errors import ConfigError
 
 
@@ -34,14 +35,17 @@ class Format(str, Enum):
 
 FORMATS = tuple(f.value for f in Format)
 ISOLATIONS = tuple(i.value for i in Isolation)
+DISTRIBUTIONS = tuple(d.value for d in Distribute)
 DEFAULT_ROOT = Path("checkpoints")
 DEFAULT_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
 VERBOSITIES = ("quiet", "normal", "verbose")
 
 # Options that change what a run computes: a resumed run must use the same.
 # Others may change on resume; so may --segment, since where boundaries fall
-# does not change the result.
-IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every", "params", "fold")
+# does not change the result; `epochs` may grow (a run is extended).
+IDENTITY_FIELDS = ("seed", "format", "save_every", "params", "fold", "script_args", "functions", "fit_kwargs")
+# `segtrain run`: the epochs are the script's own `model.fit(epochs=...)`, learned from its first worker.
+EPOCHS_FROM_SCRIPT = 0
 
 
 @dataclass
@@ -87,6 +91,15 @@ class RunConfig:
             whole output is in `RUN/logs/` in any case.
         fold: cross-validation (`segtrain cv`): `{"index", "count", "seed"}` of
             the fold this run trains (see `segtrain.training.data.Fold`).
+        launched: the script is an ordinary training script that `segtrain run`
+            runs from the top in every worker; its `model.fit(...)` call trains
+            the worker's segment (see `segtrain.training.launched`). `epochs`
+            may then be `EPOCHS_FROM_SCRIPT` until its first worker reaches `fit`.
+        script_args: the command-line arguments of a launched script
+            (`sys.argv[1:]`). Part of the run's identity.
+        tensorboard: write segtrain's telemetry as TensorBoard scalars to this
+            folder's `segtrain/` run; `"auto"`: `RUN_DIR/tensorboard` (see
+            `segtrain.telemetry.scalars`). Defaults to `None` (none written).
     """
 
     script: Path
@@ -107,6 +120,13 @@ class RunConfig:
     params: dict[str, Any] = dataclasses.field(default_factory=dict)
     fold: dict[str, int] | None = None
     verbosity: str = "normal"
+    launched: bool = False
+    script_args: list[str] = dataclasses.field(default_factory=list)
+    distribute: str = "none"
+    module: str | None = None
+    functions: dict[str, str] = dataclasses.field(default_factory=dict)
+    fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    tensorboard: str | None = None
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)
@@ -116,6 +136,7 @@ class RunConfig:
         if self.export is not None:
             self.export = Path(self.export)
         self.signals = tuple(self.signals)
+        self.script_args = [str(a) for a in self.script_args]
         self.validate()
 
     @property
@@ -124,7 +145,21 @@ class RunConfig:
         return self.run_dir if self.run_dir is not None else DEFAULT_ROOT / self.script.stem
 
     def validate(self) -> None:
-        _positive("epochs", self.epochs)
+        if not (self.launched and self.epochs == EPOCHS_FROM_SCRIPT):
+            _positive("epochs", self.epochs)
+        if self.distribute not in DISTRIBUTIONS:
+            raise ConfigError(
+                f"--distribute must be one of {', '.join(DISTRIBUTIONS)}. Received: distribute={self.distribute!r}"
+            )
+        if self.launched and self.distribute != "none":
+            raise ConfigError(
+                "`segtrain run` trains the model the script builds, outside any distribution: use --distribute with "
+                "`segtrain fit`, or a strategy in the script itself."
+            )
+        if self.launched and self.isolation != Isolation.PROCESS:
+            raise ConfigError(
+                "`segtrain run` runs the script in a fresh worker per segment: isolation must be process."
+            )
         if self.segment != "auto":
             _positive("segment", self.segment, "or 'auto'")
         if self.max_memory is not None and (not isinstance(self.max_memory, (int, float)) or self.max_memory <= 0):
@@ -140,16 +175,25 @@ class RunConfig:
             )
         if self.format not in FORMATS:
             raise ConfigError(f"--format must be one of {', '.join(FORMATS)}. Received: format={self.format!r}")
+        if self.tensorboard is not None and (not isinstance(self.tensorboard, str) or not self.tensorboard.strip()):
+            raise ConfigError(
+                f"--tensorboard takes a folder, or 'auto' for RUN_DIR/tensorboard. Received: {self.tensorboard!r}"
+            )
+        if self.tensorboard not in (None, "auto") and Path(self.tensorboard).expanduser().is_file():
+            raise ConfigError(f"--tensorboard {self.tensorboard} is a file: give a folder (it is created if missing).")
         if self.verbosity not in VERBOSITIES:
             raise ConfigError(f"verbosity must be one of {', '.join(VERBOSITIES)}. Received: {self.verbosity!r}")
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(f"--run-dir {self.directory} is a file: give a directory (it is created if missing).")
         if not isinstance(self.params, dict) or not all(isinstance(k, str) for k in self.params):
             raise ConfigError(f"params must be a dict of name -> value. Received: params={self.params!r}")
-        try:
-            json.dumps(self.params)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"params must be JSON values (numbers, strings, lists, dicts): {e}") from None
+        for name in ("params", "fit_kwargs"):
+            try:
+                json.dumps(getattr(self, name))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{name} must be JSON values (numbers, strings, lists, dicts): {e}") from None
+        if self.functions and not {"build_model", "load_data"} <= set(self.functions):
+            raise ConfigError("Give both build_model= and load_data= (functions defined at the top level of a module).")
         for name in self.signals:
             if not isinstance(getattr(signal, name, None), signal.Signals):
                 raise ConfigError(

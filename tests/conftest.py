@@ -3,7 +3,7 @@
 Markers (declared in pyproject.toml, `--strict-markers`):
 
 * `slow`: starts a training process (a `segtrain fit` subprocess or a worker);
-* `docker`: the container tests of test_docker.py;
+* `docker`: the container tests (tests/test_container.py builds and runs the image with podman);
 * `bench`: runs a benchmark;
 * `jax`: needs the JAX backend.
 

@@ -83,14 +83,18 @@ def test_only_segtrain_backends_asks_which_backend_runs():
 
 @pytest.mark.slow
 def test_the_parent_of_a_process_isolated_run_imports_no_backend(tmp_path):
-    """In process isolation only workers train: the parent starts in a blink and holds no framework's memory."""
+    """In process isolation only workers train: the parent starts in a blink and holds no framework's memory.
+
+    It writes the run's TensorBoard scalars too (`--tensorboard`), without TensorFlow or tensorboard.
+    """
     code = (
         "import sys, segtrain\n"
         f"o = segtrain.fit({str(SCRIPTS / 'slow.py')!r}, epochs=2, segment=1, run_dir={str(tmp_path / 'r')!r}, "
-        "progress=False)\n"
+        "progress=False, tensorboard=True)\n"
         "assert o.exit_code == 0, o.message\n"
-        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules))\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch', 'tensorboard') if m in sys.modules))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert list((tmp_path / "r" / "tensorboard" / "segtrain").glob("events.out.tfevents.*"))

@@ -4,6 +4,7 @@ resume in the middle of an epoch, a new process) the batches are the same."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,35 @@ def test_validation_data_and_defaults():
     vx, vy = data.validation
     assert isinstance(vx, np.ndarray) and np.array_equal(vy, y[30:])
     assert np.array_equal(np.sort(data.train.batch(0)[1]), y[:30])  # the validation rows never train
+
+
+def test_shuffle_false_trains_every_epoch_in_the_given_order():
+    batches = _batches(10, shuffle=False, batch_size=4)
+    assert all(np.array_equal(batches.order(epoch), np.arange(10)) for epoch in (0, 1, 7))
+    assert [list(b) for b in _steps(batches, 3, 6)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_validation_split_holds_out_the_last_fraction_before_any_shuffling_as_keras_does():
+    x, y = _ids(10)
+    weights = np.linspace(0.1, 1.0, 10).astype("float32")
+    data = prepare((x, y), {"validation_split": 0.25, "sample_weight": weights}, SEED, SCRIPT)
+    # Keras: split_at = floor(10 * 0.75) = 7; the last 3 samples validate, with their weights.
+    _, val_y, val_w = data.validation
+    assert list(val_y) == [7, 8, 9] and np.array_equal(val_w, weights[7:])
+    assert data.train.num_samples == 7 and sorted(data.train.order(0)) == list(range(7))
+
+
+@pytest.mark.parametrize(
+    ("fit_kwargs", "message"),
+    [
+        ({"validation_split": 1.5}, "validation_split must be a fraction in [0, 1)"),
+        ({"validation_split": 0.95}, "leaves no training samples"),
+        ({"shuffle": "batch"}, "fit_kwargs['shuffle'] must be True or False"),
+    ],
+)
+def test_fit_arguments_that_cannot_work_say_why(fit_kwargs, message):
+    from segtrain.errors import ScriptError
+
+    x, y = _ids(10)
+    with pytest.raises(ScriptError, match=re.escape(message)):
+        prepare((x, y), fit_kwargs, SEED, SCRIPT)

@@ -59,7 +59,9 @@ def test_assignment_verdict_and_environment_round_trip():
     fresh = Assignment("/runs/a", Segment(0, 0, 2), None, 0.0)
     assert Assignment.decode(fresh.encode()) == fresh
     assert Verdict.decode(Verdict("pruned").encode()) == Verdict("pruned")
-    env = WorkerEnv(7, 99, "/s.py", "/runs/a", ("SIGTERM", "SIGUSR2"), True, True, "jax", "verbose", 5)
+    env = WorkerEnv(7, 99, "/s.py", "/runs/a", ("SIGTERM", "SIGUSR2"), True, True, "jax", "verbose", protocol=5)
+    assert WorkerEnv.from_environ(env.to_environ()) == env
+    env = WorkerEnv(7, 99, "/s.py", None, (), launched=True, seed=4, script_args=("--lr", "0.1 0.2", "é"))
     assert WorkerEnv.from_environ(env.to_environ()) == env
     assert all(name.startswith("SEGTRAIN_") for name in env.to_environ())
 

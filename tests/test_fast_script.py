@@ -93,11 +93,14 @@ LOAD_ERRORS = {
     ),
     "bad_fit_kwargs_epochs": (
         GOOD + "\nfit_kwargs = {'epochs': 3}\n",
-        ["`fit_kwargs` may not set epochs: segtrain sets them (use --epochs, load_data() and callbacks())."],
+        ["`fit_kwargs` may not set epochs, which segtrain sets: for epochs: use --epochs"],
     ),
     "bad_fit_kwargs_several": (
-        GOOD + "\nfit_kwargs = {'batch_size': 4, 'shuffle': True, 'callbacks': [], 'validation_split': 0.1}\n",
-        ["`fit_kwargs` may not set callbacks, shuffle, validation_split: segtrain sets them"],
+        GOOD + "\nfit_kwargs = {'batch_size': 4, 'shuffle': True, 'callbacks': [], 'initial_epoch': 2}\n",
+        [
+            "`fit_kwargs` may not set callbacks, initial_epoch, which segtrain sets: for callbacks: define "
+            "callbacks() returning the list; for initial_epoch: segtrain resumes at the right epoch itself"
+        ],
     ),
     "fit_kwargs_not_a_dict": (
         GOOD + "\nfit_kwargs = [('batch_size', 4)]\n",

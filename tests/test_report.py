@@ -33,7 +33,7 @@ from typer.testing import CliRunner
 from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd
 from segtrain.cli import app
 from segtrain.outcomes import RunStatus, SegmentOutcome
-from segtrain.run.paths import RunLock, RunPaths, is_locked
+from segtrain.runs.paths import RunLock, RunPaths, is_locked
 from segtrain.telemetry.report import Report, SegmentRow
 from segtrain.telemetry.schema import JSON_SCHEMA, schema_of
 from segtrain.telemetry.trends import Finding, FindingKind
@@ -328,9 +328,10 @@ def test_json_report_of_a_resumed_run_takes_the_newest_attempt(tmp_path):
         0.2,
     )
     assert first["boundary_seconds"] == pytest.approx(2.5)
-    # Segmenting cost: the first segment's save, then every later row's boundary (2.5 s) and retrace (its first
-    # epoch, 1.5 s, over its median: 0.25 s for whole segments, 0.215 and 0.235 s for the two pieces of segment 5).
-    expected = 0.2 + 6 * 2.5 + 4 * (1.5 - 0.25) + (1.5 - 0.215) + (1.5 - 0.235)
+    # Segmenting cost: the first segment's save, then every later row's boundary (2.5 s), retrace (its first
+    # epoch, 1.5 s, over its median: 0.25 s for whole segments, 0.215 and 0.235 s for the two pieces of segment 5)
+    # and the rest of its wall time (0.01 s).
+    expected = 0.2 + 6 * 2.5 + 4 * (1.5 - 0.25) + (1.5 - 0.215) + (1.5 - 0.235) + 6 * 0.01
     assert rep["overhead_seconds"] == pytest.approx(expected)
     assert rep["boundary_overhead"] == pytest.approx(expected / rep["train_seconds"])
 
@@ -497,7 +498,9 @@ def test_summary_line_says_what_segmenting_cost(tmp_path):
     assert summary == (
         f"finished: 40/40 epochs in 2 segments (process isolation); {rep['seconds']:.1f} s: "
         f"{rep['train_seconds']:.1f} s training, {rep['boundary_seconds']:.1f} s at boundaries; segmenting cost "
-        f"{rep['overhead_seconds']:.1f} s ({rep['boundary_overhead']:.1%} of training); slowdown last "
+        f"{rep['overhead_seconds']:.1f} s ({rep['boundary_overhead']:.1%} of training: boundaries "
+        f"{rep['overhead_boundary_seconds']:.1f} s, re-traces {rep['overhead_retrace_seconds']:.1f} s, other "
+        f"{rep['overhead_other_seconds']:.1f} s); slowdown last "
         f"×{rep['segments'][1]['slowdown']:.2f}, worst ×1.00 (segment 1); peak RSS 600 MB, growth last ×1.00"
     )
     assert "warning:" not in out

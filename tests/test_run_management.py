@@ -26,9 +26,9 @@ from conftest import ROOT, SCRIPTS, assert_exit, cli_env, one_line, run_cli, seg
 from segtrain.cli import app
 from segtrain.config import RunConfig
 from segtrain.errors import ConfigError, ScriptError
-from segtrain.run import listing, script_copy
-from segtrain.run.directory import load_config, open_run
-from segtrain.run.paths import RunLock, RunPaths
+from segtrain.runs import listing, script_copy
+from segtrain.runs.directory import load_config, open_run
+from segtrain.runs.paths import RunLock, RunPaths
 from segtrain.state import atomic, checkpoint
 from support.runs import FakeRun
 

@@ -38,6 +38,23 @@ class Backend(Protocol):
     def reset_device_peak(self) -> None:
         """Start a new peak for `device_memory_mb` (each segment reports its own)."""
 
+    def global_rng_state(self) -> str | None:
+        """The state of the generator that unseeded ops draw from, as text; None where Keras draws from none.
+
+        Keras' layers draw from their own `SeedGenerator`s (saved with the
+        model's RNG states), except where a backend takes a fast path through
+        its global generator: torch's unseeded Dropout.
+        """
+
+    def set_global_rng_state(self, state: str) -> None:
+        """Set back what `global_rng_state` returned."""
+
+    def split_cpu(self, devices: int) -> None:
+        """Make the CPU `devices` devices (`SEGTRAIN_CPU_DEVICES`), before the device runtime starts."""
+
+    def data_parallel(self) -> Any:
+        """Its own data-parallel engine over every local device, as a `distribution.Replicas`."""
+
 
 def by_name(name: str) -> Backend:
     """The backend Keras calls `name`; one segtrain does not know gets Keras' own behaviour and no device figures."""

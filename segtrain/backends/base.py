@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from segtrain.errors import ConfigError
+
 
 class KerasBackend:
     """A backend with no specifics beyond Keras' own (see `segtrain.backends.Backend` for the methods)."""
@@ -35,6 +37,21 @@ class KerasBackend:
 
     def reset_device_peak(self) -> None:
         pass
+
+    def global_rng_state(self) -> str | None:
+        return None
+
+    def set_global_rng_state(self, state: str) -> None:
+        pass
+
+    def split_cpu(self, devices: int) -> None:
+        raise ConfigError(f"SEGTRAIN_CPU_DEVICES is not supported on the {self.name!r} backend (TensorFlow and JAX).")
+
+    def data_parallel(self) -> Any:
+        raise ConfigError(
+            f"--distribute data-parallel is not offered on the {self.name!r} backend: segtrain uses the backends' "
+            "own engines, TensorFlow's MirroredStrategy and Keras' DataParallel on JAX."
+        )
 
 
 def _step_dataset_class() -> type:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from segtrain.backends.base import KerasBackend
+from segtrain.errors import ConfigError
 
 
 class Jax(KerasBackend):
@@ -20,6 +22,27 @@ class Jax(KerasBackend):
             return False
         initialized = getattr(bridge, "backends_are_initialized", lambda: bool(bridge._backends))
         return bool(initialized())
+
+    def split_cpu(self, devices: int) -> None:
+        """XLA reads the host device count when JAX is imported (`distribution.split_cpu_early`); check it took."""
+        import jax
+
+        found = len(jax.devices("cpu"))
+        if found != devices and jax.default_backend() == "cpu":
+            raise ConfigError(
+                f"SEGTRAIN_CPU_DEVICES={devices}, but JAX has {found} CPU devices: JAX was imported before segtrain "
+                "could set XLA_FLAGS. Set XLA_FLAGS=--xla_force_host_platform_device_count=N yourself."
+            )
+
+    def data_parallel(self) -> Any:
+        """Keras' `DataParallel` distribution over every local device."""
+        import jax
+        import keras
+
+        from segtrain.backends.distribution import Replicas
+
+        devices = jax.local_devices()
+        return Replicas(len(devices), keras.distribution.DataParallel(devices=devices))
 
     def device_memory_mb(self) -> dict[str, float] | None:
         import jax

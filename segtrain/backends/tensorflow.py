@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from segtrain.backends.base import KerasBackend
+from segtrain.errors import ConfigError
 
 
 class TensorFlow(KerasBackend):
@@ -42,6 +43,33 @@ class TensorFlow(KerasBackend):
         options = tf.data.Options()
         options.autotune.enabled = False
         return ds.with_options(options)
+
+    def split_cpu(self, devices: int) -> None:
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        wanted = [tf.config.LogicalDeviceConfiguration()] * devices
+        if tf.config.get_logical_device_configuration(cpu) == wanted:
+            return
+        try:
+            tf.config.set_logical_device_configuration(cpu, wanted)
+        except RuntimeError as e:  # the runtime started already (the script made tensors when imported)
+            raise ConfigError(
+                f"SEGTRAIN_CPU_DEVICES={devices}: TensorFlow's runtime started before segtrain could split the CPU "
+                f"({e}). Create no tensors at import time of the script."
+            ) from e
+
+    def data_parallel(self) -> Any:
+        """A `MirroredStrategy` over the GPUs, or where there is none over the (split) CPU's devices."""
+        import tensorflow as tf
+
+        from segtrain.backends.distribution import Replicas
+
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+            d.name for d in tf.config.list_logical_devices("CPU")
+        ]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return Replicas(strategy.num_replicas_in_sync, strategy)
 
     def accelerator_present(self) -> bool:
         """`list_physical_devices` enumerates devices without starting the runtime."""

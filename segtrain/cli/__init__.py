@@ -1,6 +1,6 @@
 """The `segtrain` command line: a thin typer layer over the Python API."""
 
-from segtrain.cli import inspect, manage, search, train  # register the commands
+from segtrain.cli import inspect, launch, manage, search, train  # register the commands
 from segtrain.cli.app import app, main
 
-__all__ = ["app", "inspect", "main", "manage", "search", "train"]
+__all__ = ["app", "inspect", "launch", "main", "manage", "search", "train"]

@@ -1,8 +1,8 @@
 """The `segtrain` typer app, its consoles, and the one place where errors become exit codes.
 
 Exit codes: 0 done, 2 bad input, 75 stopped by a signal and resumable, 1
-anything else. The commands live in `segtrain.cli.train`, `.inspect` and
-`.search`; each is a thin layer over the Python API.
+anything else. The commands live in `segtrain.cli.train`, `.launch`, `.inspect`,
+`.manage` and `.search`; each is a thin layer over the Python API.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from segtrain.version import __version__
 class _Commands(TyperGroup):
     """The commands in `--help` in the order a user meets them, whatever order their modules register them."""
 
-    ORDER = ("fit", "resume", "status", "report", "export", "ls", "sweep", "cv")
+    ORDER = ("fit", "run", "resume", "status", "report", "export", "ls", "sweep", "cv")
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)

@@ -12,7 +12,7 @@ from segtrain.cli import options as opt
 from segtrain.cli.app import command, err, errors, out
 
 if TYPE_CHECKING:
-    from segtrain.run.listing import Listed
+    from segtrain.runs.listing import Listed
 
 
 @command
@@ -59,7 +59,7 @@ def ls(
 
     Example: segtrain ls checkpoints
     """
-    from segtrain.run.listing import list_runs
+    from segtrain.runs.listing import list_runs
 
     with errors():
         found = list_runs(root)
@@ -74,7 +74,7 @@ def _render(found: list[Listed], root: Path) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from segtrain.run.listing import UNREADABLE, ago, human_size
+    from segtrain.runs.listing import UNREADABLE, ago, human_size
 
     if not found:
         err.print(f"No runs under {root}.", highlight=False, markup=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from segtrain.backends.distribution import Distribute
 from segtrain.config import DEFAULT_SIGNALS, Format, Isolation
 from segtrain.errors import ConfigError
 
@@ -30,6 +31,12 @@ FORMAT = typer.Option(
     "--format",
     help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint).",
 )
+DISTRIBUTE = typer.Option(
+    Distribute.NONE.value,
+    "--distribute",
+    help="data-parallel: train each segment over every local device (TensorFlow's MirroredStrategy, Keras' "
+    "DataParallel on JAX); the batch size is the global batch. SEGTRAIN_CPU_DEVICES=N splits the CPU into N devices.",
+)
 SAVE_EVERY = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment.")
 KEEP = typer.Option(2, "--keep", help="Complete checkpoints to keep.")
 PRESTART = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains.")
@@ -45,6 +52,14 @@ PARAM = typer.Option(
     "-p",
     help="A hyperparameter NAME=VALUE for the script's build_model(params) and load_data(params) "
     "(repeatable; VALUE is parsed as JSON, else kept as a string).",
+)
+# A value is required: an option whose value may be left out would take the SCRIPT or RUN_DIR that follows it.
+TENSORBOARD = typer.Option(
+    None,
+    "--tensorboard",
+    metavar="DIR|auto",
+    help="Write segtrain's telemetry (seconds per epoch, slowdown, memory, each boundary's cost) as TensorBoard "
+    "scalars to DIR/segtrain, beside the script's own TensorBoard logs; 'auto': RUN_DIR/tensorboard.",
 )
 PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show the progress bar.")
 VERBOSE = typer.Option(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from segtrain.backends.distribution import Distribute
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, errors, out
 from segtrain.config import Format, Isolation
@@ -57,6 +58,7 @@ def sweep(
         help="Every trial trains with this seed (trials differ only by their params), and the sampler is seeded too.",
     ),
     isolation: Isolation = opt.ISOLATION,
+    distribute: Distribute = opt.DISTRIBUTE,
     fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
@@ -97,6 +99,7 @@ def sweep(
             jobs=jobs,
             seed=seed,
             isolation=isolation.value,
+            distribute=distribute.value,
             format=fmt.value,
             save_every=save_every,
             keep=keep,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
+from segtrain.backends.distribution import Distribute
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, errors, out
 from segtrain.config import Format, Isolation
 from segtrain.outcomes import RunOutcome
 
 
-def _finish(outcome: RunOutcome, quiet: bool) -> None:
+def finish(outcome: RunOutcome, quiet: bool) -> None:
     """The report's table and how the run ended; with --quiet, only an ending that is not a success."""
     from segtrain.telemetry.render import render
     from segtrain.telemetry.report import build
@@ -32,6 +33,7 @@ def fit(
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Run directory [default: checkpoints/<script name>]."),
     seed: int | None = opt.SEED,
     isolation: Isolation = opt.ISOLATION,
+    distribute: Distribute = opt.DISTRIBUTE,
     fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
@@ -45,6 +47,7 @@ def fit(
     signals: str = opt.SIGNALS,
     max_memory: float | None = opt.MAX_MEMORY,
     param: list[str] = opt.PARAM,
+    tensorboard: str | None = opt.TENSORBOARD,
     progress: bool = opt.PROGRESS,
     verbose: bool = opt.VERBOSE,
     quiet: bool = opt.QUIET,
@@ -66,6 +69,7 @@ def fit(
             run_dir=run_dir,
             seed=seed,
             isolation=isolation.value,
+            distribute=distribute.value,
             format=fmt.value,
             save_every=save_every,
             keep=keep,
@@ -75,16 +79,30 @@ def fit(
             signals=opt.signal_names(signals),
             max_memory=max_memory,
             params=opt.parse_params(param),
+            tensorboard=tensorboard,
             progress=progress,
             verbosity=opt.verbosity(verbose, quiet),
             debug=debug,
         )
-    _finish(outcome, quiet)
+    finish(outcome, quiet)
 
 
 @command
 def resume(
     run_dir: Path = typer.Argument(..., help="Run directory of the run to go on with."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", "-e", help="Train the run to this many epochs in all: extends a finished run."
+    ),
+    distribute: Distribute | None = typer.Option(
+        None, "--distribute", help="none or data-parallel, as in `fit` [default: as the run was started]."
+    ),
+    tensorboard: str | None = typer.Option(
+        None,
+        "--tensorboard",
+        metavar="DIR|auto|off",
+        help="TensorBoard scalars as in `fit` (they go on where they left off); 'off': write no more "
+        "[default: as the run was started].",
+    ),
     progress: bool = opt.PROGRESS,
     verbose: bool = opt.VERBOSE,
     quiet: bool = opt.QUIET,
@@ -92,10 +110,18 @@ def resume(
 ) -> None:
     """Go on with a run from its newest complete checkpoint, with the options it was started with.
 
-    Example: segtrain resume checkpoints/spirals
+    Example: segtrain resume checkpoints/spirals --epochs 24
     """
     from segtrain import api
 
     with errors(debug):
-        outcome = api.resume(run_dir, progress=progress, verbosity=opt.verbosity(verbose, quiet), debug=debug)
-    _finish(outcome, quiet)
+        outcome = api.resume(
+            run_dir,
+            epochs=epochs,
+            distribute=None if distribute is None else distribute.value,
+            tensorboard=tensorboard,
+            progress=progress,
+            verbosity=opt.verbosity(verbose, quiet),
+            debug=debug,
+        )
+    finish(outcome, quiet)

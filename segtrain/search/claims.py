@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import RunLockedError
-from segtrain.run.paths import RunLock, RunPaths
+from segtrain.runs.paths import RunLock, RunPaths
 from segtrain.search.study import SweepStudy
 
 SWEEP_ATTR = "segtrain:sweep"  # the token of the sweep directory that trains the trial

@@ -18,8 +18,8 @@ from typing import Any
 
 from segtrain.config import DEFAULT_ROOT, RunConfig
 from segtrain.errors import ConfigError
-from segtrain.run.directory import script_digest
-from segtrain.run.paths import read_manifest_file
+from segtrain.runs.directory import script_digest
+from segtrain.runs.paths import read_manifest_file
 from segtrain.search.study import DIRECTIONS, PRUNERS, SAMPLERS, default_direction, redacted, storage_url
 from segtrain.state import atomic
 from segtrain.version import __version__

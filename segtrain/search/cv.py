@@ -22,8 +22,8 @@ from typing import Any
 from segtrain.config import DEFAULT_ROOT, RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError
 from segtrain.outcomes import RunOutcome, RunStatus
-from segtrain.run.directory import script_digest
-from segtrain.run.paths import read_manifest_file
+from segtrain.runs.directory import script_digest
+from segtrain.runs.paths import read_manifest_file
 from segtrain.state import atomic
 from segtrain.version import __version__
 
@@ -154,7 +154,7 @@ def is_cv_dir(path: Path) -> bool:
 
 def cv(cfg: CvConfig, progress: bool = True) -> CvOutcome:
     """Train every fold that has not finished; the per-fold metrics and their mean and spread."""
-    from segtrain.run import loop
+    from segtrain.runs import loop
     from segtrain.worker.handle import WorkerSpec
     from segtrain.worker.pool import WorkerPool
 
@@ -195,7 +195,7 @@ def cv(cfg: CvConfig, progress: bool = True) -> CvOutcome:
 
 def build(cv_dir: Path | str) -> CvReport:
     """Each fold's final metrics, from its run directory, and their mean ± std over the finished folds."""
-    from segtrain.run.paths import RunPaths, read_manifest
+    from segtrain.runs.paths import RunPaths, read_manifest
 
     root = Path(cv_dir)
     manifest = read_cv_manifest(root)

@@ -111,7 +111,7 @@ def _loop(
     cfg: SweepConfig, study: SweepStudy, script: TrainingScript, token: str, progress: bool
 ) -> tuple[list[TrialResult], str | None]:
     """Claim and train trials until the study has enough; the trials and why the loop stopped early (or None)."""
-    from segtrain.run.loop import RunHooks
+    from segtrain.runs.loop import RunHooks
     from segtrain.worker.handle import WorkerSpec
     from segtrain.worker.pool import WorkerPool
 

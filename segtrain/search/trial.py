@@ -14,7 +14,7 @@ from typing import Any
 
 from segtrain.errors import ConfigError, SegtrainError
 from segtrain.outcomes import RunStatus
-from segtrain.run.paths import RunPaths, read_manifest
+from segtrain.runs.paths import RunPaths, read_manifest
 from segtrain.search.claims import BEST_EPOCH_ATTR, ERROR_ATTR, PARAMS_ATTR, PRUNED_ATTR, Claim
 from segtrain.search.config import SweepConfig
 from segtrain.search.study import SweepStudy
@@ -90,7 +90,7 @@ def run_trial(
     """Train the claimed trial and tell the study how it ended; release its lock."""
     from optuna.trial import TrialState
 
-    from segtrain.run import loop
+    from segtrain.runs import loop
 
     trial, number = claim.trial, claim.trial.number
     study = trial.study

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import CheckpointError
-from segtrain.run.paths import TMP_PREFIX, RunPaths
-from segtrain.state import atomic, formats
+from segtrain.runs.paths import TMP_PREFIX, RunPaths
+from segtrain.state import atomic, formats, model_state
 
 log = logging.getLogger(__name__)
 
@@ -217,28 +217,46 @@ def clean_leftovers(paths: RunPaths) -> None:
 
 
 def load_model_files(
-    ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_input: Any, model: Any = None
+    ckpt: Checkpoint, build_model: Any, custom_objects: dict, sample_batch: Any, model: Any = None
 ) -> Any:
-    """Load the model (with its optimizer) that `ckpt` holds.
+    """Load the model (with every optimizer it holds) that `ckpt` holds.
 
-    `build_model` is called for the formats that store no architecture; it
-    returns a compiled model. `sample_input()` gives a batch of inputs to build
-    a subclassed model that is not built yet. `model`: a model from the same
-    script, built with its optimizer, to load the variables into instead (a
+    `build_model` is called for the formats that store no architecture, and
+    for a model with optimizers of its own (its own `compile()`, which Keras'
+    loader cannot call); it returns a compiled model. `sample_batch()` gives the
+    first training batch `(x, y, sample_weight)`, read only where a model's
+    variables do not exist before data has gone through it (see `_build`).
+    `model`: a model from the same script to load the variables into instead (a
     `.keras` file's variables load into it as they would into its own model).
     """
     fmt = ckpt.format
-    if model is None and fmt.stores_architecture:
+    own_optimizers = bool(ckpt.state.get("fingerprint", {}).get("optimizers"))
+    if model is None and fmt.stores_architecture and not own_optimizers:
         return fmt.load(ckpt.model_path, custom_objects)
     if model is None:
         model = build_model()
-        _build(model, sample_input)
+    _build(model, sample_batch)
     fmt.load_into(model, ckpt.model_path)
     return model
 
 
-def _build(model: Any, sample_input: Any) -> None:
-    """Create every variable (model and optimizer) so that loading can fill them."""
+def _build(model: Any, sample_batch: Any) -> None:
+    """Create every variable (model and optimizers) that loading fills; a no-op for a model that has trained.
+
+    A model's own further optimizers (`model_state.own_optimizers`) only know
+    which variables they train once a step has run: one step on the first
+    batch creates their variables, and the load then overwrites everything the
+    step changed (weights, every optimizer, iterations; seed states are
+    restored after; the fingerprint check proves it).
+    """
+    own = model_state.own_optimizers(model)
+    if own:
+        if not all(o.built for o in own.values()):
+            x, y, sample_weight = sample_batch()
+            model.train_on_batch(x, y, sample_weight=sample_weight)
+            model.reset_metrics()
+        return
     if not model.built:
-        model(sample_input(), training=False)
-    model.optimizer.build(model.trainable_variables)
+        model(sample_batch()[0], training=False)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)

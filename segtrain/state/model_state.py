@@ -2,7 +2,9 @@
 
 * RNG: every `SeedGenerator` state (Dropout, noise, a custom layer's own). Keras
   lists them in `model.variables` but not in `model.weights`, and no format
-  saves them; without them a reloaded Dropout draws other masks.
+  saves them; without them a reloaded Dropout draws other masks. And the
+  backend's global generator where Keras draws from it (torch's unseeded
+  Dropout).
 * Metric state, for a resume in the middle of an epoch.
 * A fingerprint (CRC-32) of every optimizer variable and weight, recorded at
   save and compared after load: Keras' loader skips mismatched optimizer
@@ -45,6 +47,24 @@ def restore_seed_states(model: Any, saved: list[dict[str, Any]]) -> None:
         var.assign(value)
 
 
+def global_rng_state() -> dict[str, str] | None:
+    """The backend's global generator, where unseeded ops draw from one (`Backend.global_rng_state`)."""
+    from segtrain import backends
+
+    backend = backends.current()
+    state = backend.global_rng_state()
+    return None if state is None else {"backend": backend.name, "state": state}
+
+
+def restore_global_rng_state(saved: dict[str, str] | None) -> None:
+    """Set the backend's global generator back, right before training goes on (same backend only)."""
+    from segtrain import backends
+
+    backend = backends.current()
+    if saved is not None and saved.get("backend") == backend.name:
+        backend.set_global_rng_state(saved["state"])
+
+
 def metric_states(model: Any) -> list[list]:
     return [np.asarray(v.numpy()).tolist() for v in model.metrics_variables]
 
@@ -65,34 +85,74 @@ def _checksums(variables: list, pool: ThreadPoolExecutor) -> list[list]:
     return [[v.path, crc] for v, crc in zip(variables, pool.map(_crc, variables), strict=True)]
 
 
-def fingerprint(model: Any) -> dict[str, Any]:
-    """Iterations and a checksum per optimizer variable and per weight.
+def own_optimizers(model: Any) -> dict[str, Any]:
+    """The optimizers a model holds as attributes of its own besides `model.optimizer`, by attribute name.
 
+    A model with its own `compile(d_optimizer, g_optimizer, loss_fn)` (keras.io's
+    GANs) keeps them so; Keras' loaders and `model.optimizer` know nothing of them.
+    """
+    import keras
+
+    main = getattr(model, "optimizer", None)
+    return {
+        name: value
+        for name, value in sorted(vars(model).items())
+        if isinstance(value, keras.optimizers.Optimizer) and value is not main and not name.startswith("_")
+    }
+
+
+def fingerprint(model: Any) -> dict[str, Any]:
+    """Iterations and a checksum per variable of every optimizer, and per weight.
+
+    `model.optimizer`'s are at the top (as checkpoints have always held them);
+    the model's own further optimizers (`own_optimizers`) under "optimizers".
     zlib releases the GIL while it sums, so threads spread a large model's
     checksums over the cores, which are idle at a boundary.
     """
-    opt = model.optimizer
+    opt = getattr(model, "optimizer", None)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return {
-            "iterations": int(opt.iterations.numpy()),
-            "optimizer": _checksums(opt.variables, pool),
+        found: dict[str, Any] = {
+            "iterations": 0 if opt is None else int(opt.iterations.numpy()),
+            "optimizer": [] if opt is None else _checksums(opt.variables, pool),
             "weights": _checksums(model.weights, pool),
         }
+        own = own_optimizers(model)
+        if own:
+            found["optimizers"] = {
+                name: {"iterations": int(o.iterations.numpy()), "variables": _checksums(o.variables, pool)}
+                for name, o in own.items()
+            }
+        return found
 
 
 def verify(model: Any, expected: dict[str, Any], where: str) -> None:
-    """Raise CheckpointError unless `model` holds exactly what was saved."""
+    """Raise CheckpointError unless `model` holds exactly what was saved: weights and every optimizer's state."""
     found = fingerprint(model)
-    if found["iterations"] != expected["iterations"]:
-        raise CheckpointError(
-            f"{where}: optimizer.iterations is {found['iterations']} after loading, "
-            f"{expected['iterations']} when saved: the optimizer state did not load."
-        )
-    for kind in ("optimizer", "weights"):
-        got, want = found[kind], expected[kind]
-        if len(got) != len(want):
-            raise CheckpointError(f"{where}: {len(got)} {kind} variables after loading, {len(want)} when saved.")
-        for (path, crc), (saved_path, saved_crc) in zip(got, want, strict=True):
+    parts = [("optimizer", found, expected)]
+    for name, saved in expected.get("optimizers", {}).items():
+        if name not in found.get("optimizers", {}):
+            raise CheckpointError(
+                f"{where}: the model has no optimizer `{name}` after loading, but was saved with one: "
+                "its compile() did not run (a model with its own compile() is rebuilt by its script)."
+            )
+        parts.append((name, found["optimizers"][name], saved))
+    for name, got, want in parts:
+        if got["iterations"] != want["iterations"]:
+            raise CheckpointError(
+                f"{where}: {name}.iterations is {got['iterations']} after loading, "
+                f"{want['iterations']} when saved: the optimizer state did not load."
+            )
+    checks = [
+        ("weights", found["weights"], expected["weights"]),
+        ("optimizer", found["optimizer"], expected["optimizer"]),
+    ]
+    checks += [(name, got["variables"], want["variables"]) for name, got, want in parts[1:]]
+    for kind, got_list, want_list in checks:
+        if len(got_list) != len(want_list):
+            raise CheckpointError(
+                f"{where}: {len(got_list)} {kind} variables after loading, {len(want_list)} when saved."
+            )
+        for (path, crc), (saved_path, saved_crc) in zip(got_list, want_list, strict=True):
             if crc != saved_crc:
                 raise CheckpointError(
                     f"{where}: {kind} variable {path} (saved as {saved_path}) did not load back "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from segtrain.run.paths import RunPaths, is_locked, read_run
+from segtrain.runs.paths import RunPaths, is_locked, read_run
 from segtrain.state import atomic
 
 T = TypeVar("T")

@@ -41,6 +41,7 @@ COLORS = {
     "load": "#17becf",
     "save": "#bcbd22",
     "retrace": "#e377c2",
+    "spare": "#ff9896",
 }
 _MAX_LABELS = 30  # segment labels and slowdown annotations only while they stay legible
 _FAILED = (SegmentOutcome.CRASHED, SegmentOutcome.NAN)  # attempts shaded and labelled in red
@@ -262,7 +263,7 @@ def _segment_steps(ax: Any, rows: list[SegmentRow], field: str, color: str, labe
 
 
 def _boundary_panel(ax: Any, report: Report) -> None:
-    """Stacked bars, one per segment: what its boundary (start/clear, load, save) and retracing cost."""
+    """Stacked bars, one per segment: what its boundary (start/clear, load, save), retracing and spare cost."""
     rows = report.segments
     if not rows:
         ax.set_ylabel("boundary (s)")
@@ -275,6 +276,7 @@ def _boundary_panel(ax: Any, report: Report) -> None:
         ("load", "load", [c.load_seconds for c in costs]),
         ("save", "save", [c.save_seconds for c in costs]),
         ("retrace (1st epoch − median)", "retrace", [r.retrace_seconds for r in rows]),
+        ("epochs slowed beside the next worker", "spare", [r.spare_lost_seconds or 0.0 for r in rows]),
     ]
     bottom = [0.0] * len(rows)
     for label, color, heights in parts:

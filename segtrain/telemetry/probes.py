@@ -1,4 +1,8 @@
-"""Measurements of the running process: resident memory, device memory, and each epoch's record."""
+"""Measurements of processes: resident memory, device memory, CPU time, and each epoch's record.
+
+What only Linux offers (/proc) is read here and nowhere else; elsewhere each
+probe degrades to what `resource` gives, or to None.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +33,40 @@ def device_memory_mb() -> dict[str, float] | None:
     from segtrain import backends
 
     return backends.current().device_memory_mb()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU seconds that process `pid` has used so far (all its threads); None where unknown.
+
+    Reads /proc/PID/stat (Linux), so it works on any process this user may see,
+    a child not yet reaped included; None elsewhere or once the process is gone.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # The command name (field 2) may hold spaces and parentheses: count fields from its closing one.
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime (fields 14, 15)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class CpuMeter:
+    """The CPU seconds another process uses between marks: a waiting worker's, epoch by epoch."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.last = cpu_seconds(pid) or 0.0
+        self.used: list[float] = []  # CPU seconds between the start (or the previous mark) and each mark
+
+    def mark(self) -> None:
+        """Note the CPU seconds used since the previous mark (0 once the process is gone)."""
+        now = cpu_seconds(self.pid)
+        if now is None:
+            self.used.append(0.0)
+            return
+        self.used.append(max(0.0, now - self.last))
+        self.last = now
 
 
 def reset_device_peak() -> None:

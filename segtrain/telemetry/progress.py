@@ -16,7 +16,7 @@ from typing import Any
 
 from segtrain.outcomes import SegmentOutcome
 from segtrain.telemetry import trends
-from segtrain.telemetry.figures import slowdown, typical_seconds
+from segtrain.telemetry.figures import SegmentCost, slowdown, typical_seconds
 
 log = logging.getLogger("segtrain")
 
@@ -61,7 +61,7 @@ class RunProgress:
         self.thresholds = thresholds
         self.baseline: float | None = None  # s/epoch of the first segment seen
         self.series: _SegmentSeries | None = None
-        self.costs: list[trends.SegmentCost] = []
+        self.costs: list[SegmentCost] = []
         self.segment_length: int | None = None
         self.boundary_warned = False
         self.warnings: list[trends.Finding] = []  # every finding warned about, for callers and tests
@@ -111,7 +111,7 @@ class RunProgress:
         if record.get("outcome") == SegmentOutcome.BOUNDARY:
             # Such a segment ends at (index + 1) * --segment (segment.next_segment): that gives the length.
             self.segment_length = record["end_epoch"] // (record["index"] + 1)
-        self.costs.append(trends.SegmentCost.from_record(record))
+        self.costs.append(SegmentCost.from_record(record))
         if self.boundary_warned or record.get("outcome") != SegmentOutcome.BOUNDARY:
             return
         finding = trends.boundary_cost(self.costs, self.segment_length or 1, self.total, self.thresholds)

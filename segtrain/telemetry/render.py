@@ -76,7 +76,7 @@ def summary(report: Report) -> str:
         f"{report.seconds:.1f} s: {report.train_seconds:.1f} s training, {report.boundary_seconds:.1f} s at boundaries",
     ]
     if report.boundary_overhead is not None:
-        parts.append(f"segmenting cost {report.overhead_seconds:.1f} s ({report.boundary_overhead:.1%} of training)")
+        parts.append(segmenting_cost(report))
     parts.append(f"slowdown last ×{rows[-1].slowdown:.2f}, worst ×{worst.slowdown:.2f} (segment {worst.index + 1})")
     peaks = [r.peak_rss_mb for r in rows if r.peak_rss_mb is not None]
     if peaks:
@@ -89,6 +89,22 @@ def summary(report: Report) -> str:
     if report.stop_reason and report.status is not RunStatus.FINISHED:
         parts.append(report.stop_reason)
     return "; ".join(parts)
+
+
+def segmenting_cost(report: Report) -> str:
+    """What segmenting cost, and its parts (docs/telemetry.md, figures.SegmentingCost)."""
+    text = (
+        f"segmenting cost {report.overhead_seconds:.1f} s ({report.boundary_overhead or 0.0:.1%} of training: "
+        f"boundaries {report.overhead_boundary_seconds:.1f} s, re-traces {report.overhead_retrace_seconds:.1f} s, "
+        f"other {report.overhead_other_seconds:.1f} s"
+    )
+    if report.spare_busy_epochs or report.prestart_cpu_seconds:
+        text += (
+            f", {report.spare_busy_epochs} epoch{'s' if report.spare_busy_epochs != 1 else ''} beside a busy "
+            f"pre-started worker {report.overhead_spare_seconds:.1f} s; the pre-started workers used "
+            f"{report.prestart_cpu_seconds:.1f} CPU-s"
+        )
+    return text + ")"
 
 
 @dataclass
@@ -132,6 +148,11 @@ def _columns(rows: list[SegmentRow]) -> list[_Column]:
         _Column("load", [_fmt(r.load_seconds, "{:.2f}") for r in rows], 2),
         _Column("save", [_fmt(r.save_seconds, "{:.2f}") for r in rows], 1),
     ]
+    if any(r.prestart_cpu_seconds is not None or r.spare_busy_epochs for r in rows):
+        cols += [
+            _Column("prestart\nCPU s", [_fmt(r.prestart_cpu_seconds, "{:.1f}") for r in rows], 1),
+            _Column("beside\nspare s", [_spare_cell(r) for r in rows], 1),
+        ]
     for key in ("loss", "val_loss"):
         if any(key in r.final_logs for r in rows):
             cols.append(_Column(key, [_fmt(r.final_logs.get(key), "{:.4g}") for r in rows], 8))
@@ -188,6 +209,15 @@ def _start_or_clear(row: SegmentRow) -> float | None:
     if row.start_seconds is None and row.clear_seconds is None:
         return None
     return row.boundary().start_or_clear_seconds
+
+
+def _spare_cell(row: SegmentRow) -> str:
+    """Epoch seconds lost beside the busy spare, and over how many epochs: `0.84/3`; – where none ran."""
+    if row.spare_busy_epochs is None:
+        return "–"
+    if row.spare_lost_seconds is None:
+        return f"?/{row.spare_busy_epochs}"
+    return f"{row.spare_lost_seconds:.2f}/{row.spare_busy_epochs}"
 
 
 def _seconds_format(values: list[float]) -> str:

@@ -22,9 +22,22 @@ from typing import Any
 
 from segtrain.errors import ConfigError
 from segtrain.outcomes import RunStatus, SegmentOutcome
-from segtrain.telemetry.figures import BoundaryCost, ratio, retrace_seconds, slowdown, typical_seconds
+from segtrain.telemetry.figures import (
+    BoundaryCost,
+    SegmentCost,
+    SegmentingCost,
+    clean_pace,
+    other_seconds,
+    ratio,
+    retrace_seconds,
+    run_clean_seconds,
+    slowdown,
+    spare_busy_epochs,
+    spare_lost_seconds,
+    typical_seconds,
+)
 from segtrain.telemetry.logs import EpochRecord, RunLogs, attempts, load, segment_record
-from segtrain.telemetry.trends import Finding, SegmentCost, boundary_cost, boundary_overhead, segment_findings
+from segtrain.telemetry.trends import Finding, boundary_cost, segment_findings
 
 
 @dataclass
@@ -38,6 +51,7 @@ class SegmentRow:
     outcome: SegmentOutcome  # RUNNING or CRASHED for an attempt with no line in segments.jsonl
     stop_reason: str | None
     isolation: str
+    replicas: int | None  # devices that trained it in parallel (--distribute); None: running, crashed or older runs
     pid: int | None
     seconds: float  # wall seconds, boundary included (a running or crashed attempt: its epochs' sum)
     train_seconds: float
@@ -56,6 +70,10 @@ class SegmentRow:
     clear_seconds: float | None
     load_seconds: float | None
     save_seconds: float | None
+    # Process isolation with a pre-started worker (None where not recorded: session isolation, older runs):
+    prestart_cpu_seconds: float | None  # CPU its worker used before its turn, while the previous segment trained
+    spare_busy_epochs: int | None  # its epochs that ran beside the next segment's worker while that one was busy
+    spare_lost_seconds: float | None  # figures.spare_lost_seconds: those epochs' seconds above the clean pace
     checkpoint: str | None
     final_logs: dict[str, float] = field(default_factory=dict)
 
@@ -66,7 +84,17 @@ class SegmentRow:
         )
 
     def cost(self) -> SegmentCost:
-        return SegmentCost(self.boundary(), self.train_seconds, self.retrace_seconds)
+        return SegmentCost(
+            self.boundary(),
+            self.train_seconds,
+            self.retrace_seconds,
+            self.spare_lost_seconds or 0.0,
+            self.prestart_cpu_seconds or 0.0,
+            self.spare_busy_epochs or 0,
+            other_seconds(
+                self.seconds if self.boundary_seconds is not None else None, self.train_seconds, self.boundary()
+            ),
+        )
 
 
 @dataclass
@@ -85,8 +113,14 @@ class Report:
     seconds: float
     train_seconds: float
     boundary_seconds: float  # every row's boundary_seconds
-    overhead_seconds: float  # what segmenting cost: boundaries and retracing but the first setup
-    boundary_overhead: float | None  # overhead_seconds / train_seconds (see trends.boundary_overhead)
+    overhead_seconds: float  # what segmenting cost (figures.SegmentingCost): the four parts below
+    boundary_overhead: float | None  # overhead_seconds / train_seconds
+    overhead_boundary_seconds: float  # every start (or clear) and load but the first segment's, every save
+    overhead_retrace_seconds: float  # every re-trace but the first segment's
+    overhead_other_seconds: float  # every segment's wall time outside boundary and training but the first's
+    overhead_spare_seconds: float  # epoch time lost beside busy pre-started workers
+    spare_busy_epochs: int  # epochs that ran beside a busy pre-started worker
+    prestart_cpu_seconds: float  # CPU (not wall) seconds the pre-started workers used while segments trained
     epochs_rerun: int
     segments: list[SegmentRow]
     findings: list[Finding]
@@ -124,7 +158,7 @@ def build_from(logs: RunLogs) -> Report:
     total = int(config.get("epochs") or 0)
     typical = length or (max(1, round(rows[-1].end_epoch / len(rows))) if rows else 1)
     costs = [r.cost() for r in rows]
-    overhead, trained = boundary_overhead(costs)
+    cost = SegmentingCost.of(costs)
     status = _manifest_status(manifest)
     return Report(
         run_dir=str(logs.paths.root),
@@ -139,8 +173,14 @@ def build_from(logs: RunLogs) -> Report:
         seconds=sum(r.seconds for r in rows),
         train_seconds=sum(r.train_seconds for r in rows),
         boundary_seconds=sum(r.boundary_seconds or 0.0 for r in rows),
-        overhead_seconds=overhead,
-        boundary_overhead=ratio(overhead, trained),
+        overhead_seconds=cost.seconds,
+        boundary_overhead=cost.fraction,
+        overhead_boundary_seconds=cost.boundaries_seconds,
+        overhead_retrace_seconds=cost.retrace_seconds,
+        overhead_other_seconds=cost.other_seconds,
+        overhead_spare_seconds=cost.spare_lost_seconds,
+        spare_busy_epochs=cost.spare_busy_epochs,
+        prestart_cpu_seconds=cost.prestart_cpu_seconds,
         epochs_rerun=logs.epochs_rerun,
         segments=rows,
         findings=_findings(groups, rows, costs, typical, total),
@@ -176,13 +216,28 @@ def _outcome(rec: dict[str, Any] | None, unrecorded: SegmentOutcome) -> SegmentO
 
 def _rows(groups: list[list[EpochRecord]], logs: RunLogs) -> list[SegmentRow]:
     """A row per attempt; one without a segments.jsonl line is running (the last, if alive) or crashed."""
+    records = [segment_record(group, logs.segment_records) for group in groups]
+    spares = [_spare_cpu(group, rec) for group, rec in zip(groups, records, strict=True)]
+    run_clean = run_clean_seconds(([e.seconds for e in g], spare) for g, spare in zip(groups, spares, strict=True))
     rows = []
-    for i, group in enumerate(groups):
-        rec = segment_record(group, logs.segment_records)
+    for i, (group, rec, spare) in enumerate(zip(groups, records, spares, strict=True)):
         unrecorded = SegmentOutcome.RUNNING if logs.alive and i == len(groups) - 1 else SegmentOutcome.CRASHED
-        rows.append(_row(group, rec, unrecorded, logs.config.get("isolation", "")))
+        row = _row(group, rec, unrecorded, logs.config.get("isolation", ""))
+        if spare is not None:
+            seconds = [e.seconds for e in group]
+            row.spare_busy_epochs = spare_busy_epochs(seconds, spare)
+            row.spare_lost_seconds = spare_lost_seconds(seconds, spare, clean_pace(seconds, spare, run_clean))
+        rows.append(row)
     _relative_to_first(rows)
     return rows
+
+
+def _spare_cpu(group: list[EpochRecord], rec: dict[str, Any] | None) -> list[float] | None:
+    """The attempt's per-epoch CPU of the spare beside it (None where not recorded: no spare, or an older run)."""
+    spare = (rec or {}).get("spare_cpu_seconds")
+    if not isinstance(spare, list):
+        return None
+    return [float(v or 0.0) for v in spare[: len(group)]]
 
 
 def _findings(
@@ -217,6 +272,7 @@ def _row(
         outcome=_outcome(rec, unrecorded),
         stop_reason=recorded.get("stop_reason"),
         isolation=recorded.get("isolation", isolation),
+        replicas=recorded.get("replicas"),
         pid=group[0].pid if group[0].pid is not None else recorded.get("pid"),
         seconds=recorded.get("wall_seconds", sum(seconds)),
         train_seconds=recorded.get("train_seconds", sum(seconds)),
@@ -235,6 +291,9 @@ def _row(
         clear_seconds=recorded.get("clear_seconds"),
         load_seconds=recorded.get("load_seconds"),
         save_seconds=recorded.get("save_seconds"),
+        prestart_cpu_seconds=recorded.get("prestart_cpu_seconds"),
+        spare_busy_epochs=None,
+        spare_lost_seconds=None,
         checkpoint=recorded.get("checkpoint"),
         final_logs=dict(recorded.get("final_logs") or group[-1].logs),
     )

@@ -27,12 +27,16 @@ _NUMBER_OR_NULL = {"type": ["number", "null"]}
 
 #: JSON facts the Python types do not carry, merged into the generated schema of each field.
 _EXTRA: dict[type, dict[str, dict[str, Any]]] = {
-    Report: {name: {"minimum": 0} for name in ("epochs_total", "epochs_done", "segments_planned", "epochs_rerun")},
+    Report: {
+        name: {"minimum": 0}
+        for name in ("epochs_total", "epochs_done", "segments_planned", "epochs_rerun", "spare_busy_epochs")
+    },
     SegmentRow: {
         "index": {"minimum": 0},
         "start_epoch": {"minimum": 0},
         "end_epoch": {"minimum": 1},
         "epochs": {"minimum": 1},
+        "spare_busy_epochs": {"minimum": 0},
         "final_logs": {"additionalProperties": _NUMBER_OR_NULL},  # a NaN loss is printed as null
     },
     Finding: {"ratio": _NUMBER_OR_NULL},  # a climb from 0 rises without bound: null

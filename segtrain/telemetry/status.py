@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.outcomes import RunStatus
-from segtrain.run.paths import lock_holder
+from segtrain.runs.paths import lock_holder
 from segtrain.state import checkpoint
 from segtrain.telemetry.logs import RunLogs, load
 from segtrain.telemetry.report import build_from, json_ready
@@ -97,7 +97,7 @@ def read_status(run_dir: Path | str) -> StatusReport:
 def run_state(status: RunStatus, alive: bool) -> RunStatus:
     """Where the run stands: a live process decides RUNNING; recorded as running (or new) without one, CRASHED.
 
-    `status`: the manifest's; `alive`: whether a live process holds the run's lock (`run.paths.is_locked`).
+    `status`: the manifest's; `alive`: whether a live process holds the run's lock (`runs.paths.is_locked`).
     """
     if alive:
         return RunStatus.RUNNING

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-from segtrain.telemetry.figures import BoundaryCost, retrace_seconds
+from segtrain.telemetry.figures import SegmentCost, SegmentingCost
 
 _MAX_POINTS = 200  # pairwise statistics are O(n²): thin longer series evenly
 
@@ -176,34 +176,16 @@ def memory_climb(
     )
 
 
-@dataclass(frozen=True)
-class SegmentCost:
-    """What one segment cost besides training: its boundary, and the retrace of its first epoch."""
-
-    boundary: BoundaryCost  # start or clear, load, and saves (figures.BoundaryCost)
-    train_seconds: float
-    retrace_seconds: float  # figures.retrace_seconds of its epochs
-
-    @classmethod
-    def from_record(cls, rec: Mapping[str, Any]) -> SegmentCost:
-        """From a line of segments.jsonl."""
-        seconds = [float(s) for s in rec.get("epoch_seconds") or [] if s is not None]
-        return cls(BoundaryCost.from_record(rec), float(rec.get("train_seconds") or 0.0), retrace_seconds(seconds))
-
-
 def boundary_overhead(costs: Sequence[SegmentCost]) -> tuple[float, float]:
-    """(seconds the boundaries cost, seconds of training) over a run's segments in order.
+    """(seconds segmenting cost, seconds of training) over a run's segments in order: `figures.SegmentingCost`.
 
     The first segment's setup and tracing are left out: training without
     segments pays them too. Every later segment's start (or clear), load and
-    retracing, and every save, are the price of segmenting.
+    retracing, every save, and the epoch time lost beside pre-started workers
+    are the price of segmenting.
     """
-    if not costs:
-        return 0.0, 0.0
-    overhead = sum(c.boundary.total + c.retrace_seconds for c in costs[1:])
-    overhead += costs[0].boundary.total - costs[0].boundary.setup_seconds  # the first segment's saves
-    train = sum(c.train_seconds for c in costs)
-    return max(0.0, overhead), train
+    cost = SegmentingCost.of(costs)
+    return cost.seconds, cost.train_seconds
 
 
 def boundary_cost(

@@ -8,6 +8,7 @@ Everything it reads or writes is handed to it: the segment's plan, its
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -38,6 +39,7 @@ class Restored:
     callback_states: list[dict[str, Any]] | None
     callback_arrays: dict[str, Any]
     metric_states: list | None  # running metric means, for a resume in the middle of an epoch
+    global_rng: dict[str, str] | None = None  # the backend's global generator (`model_state.global_rng_state`)
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,22 @@ class SegtrainCallback(keras.callbacks.Callback):
             # an epoch resumed in its middle goes on from the saved running means.
             model_state.restore_metric_states(self.model, self.restored.metric_states)
 
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        # The backend's global generator goes back as late as it can: setting up `fit` may draw from it
+        # (torch's DataLoader draws a seed for each new iterator), which one long `fit` did only once.
+        if self.restored is not None and self.restored.global_rng is not None:
+            model_state.restore_global_rng_state(self.restored.global_rng)
+            self.restored = dataclasses.replace(self.restored, global_rng=None)
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.progress.trained_a_batch = True
+        done = self.offset + batch + 1
+        if done == self.steps_per_epoch or self.stop.requested:
+            # Where a checkpoint may follow: the global generator as training left it. (The end of a `fit`
+            # call's data may still draw from it before `on_epoch_end`, which one long `fit` does not.)
+            self.progress.global_rng = model_state.global_rng_state()
         if not self.stop.requested:
             return
-        done = self.offset + batch + 1
         if done < self.steps_per_epoch:
             result = self.progress.result
             epoch = result.end_epoch

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segtrain.outcomes import SegmentOutcome
-from segtrain.run.paths import RunPaths
+from segtrain.runs.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
 from segtrain.training.records import Segment, SegmentResult
 
@@ -20,6 +20,7 @@ class SegmentProgress:
     history: dict[str, list[float]] = field(default_factory=dict)  # the whole run's, carried in checkpoints
     rss_samples: list[float] = field(default_factory=list)
     trained_a_batch: bool = False
+    global_rng: dict[str, str] | None = None  # the backend's global generator after the newest batch that ends an epoch
 
     @property
     def stopped(self) -> bool:
@@ -58,6 +59,7 @@ class Checkpointer:
         state: dict[str, Any] = {
             "fingerprint": model_state.fingerprint(self.model),
             "rng": model_state.seed_states(self.model),
+            "global_rng": self.progress.global_rng or model_state.global_rng_state(),
             "callbacks": cb_states,
             "history": self.progress.history,
             "steps_per_epoch": self.steps_per_epoch,

@@ -31,6 +31,20 @@ def _is_tf_dataset(obj: Any) -> bool:
     return any(c.__module__.startswith("tensorflow") and c.__name__.endswith("DatasetV2") for c in cls.__mro__)
 
 
+def reshuffling_ops(ds: Any) -> int:
+    """How many `shuffle` ops of a tf.data pipeline draw a new order on every iteration (their default).
+
+    Such an order follows how many iterators the process has made of the
+    dataset, not the epoch: measured on TF 2.21, a fresh process that makes k
+    iterators first sees epoch k's order, but a resumed or segmented run does
+    not make them the way one long `fit` does.
+    """
+    import tensorflow as tf
+
+    graph = tf.compat.v1.GraphDef.FromString(ds._as_serialized_graph().numpy())
+    return sum(1 for node in graph.node if node.op.startswith("Shuffle") and node.attr["reshuffle_each_iteration"].b)
+
+
 def _is_array(obj: Any) -> bool:
     return hasattr(obj, "shape") and hasattr(obj, "dtype") and not _is_tf_dataset(obj)
 
@@ -53,7 +67,7 @@ def _length(obj: Any) -> int:
     return len(obj)
 
 
-def _take(obj: Any, idx: np.ndarray) -> Any:
+def _take(obj: Any, idx: np.ndarray | slice) -> Any:
     if isinstance(obj, dict):
         return {k: v[idx] for k, v in obj.items()}
     return obj[idx]
@@ -73,6 +87,7 @@ class ArrayBatches:
     batch_size: int
     seed: int
     steps_per_epoch: int
+    shuffle: bool = True  # False: every epoch in the given order (`fit(shuffle=False)`)
 
     def __post_init__(self) -> None:
         self._order_epoch = -1
@@ -85,8 +100,10 @@ class ArrayBatches:
     def order(self, epoch: int) -> np.ndarray:
         """The permutation of sample indices for `epoch`."""
         if epoch != self._order_epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._order = rng.permutation(self.num_samples)
+            if self.shuffle:
+                self._order = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+            else:
+                self._order = np.arange(self.num_samples)
             self._order_epoch = epoch
         assert self._order is not None
         return self._order
@@ -136,6 +153,7 @@ class TrainingData:
     train: ArrayBatches | DatasetBatches
     validation: Any
     fit_kwargs: dict
+    reshuffling: int = 0  # shuffle ops of a plain training dataset that reshuffle each iteration (not exact)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -173,16 +191,37 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
     `params["fold"]`).
     """
     kwargs = dict(fit_kwargs)
+    kwargs.pop("verbose", None)  # segtrain shows its own progress
+    shuffle = kwargs.pop("shuffle", True)
+    if not isinstance(shuffle, bool):
+        raise ScriptError(
+            f"{script}: fit_kwargs['shuffle'] must be True or False (segtrain batches arrays itself). "
+            f"Received: {shuffle!r}"
+        )
+    validation_split = kwargs.pop("validation_split", 0.0) or 0.0
+    if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+        raise ScriptError(f"{script}: validation_split must be a fraction in [0, 1). Received: {validation_split!r}")
+    if validation_split and fold is not None:
+        raise ScriptError(
+            f"{script}: cross-validation makes each fold's validation split; leave validation_split out of fit()."
+        )
     train, validation = _split(raw, script)
     if fold is not None and validation is None and (callable(train) or _is_tf_dataset(train)):
         raise ScriptError(
             f"{script}: cross-validation splits in-memory arrays itself; for a tf.data pipeline, return "
             "(train_ds, val_ds) for the fold that `load_data(params)` reads from params['fold'] and params['folds']."
         )
+    if validation_split and (callable(train) or _is_tf_dataset(train)):
+        raise ScriptError(
+            f"{script}: validation_split works on in-memory arrays, as in Keras; for a tf.data pipeline, "
+            "pass validation_data (or return (train_ds, val_ds) from load_data())."
+        )
     if callable(train) and not _is_tf_dataset(train):
         return _prepare_dataset(train, validation, kwargs, script)
     if _is_tf_dataset(train):
-        return _prepare_dataset(lambda epoch: train, validation, kwargs, script)
+        data = _prepare_dataset(lambda epoch: train, validation, kwargs, script)
+        data.reshuffling = reshuffling_ops(train)
+        return data
     x, y = train
     if not _is_arrays(x) or (y is not None and not _is_arrays(y)):
         raise ScriptError(
@@ -203,6 +242,16 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
     n = lengths.pop()
     if n == 0:
         raise ScriptError(f"{script}: `load_data()` returned no samples.")
+    if validation_split and validation is None:  # as Keras: the last fraction, before any shuffling
+        split_at = math.floor(n * (1.0 - validation_split))
+        if split_at == 0:
+            raise ScriptError(
+                f"{script}: validation_split={validation_split} of {n} samples leaves no training samples. "
+                "Use a smaller fraction."
+            )
+        validation = tuple(_take(a, slice(split_at, None)) for a in arrays)
+        arrays = [_take(a, slice(0, split_at)) for a in arrays]
+        n = split_at
     if fold is not None and validation is None:
         try:
             train_idx, val_idx = fold.split(n)
@@ -222,7 +271,7 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
     kwargs.setdefault("validation_batch_size", batch_size)
     if validation is not None:
         validation = tuple(_to_numpy(v) for v in validation)
-    return TrainingData(ArrayBatches(tuple(arrays), batch_size, seed, steps), validation, kwargs)
+    return TrainingData(ArrayBatches(tuple(arrays), batch_size, seed, steps, shuffle), validation, kwargs)
 
 
 def _prepare_dataset(make: Callable[[int], Any], validation: Any, kwargs: dict, script: Path) -> TrainingData:

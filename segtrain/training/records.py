@@ -45,6 +45,7 @@ class SegmentResult:
     boundary_reason: str | None = None  # why the segment ended before its planned end
     checkpoint: str | None = None  # the newest checkpoint this segment wrote
     resumed_from: str | None = None  # the checkpoint it started from
+    replicas: int = 1  # devices that trained it in parallel (--distribute data-parallel)
 
     def __post_init__(self) -> None:
         self.outcome = SegmentOutcome(self.outcome)

@@ -10,7 +10,9 @@ Contract:
   arrays.
 * optional: `callbacks()` returns a list of new Keras callbacks;
   `fit_kwargs` is a dict passed on to `fit` (batch_size, class_weight,
-  steps_per_epoch, ...); `custom_objects` is a dict.
+  steps_per_epoch, shuffle, validation_split, ...), meaning what Keras means:
+  `shuffle=False` trains every epoch in the given order, `validation_split`
+  holds out the last fraction before any shuffling; `custom_objects` is a dict.
 * `build_model`, `load_data` and `callbacks` may take one argument, the
   run's params dict (`segtrain fit --param NAME=VALUE`, or a sweep trial's);
   functions that take none keep working.
@@ -27,9 +29,7 @@ and what to fix.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,10 +39,15 @@ from typing import Any
 
 from segtrain.errors import ScriptError
 
-# fit() arguments segtrain sets itself; a script may not pass them.
-_RESERVED_FIT_KWARGS = frozenset(
-    {"x", "y", "epochs", "initial_epoch", "callbacks", "shuffle", "validation_data", "validation_split", "verbose"}
-)
+# fit() arguments segtrain sets itself, and what a script writes instead.
+_RESERVED_FIT_KWARGS = {
+    "x": "return the data from load_data()",
+    "y": "return the data from load_data()",
+    "validation_data": "return ((x, y), (x_val, y_val)) or (train_ds, val_ds) from load_data()",
+    "epochs": "use --epochs (segtrain.fit(epochs=...))",
+    "initial_epoch": "segtrain resumes at the right epoch itself; leave it out",
+    "callbacks": "define callbacks() returning the list",
+}
 
 
 @dataclass
@@ -54,27 +59,36 @@ class TrainingScript:
     params: dict[str, Any] = field(default_factory=dict)  # passed to the functions that take an argument
 
     @classmethod
-    def load(cls, path: Path | str, debug: bool = False, params: dict[str, Any] | None = None) -> TrainingScript:
-        """Import the script at `path` (its folder goes first on `sys.path`); its functions will get `params`."""
+    def load(
+        cls,
+        path: Path | str,
+        debug: bool = False,
+        params: dict[str, Any] | None = None,
+        *,
+        module: str | None = None,
+        functions: dict[str, str] | None = None,
+    ) -> TrainingScript:
+        """Import the script at `path` (its folder goes first on `sys.path`); its functions will get `params`.
+
+        `module`: import the module of that dotted name instead (`segtrain fit mypkg.train`); `path` is its
+        file. `functions`: the contract's functions by reference (`segtrain.fit(build_model=fn, ...)`, see
+        `segtrain.training.references`); `path` is the file of `build_model`.
+        """
+        from segtrain.training import references
+
         path = Path(path).resolve()
-        if not path.is_file():
-            raise ScriptError(f"Training script not found: {path}")
-        if path.suffix != ".py":
-            raise ScriptError(f"The training script must be a .py file. Received: {path}")
-        name = f"segtrain_script_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ScriptError(f"{path}: Python cannot import this file as a module.")
-        module = importlib.util.module_from_spec(spec)
-        sys.path.insert(0, str(path.parent))
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except SyntaxError as e:
-            raise ScriptError(f"{path}: syntax error on line {e.lineno}: {e.msg}. Fix the script and run again.") from e
-        except Exception as e:
-            raise ScriptError(_describe(path, "importing the script", e, debug)) from e
-        script = cls(path, module, dict(params or {}))
+        if functions:
+            namespace = ModuleType(f"segtrain_functions_{path.stem}")
+            namespace.__dict__.update({name: references.resolve(ref, debug) for name, ref in functions.items()})
+            script = cls(path, namespace, dict(params or {}))
+        elif module:
+            script = cls(path, references.import_module(module, debug), dict(params or {}))
+        else:
+            if not path.is_file():
+                raise ScriptError(f"Training script not found: {path}")
+            if path.suffix != ".py":
+                raise ScriptError(f"The training script must be a .py file. Received: {path}")
+            script = cls(path, references.import_module(str(path), debug), dict(params or {}))
         script._check_contract()
         return script
 
@@ -91,12 +105,7 @@ class TrainingScript:
         kwargs = self.fit_kwargs
         if not isinstance(kwargs, dict):
             raise ScriptError(f"{self.path}: `fit_kwargs` must be a dict. Received: {type(kwargs).__name__}")
-        reserved = sorted(_RESERVED_FIT_KWARGS & set(kwargs))
-        if reserved:
-            raise ScriptError(
-                f"{self.path}: `fit_kwargs` may not set {', '.join(reserved)}: segtrain sets "
-                "them (use --epochs, load_data() and callbacks())."
-            )
+        check_fit_kwargs(kwargs, f"{self.path}: `fit_kwargs`")
         if not isinstance(self.custom_objects, dict):
             raise ScriptError(f"{self.path}: `custom_objects` must be a dict of name -> class or function.")
 
@@ -113,7 +122,9 @@ class TrainingScript:
         try:
             logs = train_epoch(model, data, epoch)
         except Exception as e:
-            raise ScriptError(_describe(self.path, f"`train_epoch(model, data, epoch={epoch})`", e, debug)) from e
+            raise ScriptError(
+                describe_failure(self.path, f"`train_epoch(model, data, epoch={epoch})`", e, debug)
+            ) from e
         if logs is None:
             return {}
         if not isinstance(logs, dict):
@@ -145,7 +156,7 @@ class TrainingScript:
             return fn(self.params) if takes_params else fn()
         except Exception as e:
             where = f"`{name}(params={self.params!r})`" if takes_params else f"`{name}()`"
-            raise ScriptError(_describe(self.path, where, e, debug)) from e
+            raise ScriptError(describe_failure(self.path, where, e, debug)) from e
 
     def build_model(self, debug: bool = False) -> Any:
         import keras
@@ -173,6 +184,14 @@ class TrainingScript:
         return list(cbs)
 
 
+def check_fit_kwargs(kwargs: dict[str, Any], where: str) -> None:
+    """Refuse the `fit` arguments segtrain sets itself, saying what to write instead."""
+    reserved = sorted(set(_RESERVED_FIT_KWARGS) & set(kwargs))
+    if reserved:
+        instead = "; ".join(f"for {name}: {_RESERVED_FIT_KWARGS[name]}" for name in reserved)
+        raise ScriptError(f"{where} may not set {', '.join(reserved)}, which segtrain sets: {instead}.")
+
+
 def _takes_an_argument(fn: Callable[..., Any]) -> bool:
     """Whether `fn` takes a positional argument (the params dict): `build_model(params)` rather than `build_model()`."""
     try:
@@ -187,7 +206,7 @@ def _takes_an_argument(fn: Callable[..., Any]) -> bool:
     return any(p.kind in positional for p in parameters)
 
 
-def _describe(path: Path, where: str, error: BaseException, debug: bool) -> str:
+def describe_failure(path: Path, where: str, error: BaseException, debug: bool) -> str:
     message = f"{path}: {where} failed: {type(error).__name__}: {error}"
     if debug:
         message += "\n" + "".join(traceback.format_exception(error))

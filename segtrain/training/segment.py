@@ -10,6 +10,7 @@ depend on where a boundary fell.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +18,12 @@ from typing import Any
 import numpy as np
 
 from segtrain import backends
+from segtrain.backends import distribution
+from segtrain.backends.distribution import ONE, Replicas
 from segtrain.config import RunConfig
 from segtrain.errors import ConfigError, Preempted, ScriptError
 from segtrain.outcomes import SegmentOutcome
-from segtrain.run.paths import RunPaths
+from segtrain.runs.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
 from segtrain.state.atomic import read_lines_json
 from segtrain.state.export import export
@@ -32,6 +35,8 @@ from segtrain.training.data import Fold, TrainingData, prepare
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import StopFlag
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(cfg: RunConfig) -> None:
@@ -49,6 +54,7 @@ class ProcessContext:
     script: TrainingScript
     data: TrainingData
     raw_data: Any  # what load_data() returned, for a script's own train_epoch()
+    replicas: Replicas = ONE  # the data-parallel engine models are built, loaded and trained in (--distribute)
     warm_model: Any = None  # built and traced by `warm_up` while the worker waited
 
     @classmethod
@@ -60,19 +66,20 @@ class ProcessContext:
                 f"runs Keras on (it supports {', '.join(sorted(backend.formats))}). Use --format keras or h5, "
                 "or KERAS_BACKEND=tensorflow."
             )
+        replicas = distribution.replicas(cfg.distribute)  # first: it may split the CPU into devices
         seed_everything(cfg)
         if script is None:
-            script = TrainingScript.load(cfg.script, cfg.debug, cfg.params)
+            script = TrainingScript.load(cfg.script, cfg.debug, cfg.params, module=cfg.module, functions=cfg.functions)
         else:  # imported already (a worker imports before it knows its run): this run's params
             script = dataclasses.replace(script, params=dict(cfg.params))
         raw = script.call("load_data", cfg.debug)
         fold = None if cfg.fold is None else Fold(**cfg.fold)
-        data = prepare(raw, script.fit_kwargs, data_seed, script.path, fold)
-        return cls(cfg, RunPaths(cfg.directory), script, data, raw)
+        data = prepare(raw, {**script.fit_kwargs, **cfg.fit_kwargs}, data_seed, script.path, fold)
+        return cls(cfg, RunPaths(cfg.directory), script, data, raw, replicas)
 
-    def first_inputs(self) -> Any:
-        """The inputs of the first training batch: what builds a subclassed model."""
-        return first_inputs(self.data.train.fit_input(0, 1))
+    def first_batch(self) -> tuple:
+        """The first training batch `(x, y, sample_weight)`: what builds a subclassed model, or its own optimizers."""
+        return first_batch(self.data.train.fit_input(0, 1))
 
 
 def warm_up(ctx: ProcessContext) -> float:
@@ -96,10 +103,35 @@ def warm_up(ctx: ProcessContext) -> float:
     )
     if data.validation is not None:
         kwargs["validation_steps"] = 1
-    model = ctx.script.build_model(ctx.cfg.debug)
-    model.fit(data.train.fit_input(0, 1), **kwargs)
+    with ctx.replicas.scope():
+        model = ctx.script.build_model(ctx.cfg.debug)
+        model.fit(data.train.fit_input(0, 1), **kwargs)
     ctx.warm_model = model
     return time.perf_counter() - t0
+
+
+def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tuple[SegmentResult, dict[str, Any]]:
+    """Load a complete run's final checkpoint into `model`, training nothing.
+
+    For a launched script (`segtrain run`) whose run is complete: its `fit`
+    returns at once with the trained model, and the script goes on. Returns
+    an untrained segment's result, with the run's outcome, and the
+    checkpoint's state. The script's callbacks get their saved state back.
+    """
+    seed_everything(ctx.cfg)
+    with ctx.replicas.scope():
+        loaded = checkpoint.load_model_files(
+            ckpt, lambda: model, ctx.script.custom_objects, ctx.first_batch, model=model
+        )
+    model_state.verify(loaded, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
+    model_state.restore_seed_states(loaded, ckpt.state["rng"])
+    callbacks = ctx.script.callbacks(ctx.cfg.debug)
+    for cb in callbacks:
+        cb.set_model(loaded)
+    if ckpt.state.get("callbacks") is not None:
+        callback_state.restore(callbacks, ckpt.state["callbacks"], _load_arrays(ckpt))
+    outcome = SegmentOutcome.STOPPED if ckpt.state.get("outcome") == SegmentOutcome.STOPPED else SegmentOutcome.FINISHED
+    return SegmentResult(0, ckpt.epoch, ckpt.epoch, outcome, ckpt.state.get("stop_reason")), ckpt.state
 
 
 def run_segment(
@@ -133,19 +165,28 @@ class _SegmentTrainer:
         return self.progress.result
 
     def train(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float) -> SegmentResult:
+        """The segment, in the scope of the run's data-parallel engine where it has one (build, load, fit)."""
+        self.result.replicas = self.ctx.replicas.count
+        with self.ctx.replicas.scope():
+            return self._train(ckpt, start_seconds)
+
+    def _train(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float) -> SegmentResult:
         t0 = time.perf_counter()
         reset_device_peak()
         seed_everything(self.cfg)
         restored, start_batch = None, 0
         warm, self.ctx.warm_model = self.ctx.warm_model, None
         if ckpt is None:
+            _warn_if_inexact(self.ctx)
             model = self.ctx.script.build_model(self.cfg.debug)
         else:
             self.result.resumed_from = ckpt.path.name
             model = self._load(ckpt, warm)
             state = ckpt.state
             self.progress.history = {k: list(v) for k, v in state.get("history", {}).items()}
-            restored = Restored(state.get("callbacks"), _load_arrays(ckpt), state.get("metrics"))
+            restored = Restored(
+                state.get("callbacks"), _load_arrays(ckpt), state.get("metrics"), state.get("global_rng")
+            )
             start_batch = ckpt.batch
         callbacks = self.ctx.script.callbacks(self.cfg.debug)
         callback_state.prepare(callbacks, restored.callback_states if restored else None)
@@ -193,7 +234,7 @@ class _SegmentTrainer:
             ckpt,
             lambda: script.build_model(self.cfg.debug),
             script.custom_objects,
-            self.ctx.first_inputs,
+            self.ctx.first_batch,
             model=warm,
         )
         model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
@@ -299,6 +340,18 @@ class _SegmentTrainer:
                 export(self.model, self.cfg.export)
 
 
+def _warn_if_inexact(ctx: ProcessContext) -> None:
+    """Before a seeded run trains: name a data pipeline that segmenting cannot replay exactly, and the fix."""
+    if ctx.cfg.seed is not None and ctx.data.reshuffling:
+        log.warning(
+            "%s: load_data() returns a tf.data pipeline whose shuffle() draws a new order on every iteration "
+            "(reshuffle_each_iteration=True, the default). A segmented or resumed run sees other orders than one "
+            "long fit, so it will not equal it bit for bit. For exact runs, return a function of the epoch "
+            "instead: `return lambda epoch: base.shuffle(n, seed=epoch).batch(b)` (see the README).",
+            ctx.script.path,
+        )
+
+
 def _load_arrays(ckpt: checkpoint.Checkpoint) -> dict[str, Any]:
     path = ckpt.path / "arrays.npz"
     if not path.exists():
@@ -307,7 +360,8 @@ def _load_arrays(ckpt: checkpoint.Checkpoint) -> dict[str, Any]:
         return {k: npz[k] for k in npz.files}
 
 
-def first_inputs(fit_input: Any) -> Any:
-    """The inputs of the first batch of a fit input (tf.data or PyDataset)."""
+def first_batch(fit_input: Any) -> tuple:
+    """The first batch of a fit input (tf.data or PyDataset) as `(x, y, sample_weight)`, None where absent."""
     batch = next(iter(fit_input.take(1))) if hasattr(fit_input, "take") else fit_input[0]
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+    parts = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    return (*parts, None, None)[:3]

@@ -34,11 +34,26 @@ class WorkerSpec:
     debug: bool = False
     verbosity: str = Verbosity.NORMAL
     echo: Callable[[str], None] = _to_terminal  # where a worker's lines that are shown go
+    launched: bool = False  # `segtrain run`: each worker runs the script from the top
+    seed: int | None = None  # a launched script's
+    script_args: tuple[str, ...] = ()  # a launched script's
+    module: str | None = None  # the script as a module name
+    functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference
 
     @classmethod
     def of(cls, cfg: Any) -> WorkerSpec:
         """The spec of a `RunConfig`'s workers."""
-        return cls(cfg.script, cfg.signals, cfg.debug, cfg.verbosity)
+        return cls(
+            cfg.script,
+            cfg.signals,
+            cfg.debug,
+            cfg.verbosity,
+            launched=cfg.launched,
+            seed=cfg.seed,
+            script_args=tuple(cfg.script_args),
+            module=cfg.module,
+            functions=tuple(sorted(cfg.functions.items())),
+        )
 
 
 class WorkerProcess:
@@ -62,8 +77,14 @@ class WorkerProcess:
             prestarted=prestarted,
             backend=backend,
             verbosity=spec.verbosity,
+            launched=spec.launched,
+            seed=spec.seed,
+            script_args=spec.script_args,
+            module=spec.module,
+            functions=spec.functions,
         )
         self.run_dir = run_dir
+        self.prestarted = prestarted
         self.proc = subprocess.Popen(
             # The run in the command line only names it for `ps`: the worker reads everything from `env`.
             [sys.executable, "-m", "segtrain.worker", *([] if run_dir is None else [str(run_dir)])],

@@ -23,8 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from segtrain.backends.distribution import split_cpu_early
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
 from segtrain.outcomes import SegmentOutcome
+from segtrain.training.references import IN_WORKER
 from segtrain.worker.protocol import (
     PROTOCOL,
     Assignment,
@@ -76,8 +78,10 @@ def main() -> None:
     from segtrain.training.script import TrainingScript
     from segtrain.training.signals import SignalPolicy, StopFlag
 
+    split_cpu_early()  # before anything imports JAX
     env = WorkerEnv.from_environ()
     _die_with_parent(env.parent_pid)
+    os.environ[IN_WORKER] = "1"  # the script's own segtrain.fit(...) call, unguarded, must not start a run here
     if env.protocol != PROTOCOL:
         print(
             f"segtrain: this worker speaks protocol {PROTOCOL}, its parent {env.protocol}: segtrain changed "
@@ -99,7 +103,10 @@ def main() -> None:
         t0 = time.perf_counter()
         if env.prestarted and env.backend:
             import_at_low_priority(env.backend)
-        script = TrainingScript.load(env.script, env.debug)
+        if env.launched:
+            _serve_launched(env, flag, send, t0)
+            _exit(EXIT_OK)  # the script's own end, after its last segment
+        script = TrainingScript.load(env.script, env.debug, module=env.module, functions=dict(env.functions))
         send(Imported(time.perf_counter() - t0))
         _serve(env, script, flag, send)
     except SegtrainError as e:
@@ -114,20 +121,32 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     """Prepare what can be prepared, say so, wait for the assignment, train it, report, exit."""
     from segtrain import backends
     from segtrain.backends.devices import defer_data, device_runtime_started
-    from segtrain.state import checkpoint
-    from segtrain.training.segment import run_segment
 
     deferred = defer_data()
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
-    line = sys.stdin.readline()
-    if not line or flag.requested:
-        _exit(EXIT_OK if not line else EXIT_RESUMABLE)
-    assignment = Assignment.decode(line)
+    assignment = _assignment(flag)
     run_dir = Path(assignment.run_dir)
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
         ctx = _context(run_dir, script)
+    result = _train(ctx, assignment, flag, send)
+    _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
+
+
+def _assignment(flag: Any) -> Assignment:
+    """Wait for the assignment; exit where the parent closed stdin (the worker is not needed) or a signal came."""
+    line = sys.stdin.readline()
+    if not line or flag.requested:
+        _exit(EXIT_OK if not line else EXIT_RESUMABLE)
+    return Assignment.decode(line)
+
+
+def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message], None]) -> Any:
+    """Train the assigned segment; send its result and return it."""
+    from segtrain.state import checkpoint
+    from segtrain.training.segment import run_segment
+
     ref = assignment.checkpoint
     ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
 
@@ -142,13 +161,86 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
 
     result = run_segment(ctx, assignment.segment, ckpt, flag, on_epoch, assignment.start_seconds)
     send(Finished(result))
-    _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
+    return result
+
+
+def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], t0: float) -> None:
+    """`segtrain run`: run the script from the top; its `model.fit(...)` call trains the assigned segment.
+
+    The worker waits for its assignment inside that call, once the script has
+    loaded its data and built its model; where an accelerator may be, a
+    pre-started worker waits before it runs the script at all, so that it
+    holds no device memory while another trains. Where the run goes on after
+    the segment, the worker ends inside `fit`; after the run's last segment,
+    `fit` returns the run's `History` and the script goes on.
+    """
+    from segtrain import backends
+    from segtrain.backends import distribution
+    from segtrain.backends.devices import defer_data, device_runtime_started
+    from segtrain.errors import ScriptError
+    from segtrain.training import launched
+    from segtrain.training.segment import restore
+
+    backend = backends.current()
+    distribution.replicas("none")  # SEGTRAIN_CPU_DEVICES: the CPU is split before the script makes tensors
+    if env.seed is not None:
+        backend.seed(env.seed)
+    send(Imported(time.perf_counter() - t0))
+    deferred = env.prestarted and defer_data()
+    assignment = None
+    if deferred:
+        send(Ready(os.getpid(), backend.name, True, device_runtime_started(), None))
+        assignment = _assignment(flag)
+
+    def on_fit(call: launched.FitCall) -> Any:
+        nonlocal assignment
+        if assignment is None:
+            send(Ready(os.getpid(), backend.name, False, device_runtime_started(), None, call.epochs))
+            assignment = _assignment(flag)
+        ctx = _context(Path(assignment.run_dir), call.as_script())
+        if call.epochs != ctx.cfg.epochs:
+            raise ScriptError(
+                f"{env.script}: model.fit(epochs={call.epochs}), but the run in {ctx.paths.root} trains "
+                f"{ctx.cfg.epochs} epochs: run it with `segtrain run` (the script's epochs extend the run), "
+                "or use another --run-dir."
+            )
+        segment = assignment.segment
+        if segment.start_epoch == segment.end_epoch:  # the run is complete: its model, for the rest of the script
+            result, state = restore(ctx, call.model, _final_checkpoint(ctx, assignment))
+            send(Finished(result))
+        else:
+            ctx.warm_model = call.model  # the script's own model object trains (and is what it evaluates after)
+            result = _train(ctx, assignment, flag, send)
+            if result.outcome not in (SegmentOutcome.FINISHED, SegmentOutcome.STOPPED):
+                _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
+            state = _checkpoint_state(ctx, result.checkpoint)
+        return launched.history(call.model, state.get("history", {}), ctx.data.steps_per_epoch)
+
+    launched.run_script(Path(env.script), env.script_args, on_fit, env.debug)
+
+
+def _final_checkpoint(ctx: Any, assignment: Assignment) -> Any:
+    from segtrain.errors import CheckpointError
+    from segtrain.state import checkpoint
+
+    ref = assignment.checkpoint
+    ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
+    if ckpt is None:
+        raise CheckpointError(f"{ctx.paths.root} holds no complete checkpoint to load the trained model from.")
+    return ckpt
+
+
+def _checkpoint_state(ctx: Any, name: str | None) -> dict[str, Any]:
+    from segtrain.state import checkpoint
+
+    ckpt = None if name is None else checkpoint.named_or_latest(ctx.paths, name, True)
+    return {} if ckpt is None else ckpt.state
 
 
 def _context(run_dir: Path, script: Any) -> Any:
     """The run's options, its data and the script with its params: what training in `run_dir` needs."""
     from segtrain.config import RunConfig
-    from segtrain.run.paths import read_run
+    from segtrain.runs.paths import read_run
     from segtrain.training.segment import ProcessContext
 
     _, manifest = read_run(run_dir)

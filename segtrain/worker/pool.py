@@ -54,7 +54,7 @@ class WorkerPool:
         patience = None if self.first_import is None else max(MIN_PATIENCE_SECONDS, 2 * self.first_import)
         try:
             if spare.wait_ready(import_timeout=patience) or stopping:
-                return spare, True, False
+                return spare, spare.prestarted, False
             why = f"failed before its turn ({spare.death()})"
         except TimeoutError:
             why = f"was still importing its backend at low priority after {patience:.1f} s (the machine is busy)"
@@ -75,6 +75,12 @@ class WorkerPool:
         if self.spare is not None:
             self.spare.close()
         self.spare = WorkerProcess(self.spec, run_dir, prestarted=True, backend=backend)
+
+    def keep(self, worker: WorkerProcess) -> None:
+        """Keep `worker`, started for a run, as the one its first segment takes (`segtrain run` asks it first)."""
+        if self.spare is not None:
+            self.spare.close()
+        self.spare = worker
 
     def discard(self, run_dir: Path) -> None:
         """The run in `run_dir` is over: a spare prepared for it will not be used."""

@@ -13,7 +13,9 @@ each `EpochEnded` for a `Verdict` on its stdin: go on, or stop there (a sweep's
 pruner decides so).
 
 A worker knows its script from the start, and may know its run: then it loads
-the data and warms the model up before it is ready. One started for a run not
+the data and warms the model up before it is ready. A launched script's worker
+(`segtrain run`) runs the script up to its `model.fit` call before it is ready,
+and says what `epochs` that call asked for. One started for a run not
 yet known (the next trial of a sweep) only imports, and sets the run up when
 its assignment names it.
 """
@@ -31,7 +33,7 @@ from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
 # run trains) says so and exits, instead of speaking a format the parent would not understand.
-PROTOCOL = 2
+PROTOCOL = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,11 @@ class WorkerEnv:
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
     backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
     verbosity: str = "normal"  # quiet, normal or verbose: the worker's logging level follows it
+    launched: bool = False  # `segtrain run`: run the script from the top; its `model.fit` trains the segment
+    seed: int | None = None  # a launched script's seed, set before it runs
+    script_args: tuple[str, ...] = ()  # a launched script's sys.argv[1:]
+    module: str | None = None  # the script is this module, imported by name (`script` is its file)
+    functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference (`training.references`)
     protocol: int = PROTOCOL
 
     _PREFIX: ClassVar[str] = "SEGTRAIN_"
@@ -62,6 +69,11 @@ class WorkerEnv:
             "prestarted": "1" if self.prestarted else "0",
             "backend": self.backend or "",
             "verbosity": self.verbosity,
+            "launched": "1" if self.launched else "0",
+            "seed": "" if self.seed is None else str(self.seed),
+            "script_args": json.dumps(list(self.script_args)),
+            "module": self.module or "",
+            "functions": json.dumps(dict(self.functions)),
             "protocol": str(self.protocol),
         }
         return {self._PREFIX + name.upper(): value for name, value in values.items()}
@@ -81,6 +93,11 @@ class WorkerEnv:
             prestarted=get("prestarted") == "1",
             backend=get("backend") or None,
             verbosity=get("verbosity") or "normal",
+            launched=get("launched") == "1",
+            seed=int(get("seed")) if get("seed") else None,
+            script_args=tuple(json.loads(get("script_args") or "[]")),
+            module=get("module") or None,
+            functions=tuple(sorted(json.loads(get("functions") or "{}").items())),
             protocol=int(get("protocol") or 0),
         )
 
@@ -158,6 +175,7 @@ class Ready:
     data_deferred: bool  # load_data() waits for the take-over (an accelerator may be present)
     device_runtime_started: bool  # whether it touched a device before taking over (it must not)
     warm_up_seconds: float | None  # building and tracing the model ahead; None where not done or it failed
+    fit_epochs: int | None = None  # a launched script's `model.fit(epochs=...)`, where it got there before its turn
     KIND: ClassVar[str] = "ready"
 
 

@@ -1,7 +1,9 @@
-"""A tiny regression for tests/test_docker.py: trains in milliseconds, paced so a test can stop it mid-run.
+"""A tiny regression for tests/test_container.py: trains in milliseconds, paced so a test can stop it mid-run.
 
 Each epoch ends with a short sleep (see `Pace`), so that a run of a few epochs
-lasts long enough for the test to SIGKILL or SIGTERM it between segments.
+lasts long enough for the test to stop or kill its container mid-way. The test
+of the compose file mounts it as the example's `spirals.py`, so that the compose
+file's own command runs it.
 """
 
 import time

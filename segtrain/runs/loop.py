@@ -17,15 +17,16 @@ from typing import Any
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
-from segtrain.run.directory import open_run
-from segtrain.run.paths import RunLock, RunPaths, update_manifest
-from segtrain.run.records import append_segment, write_history
-from segtrain.run.runners import Launch, runner_for
+from segtrain.runs.directory import open_run
+from segtrain.runs.paths import RunLock, RunPaths, update_manifest
+from segtrain.runs.records import append_segment, write_history
+from segtrain.runs.runners import FailedAfterTraining, Launch, runner_for
 from segtrain.state import checkpoint
+from segtrain.telemetry import scalars
 from segtrain.telemetry.figures import BoundaryCost
 from segtrain.telemetry.progress import RunProgress
 from segtrain.training.boundaries import AUTO, next_segment
-from segtrain.training.records import SegmentResult
+from segtrain.training.records import Segment, SegmentResult
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.worker.pool import WorkerPool
 from segtrain.worker.protocol import CheckpointRef
@@ -50,7 +51,9 @@ def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) ->
         manifest = open_run(cfg)
         checkpoint.clean_leftovers(paths)
         newest = checkpoint.latest(paths)
-        if newest is not None and newest.final:
+        # Finished, and not extended (a launched script's rest runs again: its loop does that).
+        if newest is not None and newest.final and newest.epoch >= cfg.epochs and not cfg.launched:
+            scalars.catch_up(cfg.tensorboard, paths, newest.epoch)  # --tensorboard given after the run finished
             return _done(paths, manifest, newest, cfg)
         update_manifest(paths, status=RunStatus.RUNNING, pid=os.getpid(), stop_reason=None, error=None)
         loop = SegmentLoop(cfg, paths, manifest, newest, progress, hooks)
@@ -97,9 +100,12 @@ class SegmentLoop:
         self.start: CheckpointRef | None = None if newest is None else CheckpointRef(newest.path.name)
         self.epochs_done = 0 if newest is None else newest.epoch
         self.index = 0 if newest is None else newest.state.get("segment", -1) + 1
+        # Complete, and not extended: a launched script's worker then trains nothing, and the script goes on.
+        self.complete = newest is not None and newest.final and newest.epoch >= cfg.epochs
         self.flag = StopFlag()
         segments = None if cfg.segment == AUTO else -(-cfg.epochs // int(cfg.segment))
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
+        self.board = scalars.open_log(cfg.tensorboard, paths, self.epochs_done)  # --tensorboard: the run's scalars
         self.hook = hooks.on_epoch
         self.runner = runner_for(
             cfg,
@@ -114,6 +120,8 @@ class SegmentLoop:
     def on_epoch(self, record: dict[str, Any]) -> str | None:
         """An epoch ended: the progress bar moves, and the job's hook may stop the run there."""
         self.progress.on_epoch(record)
+        if self.board is not None:
+            self.board.epoch(record)
         return self.hook(record) if self.hook is not None else None
 
     def execute(self) -> RunOutcome:
@@ -124,6 +132,8 @@ class SegmentLoop:
         finally:
             self.runner.close()
             self.progress.close()
+            if self.board is not None:
+                self.board.close()
 
     def _segments(self) -> RunOutcome:
         cfg = self.cfg
@@ -132,9 +142,16 @@ class SegmentLoop:
                 return self._outcome(
                     RunStatus.INTERRUPTED, f"stopped by {self.flag.signal} at a segment boundary; resumable"
                 )
-            segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment, self.index)
+            if self.complete:  # a launched script's run: its worker trains nothing, the script goes on after fit
+                segment = Segment(self.index, self.epochs_done, self.epochs_done)
+            else:
+                segment = next_segment(self.epochs_done, cfg.epochs, cfg.segment, self.index)
             started = time.perf_counter()
-            result, launch = self.runner.train(segment, self.start)
+            try:
+                result, launch = self.runner.train(segment, self.start)
+            except FailedAfterTraining as e:
+                self._record(e.result, e.launch, time.perf_counter() - started)
+                raise e.error from None
             self._record(result, launch, time.perf_counter() - started)
             self.epochs_done = result.end_epoch
             self.index = segment.index + 1
@@ -184,3 +201,5 @@ class SegmentLoop:
                 "free space or fix permissions, then run the same command again."
             ) from e
         self.progress.on_segment(record)
+        if self.board is not None:
+            self.board.segment(record)

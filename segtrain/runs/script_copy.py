@@ -12,7 +12,7 @@ modules it imports from its own folder.
 
 Loading a run imports its script, as unpickling does. A file whose SHA-256
 differs from the manifest's is never imported without a warning, and
-`resume` refuses one (`run.directory.open_run`).
+`resume` refuses one (`runs.directory.open_run`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import ScriptError
-from segtrain.run.paths import RunPaths
+from segtrain.runs.paths import RunPaths
 from segtrain.state import atomic
 
 log = logging.getLogger(__name__)

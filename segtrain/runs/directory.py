@@ -2,8 +2,9 @@
 
 Running the same `segtrain fit` again on an unfinished run resumes it, so a
 scheduler or a restart policy can simply repeat the command; on a finished run
-it only reports. A run of another script or other options is refused unless
-`force` starts it over. A run keeps a copy of its script (`run.script_copy`),
+it only reports. More `--epochs` than the run had extend it, finished or not.
+A run of another script or other options is refused unless `force` starts it
+over. A run keeps a copy of its script (`runs.script_copy`),
 which `resume` trains with where the original is gone.
 """
 
@@ -21,8 +22,9 @@ from typing import Any
 from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError
 from segtrain.outcomes import RunStatus
-from segtrain.run import script_copy
-from segtrain.run.paths import RunPaths, read_manifest, read_run, update_manifest, write_manifest
+from segtrain.runs import script_copy
+from segtrain.runs.paths import RunPaths, read_manifest, read_run, update_manifest, write_manifest
+from segtrain.state import checkpoint
 from segtrain.version import __version__
 
 
@@ -60,6 +62,8 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
     if existing is not None:
         differences = _differences(existing, cfg, digest, paths)
         if not differences:
+            if existing["config"]["epochs"] != cfg.epochs:  # extended: what the run now trains to, for resume
+                update_manifest(paths, config=dict(existing["config"], epochs=cfg.epochs))
             existing["config"] = cfg.to_json()  # options that may change (keep, isolation, ...) do
             _keep_script(paths, existing, cfg.script, data)
             return existing
@@ -118,6 +122,11 @@ def _differences(manifest: dict[str, Any], cfg: RunConfig, digest: str, paths: R
         for name in IDENTITY_FIELDS
         if saved.get(name) != getattr(cfg, name)
     ]
+    if cfg.epochs != saved["epochs"]:  # a run may be extended (or shortened), down to what it has trained
+        newest = checkpoint.latest(paths)
+        done = 0 if newest is None else newest.epoch + (1 if newest.batch else 0)
+        if cfg.epochs < done:
+            found.append(f"epochs: {cfg.epochs} now, but the run has trained {done} already (it may only grow)")
     return found
 
 

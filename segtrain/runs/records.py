@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segtrain.run.paths import RunPaths
+from segtrain.runs.paths import RunPaths
 from segtrain.state import atomic
 from segtrain.state.checkpoint import STATE_FILE
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from segtrain.errors import ConfigError, SegtrainError
 from segtrain.outcomes import RunStatus
-from segtrain.run.paths import RunPaths
+from segtrain.runs.paths import RunPaths
 from segtrain.search.config import MANIFEST as SWEEP_MANIFEST
 from segtrain.search.config import read_sweep_manifest
 from segtrain.search.cv import MANIFEST as CV_MANIFEST

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.state import checkpoint
+from segtrain.telemetry.probes import CpuMeter, cpu_seconds
 from segtrain.training.boundaries import AUTO
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.signals import StopFlag
@@ -27,7 +28,7 @@ from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Fail
 
 @dataclass
 class Launch:
-    """How a runner started a segment: what it adds to the segment's line of segments.jsonl."""
+    """How a runner started a segment, and what ran beside it: what it adds to the segment's line of segments.jsonl."""
 
     pid: int
     start_seconds: float | None = None  # a new process's start, or the wait for a pre-started one
@@ -38,10 +39,22 @@ class Launch:
     data_deferred: bool | None = None
     device_runtime_before_takeover: bool | None = None
     warm_up_seconds: float | None = None
+    # CPU seconds the pre-started worker had used when the segment came (while the previous one trained)
+    prestart_cpu_seconds: float | None = None
+    # per epoch of this segment, CPU seconds the next segment's pre-started worker used during it; None: none ran
+    spare_cpu_seconds: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Every field, those that do not apply as null (a session's `prestarted`, a process's `clear_seconds`)."""
         return asdict(self)
+
+
+class FailedAfterTraining(Exception):
+    """A launched script (`segtrain run`) failed after its `fit` call returned: the segment itself is complete."""
+
+    def __init__(self, result: SegmentResult, launch: Launch, error: SegtrainError):
+        super().__init__(str(error))
+        self.result, self.launch, self.error = result, launch, error
 
 
 class Runner(Protocol):
@@ -118,6 +131,26 @@ def clear_session() -> float:
     return time.perf_counter() - t0
 
 
+def failure(worker: WorkerProcess, error: Failed | None, cfg: RunConfig, which: str, note: str = "") -> SegtrainError:
+    """The error a worker's failure ends the run with: its message (and `note`), or how it died and its last words."""
+    code = worker.wait()
+    if error is not None:
+        message = error.message + note
+        if cfg.debug and error.traceback:
+            message += "\n" + error.traceback
+        elif error.traceback:
+            message += f"\n(its traceback is in {worker.output.path})"
+        exc = ScriptError(message) if error.exit_code == EXIT_BAD_INPUT else SegtrainError(message)
+        exc.exit_code = error.exit_code
+        return exc
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    return SegtrainError(
+        f"The worker {which} (pid {worker.pid}) {how} before finishing. "
+        f"Run the same command again (or `segtrain resume {cfg.directory}`) to go on from "
+        f"the newest complete checkpoint.\n{worker.last_words()}"
+    )
+
+
 class ProcessRunner:
     """Every segment in a fresh worker process; the pool starts the next one while this one trains.
 
@@ -145,12 +178,18 @@ class ProcessRunner:
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
         t0 = time.perf_counter()
         run_dir = self.cfg.directory
+        waiting = self.pool.spare  # what it used so far ran beside the previous segment, whether it takes over or not
+        spare_cpu = None if waiting is None else cpu_seconds(waiting.pid)
         worker, prestarted, abandoned = self.pool.take(run_dir, stopping=self.flag.requested)
         self.current = worker
         ready = worker.wait_ready()
         self.pool.note_import(worker, prestarted)
         launch = Launch(
-            worker.pid, start_seconds=time.perf_counter() - t0, prestarted=prestarted, prestart_abandoned=abandoned
+            worker.pid,
+            start_seconds=time.perf_counter() - t0,
+            prestarted=prestarted,
+            prestart_abandoned=abandoned,
+            prestart_cpu_seconds=spare_cpu,
         )
         if worker.ready is not None:
             launch.backend = worker.ready.backend
@@ -162,14 +201,16 @@ class ProcessRunner:
             self.current = None
             return SegmentResult.not_started(segment, self.flag.signal), launch
         if not ready:
-            raise self._failure(worker, worker.early_error, segment)
+            raise failure(worker, worker.early_error, self.cfg, f"of segment {segment.index + 1}")
         worker.assign(Assignment(str(run_dir), segment, start, launch.start_seconds or 0.0, self.verdicts))
         if self.cfg.prestart and not self.flag.requested:
             if self._may_be_followed(segment):
                 self.pool.prestart(run_dir, launch.backend)
             elif self.more_runs:
                 self.pool.prestart(None, launch.backend)
-        result, error = self._follow(worker)
+        spare = None if self.pool.spare is None else CpuMeter(self.pool.spare.pid)
+        result, error = self._follow(worker, spare)
+        launch.spare_cpu_seconds = None if spare is None else spare.used
         code = worker.wait()
         worker.close()
         self.current = None
@@ -177,14 +218,26 @@ class ProcessRunner:
         if result is None and error is None and self.flag.requested and stopped_early:
             return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
         if result is None:
-            raise self._failure(worker, error, segment)
+            raise failure(worker, error, self.cfg, f"of segment {segment.index + 1}")
+        if error is not None:  # a launched script's own code after `fit` failed
+            note = (
+                f"\nThe run's training is complete and saved in {run_dir}; the same command runs the script "
+                "again, its fit() returning the trained model at once."
+            )
+            raise FailedAfterTraining(result, launch, failure(worker, error, self.cfg, "", note))
         return result, launch
 
-    def _follow(self, worker: WorkerProcess) -> tuple[SegmentResult | None, Failed | None]:
-        """Read the worker's messages until it exits: its result, or its error."""
+    def _follow(self, worker: WorkerProcess, spare: CpuMeter | None) -> tuple[SegmentResult | None, Failed | None]:
+        """Read the worker's messages until it exits: its result, or its error.
+
+        `spare` meters the next segment's worker, started beside this one: it
+        is marked at each epoch's end, for the CPU it took during that epoch.
+        """
         result, error = None, None
         for message in worker.messages():
             if isinstance(message, EpochEnded):
+                if spare is not None:
+                    spare.mark()
                 verdict = self.on_epoch(message.record)
                 if self.verdicts:
                     worker.reply(Verdict(verdict))
@@ -201,26 +254,10 @@ class ProcessRunner:
         boundary it decides on would pay a cold start; when it runs to the end
         of the run after all, the waiting worker is stopped unused.
         """
+        if segment.start_epoch == segment.end_epoch:  # a launched script's run, complete: nothing trains
+            return False
         may_end_early = self.cfg.segment == AUTO or self.cfg.max_memory is not None
         return segment.end_epoch < self.cfg.epochs or may_end_early
-
-    def _failure(self, worker: WorkerProcess, error: Failed | None, segment: Segment) -> SegtrainError:
-        code = worker.wait()
-        if error is not None:
-            message = error.message
-            if self.cfg.debug and error.traceback:
-                message += "\n" + error.traceback
-            elif error.traceback:
-                message += f"\n(its traceback is in {worker.output.path})"
-            exc = ScriptError(message) if error.exit_code == EXIT_BAD_INPUT else SegtrainError(message)
-            exc.exit_code = error.exit_code
-            return exc
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        return SegtrainError(
-            f"The worker of segment {segment.index + 1} (pid {worker.pid}) {how} before finishing. "
-            f"Run the same command again (or `segtrain resume {self.cfg.directory}`) to go on from "
-            f"the newest complete checkpoint.\n{worker.last_words()}"
-        )
 
     def forward(self, signum: int) -> None:
         if self.current is not None:

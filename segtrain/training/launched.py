@@ -1,0 +1,185 @@
+"""An ordinary training script, run from the top in a worker: its `model.fit(...)` call trains the worker's segment.
+
+`segtrain run train.py` runs the script as `__main__` in every worker, with its
+own arguments, the way `python train.py` would. While it runs, `keras.Model.fit`
+is segtrain's: the script's one call to `fit` hands segtrain its model and its
+arguments (`FitCall`), which become the script contract of `segtrain fit`
+(`FitCall.as_script`): `build_model()` returns the script's model, `load_data()`
+its data, `callbacks()` its callbacks, and the other arguments are `fit_kwargs`.
+The worker then trains its segment into that very model (restored from the
+run's checkpoint) and, where the run goes on, ends inside `fit`. The worker of
+the run's last segment returns the whole run's `History` from `fit`, and the
+script goes on: evaluate, save, print.
+
+What the script does before `fit` runs again in every worker.
+"""
+
+from __future__ import annotations
+
+import inspect
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from segtrain.errors import ScriptError
+from segtrain.training.script import TrainingScript, describe_failure
+
+# `fit` arguments that become the worker's own; the rest are passed on as `fit_kwargs`.
+_DATA = ("x", "y", "validation_data")
+_OWN = ("epochs", "callbacks", "initial_epoch")
+# Keras' defaults, left out of `fit_kwargs`: they mean what segtrain does anyway.
+_DEFAULTS = {"validation_split": 0.0, "shuffle": True, "validation_freq": 1, "verbose": "auto"}
+
+
+@dataclass
+class FitCall:
+    """The script's call to `model.fit`: the model, and every argument by Keras' name."""
+
+    path: Path
+    model: Any
+    arguments: dict[str, Any]
+
+    @classmethod
+    def bind(cls, path: Path, fit: Callable[..., Any], model: Any, args: tuple, kwargs: dict[str, Any]) -> FitCall:
+        """The call `model.fit(*args, **kwargs)`, its arguments named as Keras' own `fit` names them."""
+        try:
+            bound = inspect.signature(fit).bind(model, *args, **kwargs)
+        except TypeError as e:
+            raise ScriptError(f"{path}: model.fit(...) was called with arguments Keras does not take: {e}") from e
+        bound.apply_defaults()
+        arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
+        arguments.update(arguments.pop("kwargs", None) or {})
+        call = cls(path, model, arguments)
+        call._check()
+        return call
+
+    def _check(self) -> None:
+        if not getattr(self.model, "compiled", False):
+            raise ScriptError(f"{self.path}: model.fit(...) was called on a model that is not compiled.")
+        epochs = self.arguments.get("epochs")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ScriptError(f"{self.path}: model.fit(epochs=...) must be a positive integer. Received: {epochs!r}")
+        if self.arguments.get("initial_epoch"):
+            raise ScriptError(
+                f"{self.path}: model.fit(initial_epoch=...): segtrain resumes at the right epoch itself; "
+                "leave initial_epoch out."
+            )
+        if self.arguments.get("x") is None:
+            raise ScriptError(f"{self.path}: model.fit(...) was called without training data (x).")
+
+    @property
+    def epochs(self) -> int:
+        return int(self.arguments["epochs"])
+
+    @property
+    def callbacks(self) -> list[Any]:
+        return list(self.arguments.get("callbacks") or [])
+
+    def data(self) -> Any:
+        """The data as `load_data()` returns it: (x, y), ((x, y), validation), a dataset, or (dataset, validation)."""
+        x, y, validation = (self.arguments.get(name) for name in _DATA)
+        train = (x, y) if y is not None or _is_arrays(x) else x
+        if validation is None:
+            return train
+        if isinstance(validation, list):
+            validation = tuple(validation)
+        return (train, validation)
+
+    def fit_kwargs(self) -> dict[str, Any]:
+        """Every other argument that is not Keras' default."""
+        return {
+            name: value
+            for name, value in self.arguments.items()
+            if name not in _DATA + _OWN and value is not None and not _is_default(name, value)
+        }
+
+    def as_script(self) -> TrainingScript:
+        """The call as a training script: its model, its data, its callbacks, its other arguments."""
+        module = ModuleType(f"segtrain_launched_{self.path.stem}")
+        contract = {
+            "build_model": lambda: self.model,
+            "load_data": self.data,
+            "callbacks": lambda: self.callbacks,
+            "fit_kwargs": self.fit_kwargs(),
+        }
+        module.__dict__.update(contract)
+        return TrainingScript(self.path, module)
+
+
+def _is_default(name: str, value: Any) -> bool:
+    default = _DEFAULTS.get(name, object())
+    return type(value) is type(default) and value == default
+
+
+def _is_arrays(x: Any) -> bool:
+    if isinstance(x, dict):
+        return all(hasattr(v, "shape") for v in x.values())
+    return hasattr(x, "shape") and hasattr(x, "dtype") and not hasattr(x, "element_spec")
+
+
+def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:
+    """A `keras.callbacks.History` of the whole run, as `fit` returns it (and leaves in `model.history`)."""
+    import keras
+
+    result = keras.callbacks.History()
+    result.set_model(model)
+    epochs = max((len(values) for values in logs.values()), default=0)
+    result.epoch = list(range(epochs))
+    result.history = {name: list(values) for name, values in logs.items()}
+    result.params = {"verbose": 0, "epochs": epochs, "steps": steps}
+    model.history = result
+    return result
+
+
+def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[FitCall], Any], debug: bool = False) -> None:
+    """Run the script at `path` as `__main__` with `args`; its `model.fit(...)` call returns `on_fit(call)`.
+
+    One `fit` call per script: a second one, or none at all, is a ScriptError
+    that says what to do. Whatever else the script raises becomes a
+    ScriptError that names it; `sys.exit(0)` is a normal end.
+    """
+    import keras
+
+    original = keras.Model.fit
+    calls = 0
+
+    def fit(model: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise ScriptError(
+                f"{path}: calls model.fit(...) a second time. `segtrain run` trains a script's one fit() call "
+                "in segments; train the other model in a script of its own (or write the script for "
+                "`segtrain fit`, with train_epoch() for a custom loop)."
+            )
+        call = FitCall.bind(path, original, model, fit_args, fit_kwargs)
+        keras.Model.fit = original  # segtrain's own training calls Keras' fit
+        try:
+            return on_fit(call)
+        finally:
+            keras.Model.fit = fit
+
+    keras.Model.fit = fit
+    sys.argv = [str(path), *args]
+    sys.path.insert(0, str(path.parent))
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as e:
+        if e.code not in (None, 0):
+            raise ScriptError(f"{path}: the script exited with {e.code!r}.") from None
+    except ScriptError:
+        raise
+    except Exception as e:
+        raise ScriptError(describe_failure(path, "running the script", e, debug)) from e
+    finally:
+        keras.Model.fit = original
+    if calls == 0:
+        raise ScriptError(
+            f"{path}: ran to its end without calling model.fit(...). `segtrain run` trains a script's "
+            "model.fit(...) call in segments; a script with a custom training loop defines "
+            "train_epoch(model, data, epoch) and runs with `segtrain fit`."
+        )
