@@ -33,7 +33,7 @@ def _jax(*args: object) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("script, fmt", [("subclassed", "keras"), ("dict_io", "h5")])
+@pytest.mark.parametrize("script, fmt", [("subclassed", "keras")])
 def test_jax_segmented_equals_continuous(tmp_path, script, fmt):
     whole, split = tmp_path / "whole", tmp_path / "split"
     for run_dir, segment, isolation in ((whole, 6, "session"), (split, 2, "process")):

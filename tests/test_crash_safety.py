@@ -136,10 +136,10 @@ def test_sigterm_mid_epoch_saves_exits_75_and_resumes_exactly(tmp_path, referenc
     assert json.loads((run_dir / "history.json").read_text()) == json.loads((reference / "history.json").read_text())
 
 
-@pytest.mark.parametrize("isolation", ["session", "process"])
-def test_second_sigint_aborts_at_once_and_the_last_checkpoint_stays_valid(tmp_path, isolation):
+def test_second_sigint_aborts_at_once_and_the_last_checkpoint_stays_valid(tmp_path):
+    """In process isolation: the worker is what a second Ctrl-C must kill at once."""
     run_dir = tmp_path / "run"
-    args = fit_args("stall", run_dir, 4, 2, "--seed", 11, "--isolation", isolation)
+    args = fit_args("stall", run_dir, 4, 2, "--seed", 11)
     proc = _start(args)
     _wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists())
     _wait_for(lambda: _epochs_logged(run_dir) >= 3)
@@ -212,23 +212,20 @@ def test_chaos_sigkill_at_random_moments_then_exact(tmp_path, reference):
             assert _position(record["resumed_from"])[0] == record["start_epoch"], record
 
 
-def _corrupt(path: Path, how: str) -> None:
+def _flip_a_bit(path: Path) -> None:
+    """Damage that keeps every size: only the checksums find it."""
     data = bytearray(path.read_bytes())
-    if how == "truncate":
-        path.write_bytes(bytes(data[: len(data) // 2]))
-    else:
-        data[len(data) // 2] ^= 0x01
-        path.write_bytes(bytes(data))
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["truncate", "bitflip"])
-def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference, how):
+def test_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, reference):
     run_dir = tmp_path / "run"
     args = fit_args("slow", run_dir, 4, 2, "--seed", 11, "--save-every", 1, "--keep", 3, "--isolation", "session")
     assert_exit(run_cli(*args), 0)
     newest = run_dir / "ckpt-000004-end"
     assert checkpoint.is_complete(newest) == (True, "")
-    _corrupt(newest / "model.keras", how)
+    _flip_a_bit(newest / "model.keras")
     assert checkpoint.is_complete(newest) == (False, "model.keras does not match its checksum (truncated or corrupted)")
     assert _newest_complete(run_dir) == "ckpt-000003"
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -335,12 +332,12 @@ def test_changed_script_or_options_are_refused_and_force_starts_over(tmp_path):
     assert len(_segments(run_dir)) == 2
 
 
-@pytest.mark.parametrize("keep", [1, 3])
-def test_keep_retains_the_newest_complete_checkpoints(tmp_path, keep):
+def test_keep_retains_the_newest_complete_checkpoints(tmp_path):
+    """`--keep 2`: each older checkpoint goes once a newer one is complete."""
     run_dir = tmp_path / "run"
-    proc = run_cli(*fit_args("dict_io", run_dir, 5, 1, "--keep", keep, "--isolation", "session"))
+    proc = run_cli(*fit_args("dict_io", run_dir, 5, 1, "--keep", 2, "--isolation", "session"))
     assert_exit(proc, 0)
-    expected = ["ckpt-000003", "ckpt-000004", "ckpt-000005-end"][-keep:]
+    expected = ["ckpt-000004", "ckpt-000005-end"]
     assert _checkpoints(run_dir) == expected
     assert _complete(run_dir) == expected
 

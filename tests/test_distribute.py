@@ -36,7 +36,7 @@ def _replicas(run_dir) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.jax)])
-def test_data_parallel_segments_equal_one_segment_and_load_with_one_replica(tmp_path, backend):
+def test_data_parallel_segments_equal_one_segment_load_with_one_replica_and_resume_with_another(tmp_path, backend):
     whole, split = tmp_path / "whole", tmp_path / "split"
     for run_dir, segment in ((whole, 4), (split, 2)):
         args = fit_args("keras_args", run_dir, 4, segment, "--seed", 3, "--distribute", "data-parallel")
@@ -46,17 +46,10 @@ def test_data_parallel_segments_equal_one_segment_and_load_with_one_replica(tmp_
     assert_exit(compare, 0)
     assert compare.stdout.split() == ["EQUAL", "24"]
 
-
-@pytest.mark.slow
-def test_a_run_resumes_with_another_replica_count(tmp_path):
-    run_dir = tmp_path / "run"
-    args = fit_args("keras_args", run_dir, 2, 2, "--seed", 3, "--distribute", "data-parallel")
-    assert_exit(_run("tensorflow", *segtrain_cmd(*args), **TWO_DEVICES), 0)
-    resumed = _run(
-        "tensorflow", *segtrain_cmd("resume", run_dir, "--epochs", 4, "--distribute", "none", "--no-progress")
-    )
-    assert_exit(resumed, 0)
-    assert _replicas(run_dir) == [2, 1]
+    # Another replica count may go on with the run: correct, though not bitwise what two replicas would do.
+    more = _run(backend, *segtrain_cmd("resume", split, "--epochs", 6, "--distribute", "none", "--no-progress"))
+    assert_exit(more, 0)
+    assert _replicas(split) == [2, 2, 1]
 
 
 def test_a_bad_device_count_and_an_engine_a_backend_lacks_say_what_to_do(monkeypatch):
