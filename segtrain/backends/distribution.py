@@ -66,14 +66,20 @@ def split_cpu_early() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {_XLA_FLAG}={n}".strip()
 
 
+def split_cpu() -> None:
+    """Split the CPU into `SEGTRAIN_CPU_DEVICES` devices on the backend that runs here (before its runtime starts)."""
+    from segtrain import backends
+
+    n = cpu_devices()
+    if n is not None:
+        backends.current().split_cpu(n)
+
+
 def replicas(distribute: str) -> Replicas:
     """The engine of `distribute` on the backend that runs here, the CPU split first where asked."""
     from segtrain import backends
 
-    backend = backends.current()
-    n = cpu_devices()
-    if n is not None:
-        backend.split_cpu(n)
+    split_cpu()
     if distribute == Distribute.NONE:
         return ONE
-    return backend.data_parallel()
+    return backends.current().data_parallel()

@@ -37,20 +37,30 @@ class Exported:
 
 def load(run_dir: Path, checkpoint_name: str | None = None) -> tuple[Any, checkpoint.Checkpoint]:
     """The model of the run's newest complete checkpoint (or of `checkpoint_name`), and that checkpoint."""
-    from segtrain.training.data import Fold, prepare
-    from segtrain.training.segment import first_batch
-
     paths, manifest = read_run(run_dir)
     ckpt = named(paths, checkpoint_name) if checkpoint_name is not None else checkpoint.latest(paths)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} holds no complete checkpoint yet.")
-    if manifest["config"].get("launched"):
-        return _load_launched(run_dir, ckpt), ckpt
+    config = manifest["config"]
+    if config.get("launched"):
+        model = _load_launched(run_dir, ckpt)
+    else:
+        model = _load_scripted(paths, manifest, ckpt)
+    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
+    model_state.restore_seed_states(model, ckpt.state["rng"])
+    return model, ckpt
+
+
+def _load_scripted(paths: RunPaths, manifest: dict[str, Any], ckpt: checkpoint.Checkpoint) -> Any:
+    """The model through the run's script: its `build_model()` where the format needs it, its custom objects."""
+    from segtrain.training.data import Fold, prepare
+    from segtrain.training.segment import first_batch
+
     config = manifest["config"]
     script = _script(paths, manifest)
 
     def sample() -> tuple:  # only to build an unbuilt subclassed model, or its own optimizers (load_model_files)
-        fold = manifest["config"].get("fold")
+        fold = config.get("fold")
         data = prepare(
             script.call("load_data"),
             {**script.fit_kwargs, **config.get("fit_kwargs", {})},
@@ -60,10 +70,7 @@ def load(run_dir: Path, checkpoint_name: str | None = None) -> tuple[Any, checkp
         )
         return first_batch(data.train.fit_input(0, 1))
 
-    model = checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)
-    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    model_state.restore_seed_states(model, ckpt.state["rng"])
-    return model, ckpt
+    return checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)
 
 
 def _script(paths: RunPaths, manifest: dict[str, Any]) -> Any:
@@ -110,8 +117,6 @@ def _load_launched(run_dir: Path, ckpt: checkpoint.Checkpoint) -> Any:
             f"{ckpt.path} does not load without its script ({type(e).__name__}: {e}). Custom layers must be "
             "registered with keras.saving.register_keras_serializable in a module that is imported first."
         ) from e
-    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    model_state.restore_seed_states(model, ckpt.state["rng"])
     return model
 
 

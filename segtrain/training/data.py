@@ -49,7 +49,8 @@ def _is_array(obj: Any) -> bool:
     return hasattr(obj, "shape") and hasattr(obj, "dtype") and not _is_tf_dataset(obj)
 
 
-def _is_arrays(obj: Any) -> bool:
+def is_arrays(obj: Any) -> bool:
+    """In-memory arrays (numpy or alike), or a dict of them: what segtrain batches itself."""
     if isinstance(obj, dict):
         return bool(obj) and all(_is_array(v) for v in obj.values())
     return _is_array(obj)
@@ -153,7 +154,7 @@ class TrainingData:
     train: ArrayBatches | DatasetBatches
     validation: Any
     fit_kwargs: dict
-    reshuffling: int = 0  # shuffle ops of a plain training dataset that reshuffle each iteration (not exact)
+    plain_dataset: Any = None  # the training tf.data.Dataset, where load_data() gave one rather than a function
 
     @property
     def steps_per_epoch(self) -> int:
@@ -220,10 +221,10 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
         return _prepare_dataset(train, validation, kwargs, script)
     if _is_tf_dataset(train):
         data = _prepare_dataset(lambda epoch: train, validation, kwargs, script)
-        data.reshuffling = reshuffling_ops(train)
+        data.plain_dataset = train
         return data
     x, y = train
-    if not _is_arrays(x) or (y is not None and not _is_arrays(y)):
+    if not is_arrays(x) or (y is not None and not is_arrays(y)):
         raise ScriptError(
             f"{script}: `load_data()` must return arrays (numpy, or dicts of them), a tf.data.Dataset "
             f"or a function epoch -> Dataset. Received x of type {type(x).__name__}."

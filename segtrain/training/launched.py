@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from segtrain.errors import ScriptError
+from segtrain.training.data import is_arrays
 from segtrain.training.script import TrainingScript, describe_failure
 
 # `fit` arguments that become the worker's own; the rest are passed on as `fit_kwargs`.
@@ -82,7 +83,7 @@ class FitCall:
     def data(self) -> Any:
         """The data as `load_data()` returns it: (x, y), ((x, y), validation), a dataset, or (dataset, validation)."""
         x, y, validation = (self.arguments.get(name) for name in _DATA)
-        train = (x, y) if y is not None or _is_arrays(x) else x
+        train = (x, y) if y is not None or is_arrays(x) else x
         if validation is None:
             return train
         if isinstance(validation, list):
@@ -113,12 +114,6 @@ class FitCall:
 def _is_default(name: str, value: Any) -> bool:
     default = _DEFAULTS.get(name, object())
     return type(value) is type(default) and value == default
-
-
-def _is_arrays(x: Any) -> bool:
-    if isinstance(x, dict):
-        return all(hasattr(v, "shape") for v in x.values())
-    return hasattr(x, "shape") and hasattr(x, "dtype") and not hasattr(x, "element_spec")
 
 
 def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:

@@ -5,8 +5,8 @@ imports it again, by reference. A reference is `MODULE:QUALNAME`
 (`mypkg.train:build_model`), or `PATH:QUALNAME` for a function of the main
 script (`/home/me/train.py:build_model`), which is imported by path, under
 another name than `__main__`, so its `if __name__ == "__main__":` block does not
-run again. A lambda, or a function defined inside another, has no name to
-import it by, and is refused with what to do instead.
+run again. A lambda, or a function defined inside another, has no name for
+a worker to import it by, and is refused with what to do instead.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_devic
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
 from segtrain.training.callback import FitCall, Restored, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
-from segtrain.training.data import Fold, TrainingData, prepare
+from segtrain.training.data import Fold, TrainingData, prepare, reshuffling_ops
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import StopFlag
@@ -342,7 +342,8 @@ class _SegmentTrainer:
 
 def _warn_if_inexact(ctx: ProcessContext) -> None:
     """Before a seeded run trains: name a data pipeline that segmenting cannot replay exactly, and the fix."""
-    if ctx.cfg.seed is not None and ctx.data.reshuffling:
+    plain = ctx.data.plain_dataset
+    if ctx.cfg.seed is not None and plain is not None and reshuffling_ops(plain):
         log.warning(
             "%s: load_data() returns a tf.data pipeline whose shuffle() draws a new order on every iteration "
             "(reshuffle_each_iteration=True, the default). A segmented or resumed run sees other orders than one "

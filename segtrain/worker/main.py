@@ -182,7 +182,7 @@ def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], 
     from segtrain.training.segment import restore
 
     backend = backends.current()
-    distribution.replicas("none")  # SEGTRAIN_CPU_DEVICES: the CPU is split before the script makes tensors
+    distribution.split_cpu()  # before the script makes tensors
     if env.seed is not None:
         backend.seed(env.seed)
     send(Imported(time.perf_counter() - t0))
