@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segtrain.backends.hosts import DEFAULT_TIMEOUT_SECONDS, hosts_for
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
 from segtrain.outcomes import RunOutcome
 from segtrain.runs.directory import load_config
@@ -35,6 +36,10 @@ def fit(
     seed: int | None = None,
     isolation: str = "process",
     distribute: str = "none",
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    peer_timeout: int = DEFAULT_TIMEOUT_SECONDS,
     format: str = "keras",
     save_every: int | None = None,
     keep: int = 2,
@@ -85,6 +90,10 @@ def fit(
         isolation: `"process"` (a fresh worker per segment) or `"session"` (clear the Keras session).
         distribute: `"data-parallel"`: each segment over every local device, on the backend's own engine
             (`segtrain.backends.distribution`); `fit_kwargs`' batch size is the global batch.
+        coordinator, num_processes, process_id: many hosts on JAX, one process each, started alike:
+            `"HOST:PORT"` of process 0, how many, and this one's id; without them, from Keras'
+            `KERAS_DISTRIBUTION_*` variables or Slurm's `srun` (`segtrain.backends.hosts`).
+        peer_timeout: many hosts: seconds to wait for the others to join, or a lost one's heartbeat.
         format: checkpoint format: `"keras"`, `"h5"` or `"savedmodel"`.
         save_every: also checkpoint every this many epochs inside a segment.
         keep: complete checkpoints to keep.
@@ -123,6 +132,7 @@ def fit(
         seed=seed,
         isolation=isolation,
         distribute=distribute,
+        hosts=hosts_for(distribute, coordinator, num_processes, process_id, peer_timeout),
         format=format,
         save_every=save_every,
         keep=keep,
@@ -227,6 +237,10 @@ def resume(
     epochs: int | None = None,
     segment: int | str | None = None,
     distribute: str | None = None,
+    coordinator: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    peer_timeout: int = DEFAULT_TIMEOUT_SECONDS,
     isolation: str | None = None,
     keep: int | None = None,
     export: str | Path | None = None,
@@ -249,7 +263,8 @@ def resume(
     SHA-256 is not the manifest's is refused. Where the script's recorded path
     is gone (a run directory moved to another machine), the run's own copy of
     it (`RUN/script/`) trains. `tensorboard`:
-    as in `fit` (the scalars go on where they left off), or `False` to write no more.
+    as in `fit` (the scalars go on where they left off), or `False` to write no more. Many hosts: as in
+    `fit`, on every host (they are this process's place, not the run's).
     """
     cfg = load_config(Path(run_dir))
     changes: dict[str, Any] = {
@@ -268,6 +283,9 @@ def resume(
     )
     if tensorboard is not None:
         cfg = dataclasses.replace(cfg, tensorboard=tensorboard_setting(tensorboard))
+    hosts = hosts_for(cfg.distribute, coordinator, num_processes, process_id, peer_timeout)
+    if hosts is not None:
+        cfg = dataclasses.replace(cfg, hosts=hosts)
     return _train(cfg, progress and verbosity != "quiet")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.backends.distribution import Distribute
+from segtrain.backends.hosts import Hosts
 from segtrain.errors import ConfigError
 
 
@@ -100,6 +101,11 @@ class RunConfig:
         tensorboard: write segtrain's telemetry as TensorBoard scalars to this
             folder's `segtrain/` run; `"auto"`: `RUN_DIR/tensorboard` (see
             `segtrain.telemetry.scalars`). Defaults to `None` (none written).
+        hosts: this process's place among the processes (one per host) that
+            train the run together under `distribute="data-parallel"` on JAX
+            (see `segtrain.backends.hosts`); process 0 writes the run. Not part of
+            the run: it is not saved, and each resume gives its own. Defaults to
+            `None` (one host).
     """
 
     script: Path
@@ -127,6 +133,7 @@ class RunConfig:
     functions: dict[str, str] = dataclasses.field(default_factory=dict)
     fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     tensorboard: str | None = None
+    hosts: Hosts | None = None
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)
@@ -155,6 +162,12 @@ class RunConfig:
             raise ConfigError(
                 "`segtrain run` trains the model the script builds, outside any distribution: use --distribute with "
                 "`segtrain fit`, or a strategy in the script itself."
+            )
+        one_host = self.distribute != Distribute.DATA_PARALLEL or self.isolation != Isolation.PROCESS
+        if self.hosts is not None and one_host:
+            raise ConfigError(
+                f"Many hosts ({self.hosts.count} processes, from {self.hosts.source}) train with --distribute "
+                "data-parallel and --isolation process (each segment's workers join JAX's runtime afresh)."
             )
         if self.launched and self.isolation != Isolation.PROCESS:
             raise ConfigError(
@@ -206,6 +219,7 @@ class RunConfig:
         for key in ("script", "run_dir", "export"):
             data[key] = None if data[key] is None else str(data[key])
         data["signals"] = list(self.signals)
+        del data["hosts"]  # this process's, not the run's: never saved
         return data
 
     @classmethod

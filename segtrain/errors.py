@@ -50,3 +50,9 @@ class Preempted(SegtrainError):
     """Training stopped on a signal after saving a resumable checkpoint."""
 
     exit_code = EXIT_RESUMABLE
+
+
+class PeersLost(SegtrainError):
+    """Many hosts: another process of the run is gone, or never came; the run is resumable."""
+
+    exit_code = EXIT_RESUMABLE

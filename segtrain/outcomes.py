@@ -66,3 +66,4 @@ class RunOutcome:
     epochs_total: int
     message: str
     run_dir: Path
+    writes: bool = True  # False: many hosts, process 1 and up, which only read the run (process 0 reports it)

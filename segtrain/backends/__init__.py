@@ -53,7 +53,13 @@ class Backend(Protocol):
         """Make the CPU `devices` devices (`SEGTRAIN_CPU_DEVICES`), before the device runtime starts."""
 
     def data_parallel(self) -> Any:
-        """Its own data-parallel engine over every local device, as a `distribution.Replicas`."""
+        """Its own data-parallel engine over every device of the run (every host's, once joined), as `Replicas`."""
+
+    def join(self, hosts: Any) -> Any:
+        """Join the other processes of `hosts` (a `hosts.Hosts`) before the device runtime starts; the `hosts.Peers`."""
+
+    def peers_lost(self, text: str) -> bool:
+        """Whether a worker's error or last words say another process of the run is gone (it died, or never came)."""
 
 
 def by_name(name: str) -> Backend:

@@ -53,6 +53,16 @@ class KerasBackend:
             "own engines, TensorFlow's MirroredStrategy and Keras' DataParallel on JAX."
         )
 
+    def join(self, hosts: Any) -> Any:
+        raise ConfigError(
+            f"Many hosts (process {hosts.index} of {hosts.count}, from {hosts.source}) train on the JAX backend only "
+            f"(KERAS_BACKEND=jax); this process runs {self.name!r}. TensorFlow's MultiWorkerMirroredStrategy fails "
+            "under Keras 3's fit (keras-team/keras#20585); on one host, --distribute data-parallel uses every GPU."
+        )
+
+    def peers_lost(self, text: str) -> bool:
+        return False
+
 
 def _step_dataset_class() -> type:
     import keras

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from segtrain.backends.base import KerasBackend
@@ -27,7 +29,7 @@ class Jax(KerasBackend):
         """XLA reads the host device count when JAX is imported (`distribution.split_cpu_early`); check it took."""
         import jax
 
-        found = len(jax.devices("cpu"))
+        found = len(jax.local_devices(backend="cpu"))
         if found != devices and jax.default_backend() == "cpu":
             raise ConfigError(
                 f"SEGTRAIN_CPU_DEVICES={devices}, but JAX has {found} CPU devices: JAX was imported before segtrain "
@@ -35,14 +37,37 @@ class Jax(KerasBackend):
             )
 
     def data_parallel(self) -> Any:
-        """Keras' `DataParallel` distribution over every local device."""
+        """Keras' `DataParallel` over every device: this host's, or every host's once joined.
+
+        With many hosts each process feeds its own share of every batch
+        (`training.data` cuts it), which Keras makes one global batch of.
+        """
         import jax
         import keras
 
         from segtrain.backends.distribution import Replicas
 
-        devices = jax.local_devices()
-        return Replicas(len(devices), keras.distribution.DataParallel(devices=devices))
+        devices = jax.devices()
+        engine = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=jax.process_count() == 1)
+        return Replicas(len(devices), engine)
+
+    def join(self, hosts: Any) -> Any:
+        """JAX's distributed runtime, with gloo for collectives between CPUs (GPUs use NCCL either way)."""
+        import jax
+
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            hosts.coordinator,
+            hosts.count,
+            hosts.index,
+            initialization_timeout=hosts.timeout,
+            heartbeat_timeout_seconds=hosts.timeout,
+            shutdown_timeout_seconds=hosts.timeout,
+        )
+        return JaxPeers(hosts.index, hosts.count, hosts.timeout)
+
+    def peers_lost(self, text: str) -> bool:
+        return any(marker in text for marker in _LOST_MARKERS)
 
     def device_memory_mb(self) -> dict[str, float] | None:
         import jax
@@ -55,3 +80,54 @@ class Jax(KerasBackend):
         except (RuntimeError, ValueError, AttributeError):
             return None
         return {"current": stats.get("bytes_in_use", 0) / 1e6, "peak": stats.get("peak_bytes_in_use", 0) / 1e6}
+
+
+# What JAX says when another process is gone (measured, jax 0.10.2): a collective whose peer closed its end
+# ("Gloo AllReduce failed: ... Connection closed by peer"), and the distributed runtime ending this process when
+# a peer's heartbeat stops or it never joins ("Terminating process because the JAX distributed service detected
+# fatal errors", then DEADLINE_EXCEEDED or UNAVAILABLE).
+_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "JAX distributed service", "heartbeat")
+
+
+class JaxPeers:
+    """The run's processes through JAX's runtime: small collectives over every device."""
+
+    def __init__(self, index: int, count: int, timeout: int):
+        self.index, self.count, self.timeout = index, count, timeout
+
+    @property
+    def writes(self) -> bool:
+        return self.index == 0
+
+    def gather(self, values: Any) -> list[list[int]]:
+        import numpy as np
+        from jax.experimental import multihost_utils
+
+        gathered = multihost_utils.process_allgather(np.asarray(values, dtype=np.int32))
+        return [[int(v) for v in row] for row in np.asarray(gathered)]
+
+    def barrier(self) -> None:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("segtrain")
+
+    def lost(self, text: str) -> bool:
+        return any(marker in text for marker in _LOST_MARKERS)
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        import keras
+
+        shared = keras.distribution.distribution()
+        keras.distribution.set_distribution(None)
+        try:
+            yield
+        finally:
+            keras.distribution.set_distribution(shared)
+
+    def leave(self) -> None:
+        """JAX's shutdown barrier: process 0's coordination service ends only once every process has left it
+        (measured: a worker whose coordinator exits first is aborted by JAX's runtime)."""
+        import jax
+
+        jax.distributed.shutdown()

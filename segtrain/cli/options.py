@@ -37,6 +37,27 @@ DISTRIBUTE = typer.Option(
     help="data-parallel: train each segment over every local device (TensorFlow's MirroredStrategy, Keras' "
     "DataParallel on JAX); the batch size is the global batch. SEGTRAIN_CPU_DEVICES=N splits the CPU into N devices.",
 )
+_HOSTS = "Many hosts (JAX)"
+COORDINATOR = typer.Option(
+    None,
+    "--coordinator",
+    metavar="HOST:PORT",
+    help="With --distribute data-parallel: train on many hosts, one process each; HOST:PORT reaches process 0 "
+    "[default: from KERAS_DISTRIBUTION_* or Slurm's srun].",
+    rich_help_panel=_HOSTS,
+)
+NUM_PROCESSES = typer.Option(
+    None, "--num-processes", help="How many processes (hosts) train the run.", rich_help_panel=_HOSTS
+)
+PROCESS_ID = typer.Option(
+    None, "--process-id", help="This process's id, 0 to N-1; process 0 writes the run.", rich_help_panel=_HOSTS
+)
+PEER_TIMEOUT = typer.Option(
+    300,
+    "--peer-timeout",
+    help="Seconds to wait for the other processes to join each segment, or for a lost one's heartbeat; then exit 75.",
+    rich_help_panel=_HOSTS,
+)
 SAVE_EVERY = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment.")
 KEEP = typer.Option(2, "--keep", help="Complete checkpoints to keep.")
 PRESTART = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains.")

@@ -20,7 +20,7 @@ def finish(outcome: RunOutcome, quiet: bool) -> None:
 
     if quiet and outcome.exit_code == 0:
         raise typer.Exit(0)
-    if not quiet:
+    if not quiet and outcome.writes:  # many hosts: process 0 reports the run
         render(build(outcome.run_dir), out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.run_dir)
 
@@ -34,6 +34,10 @@ def fit(
     seed: int | None = opt.SEED,
     isolation: Isolation = opt.ISOLATION,
     distribute: Distribute = opt.DISTRIBUTE,
+    coordinator: str | None = opt.COORDINATOR,
+    num_processes: int | None = opt.NUM_PROCESSES,
+    process_id: int | None = opt.PROCESS_ID,
+    peer_timeout: int = opt.PEER_TIMEOUT,
     fmt: Format = opt.FORMAT,
     save_every: int | None = opt.SAVE_EVERY,
     keep: int = opt.KEEP,
@@ -70,6 +74,10 @@ def fit(
             seed=seed,
             isolation=isolation.value,
             distribute=distribute.value,
+            coordinator=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+            peer_timeout=peer_timeout,
             format=fmt.value,
             save_every=save_every,
             keep=keep,
@@ -96,6 +104,10 @@ def resume(
     distribute: Distribute | None = typer.Option(
         None, "--distribute", help="none or data-parallel, as in `fit` [default: as the run was started]."
     ),
+    coordinator: str | None = opt.COORDINATOR,
+    num_processes: int | None = opt.NUM_PROCESSES,
+    process_id: int | None = opt.PROCESS_ID,
+    peer_timeout: int = opt.PEER_TIMEOUT,
     tensorboard: str | None = typer.Option(
         None,
         "--tensorboard",
@@ -119,6 +131,10 @@ def resume(
             run_dir,
             epochs=epochs,
             distribute=None if distribute is None else distribute.value,
+            coordinator=coordinator,
+            num_processes=num_processes,
+            process_id=process_id,
+            peer_timeout=peer_timeout,
             tensorboard=tensorboard,
             progress=progress,
             verbosity=opt.verbosity(verbose, quiet),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.config import IDENTITY_FIELDS, RunConfig
-from segtrain.errors import ConfigError
+from segtrain.errors import ConfigError, PeersLost
 from segtrain.outcomes import RunStatus
 from segtrain.runs import script_copy
 from segtrain.runs.paths import RunPaths, read_manifest, read_run, update_manifest, write_manifest
@@ -93,6 +93,31 @@ def open_run(cfg: RunConfig) -> dict[str, Any]:
         "status": RunStatus.NEW,
     }
     write_manifest(paths, manifest)
+    return manifest
+
+
+def wait_for_run(cfg: RunConfig) -> dict[str, Any]:
+    """Many hosts, process 1 and up: the run that process 0 opens, checked against `cfg`, once it is there.
+
+    Nothing is written: process 0 alone creates, updates and starts the run over.
+    """
+    assert cfg.hosts is not None
+    paths = RunPaths(cfg.directory)
+    deadline = time.monotonic() + cfg.hosts.timeout
+    while (manifest := read_manifest(paths)) is None:
+        if time.monotonic() > deadline:
+            raise PeersLost(
+                f"Process 0 has not opened the run in {paths.root} within {cfg.hosts.timeout} s (--peer-timeout). "
+                "Start the same command on every host, with the run directory on storage that every host sees."
+            )
+        time.sleep(0.5)
+    differences = [] if cfg.force else _differences(manifest, cfg, script_digest(cfg.script), paths)
+    if differences:
+        raise ConfigError(
+            f"Process 0's run in {cfg.run_dir} has other settings than this process: "
+            + "; ".join(differences)
+            + ". Run the same command on every host."
+        )
     return manifest
 
 

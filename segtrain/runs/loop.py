@@ -17,7 +17,7 @@ from typing import Any
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
-from segtrain.runs.directory import open_run
+from segtrain.runs.directory import open_run, wait_for_run
 from segtrain.runs.paths import RunLock, RunPaths, update_manifest
 from segtrain.runs.records import append_segment, write_history
 from segtrain.runs.runners import FailedAfterTraining, Launch, runner_for
@@ -47,6 +47,8 @@ def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) ->
     """Run (or resume) the run that `cfg` describes until it ends or is stopped."""
     hooks = hooks or RunHooks()
     paths = RunPaths(cfg.directory)
+    if cfg.hosts is not None and not cfg.hosts.writes:
+        return _follow(cfg, paths, progress)
     with contextlib.nullcontext(hooks.lock) if hooks.lock else RunLock(paths):
         manifest = open_run(cfg)
         checkpoint.clean_leftovers(paths)
@@ -66,6 +68,15 @@ def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) ->
         return outcome
 
 
+def _follow(cfg: RunConfig, paths: RunPaths, progress: bool) -> RunOutcome:
+    """Many hosts, process 1 and up: train every segment with process 0, reading the run it writes."""
+    manifest = wait_for_run(cfg)
+    newest = checkpoint.latest(paths)
+    if newest is not None and newest.final and newest.epoch >= cfg.epochs:
+        return _done(paths, manifest, newest, cfg, writes=False)
+    return SegmentLoop(cfg, paths, manifest, newest, progress, RunHooks(), writes=False).execute()
+
+
 def _mark_failed(paths: RunPaths, error: BaseException) -> None:
     """Record the failure in the manifest, if the disk still lets us (it may be full)."""
     text = str(error).splitlines()[0] if isinstance(error, SegtrainError) else f"{type(error).__name__}: {error}"
@@ -75,16 +86,22 @@ def _mark_failed(paths: RunPaths, error: BaseException) -> None:
         pass
 
 
-def _done(paths: RunPaths, manifest: dict[str, Any], newest: checkpoint.Checkpoint, cfg: RunConfig) -> RunOutcome:
+def _done(
+    paths: RunPaths, manifest: dict[str, Any], newest: checkpoint.Checkpoint, cfg: RunConfig, writes: bool = True
+) -> RunOutcome:
     status = RunStatus.STOPPED if newest.state.get("outcome") == SegmentOutcome.STOPPED else RunStatus.FINISHED
-    if manifest.get("status") != status:
+    if writes and manifest.get("status") != status:
         update_manifest(paths, status=status, epochs_done=newest.epoch)
     message = newest.state.get("stop_reason") or f"finished all {cfg.epochs} epochs"
-    return RunOutcome(status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root)
+    return RunOutcome(status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root, writes)
 
 
 class SegmentLoop:
-    """Segments one after another until the run ends, fails or a signal stops it."""
+    """Segments one after another until the run ends, fails or a signal stops it.
+
+    `writes`: whether this process keeps the run's records (segments.jsonl,
+    history, TensorBoard); with many hosts only process 0 does.
+    """
 
     def __init__(
         self,
@@ -94,8 +111,9 @@ class SegmentLoop:
         newest: checkpoint.Checkpoint | None,
         progress: bool,
         hooks: RunHooks,
+        writes: bool = True,
     ):
-        self.cfg, self.paths = cfg, paths
+        self.cfg, self.paths, self.writes = cfg, paths, writes
         # Where the next segment starts; a checkpoint this loop's own segments committed is trusted by its size.
         self.start: CheckpointRef | None = None if newest is None else CheckpointRef(newest.path.name)
         self.epochs_done = 0 if newest is None else newest.epoch
@@ -105,7 +123,8 @@ class SegmentLoop:
         self.flag = StopFlag()
         segments = None if cfg.segment == AUTO else -(-cfg.epochs // int(cfg.segment))
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
-        self.board = scalars.open_log(cfg.tensorboard, paths, self.epochs_done)  # --tensorboard: the run's scalars
+        # --tensorboard: the run's scalars
+        self.board = scalars.open_log(cfg.tensorboard, paths, self.epochs_done) if writes else None
         self.hook = hooks.on_epoch
         self.runner = runner_for(
             cfg,
@@ -170,7 +189,8 @@ class SegmentLoop:
             return self._outcome(RunStatus.STOPPED, f"stopped early: {result.stop_reason}")
         if result.outcome == SegmentOutcome.PREEMPTED:
             where = f"from {newest}" if newest else "from the start (no checkpoint yet)"
-            return self._outcome(RunStatus.INTERRUPTED, f"stopped by {result.stop_reason}; resumable {where}")
+            every = " (the same command on every host)" if self.cfg.hosts is not None else ""
+            return self._outcome(RunStatus.INTERRUPTED, f"stopped by {result.stop_reason}; resumable {where}{every}")
         kept = (
             f"The newest complete checkpoint, {newest}, was written before it."
             if newest
@@ -182,7 +202,7 @@ class SegmentLoop:
         code = {RunStatus.FINISHED: EXIT_OK, RunStatus.STOPPED: EXIT_OK, RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(
             status, EXIT_FAILED
         )
-        return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root)
+        return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root, self.writes)
 
     def _record(self, result: SegmentResult, launch: Launch, wall: float) -> None:
         if result.trained_nothing:
@@ -190,6 +210,9 @@ class SegmentLoop:
         record = result.to_json()
         record.update(launch.to_json(), isolation=self.cfg.isolation, wall_seconds=wall)
         record["boundary_seconds"] = BoundaryCost.from_record(record).total
+        if not self.writes:  # many hosts: process 0 records the run
+            self.progress.on_segment(record)
+            return
         try:
             append_segment(self.paths, record)
             if result.checkpoint:

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from segtrain import backends
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.state import checkpoint
@@ -218,6 +219,9 @@ class ProcessRunner:
         if result is None and error is None and self.flag.requested and stopped_early:
             return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
         if result is None:
+            lost = self._peers_lost(worker, error)
+            if lost is not None:  # many hosts: another process is gone; the run goes on when all start again
+                return SegmentResult.not_started(segment, lost), launch
             raise failure(worker, error, self.cfg, f"of segment {segment.index + 1}")
         if error is not None:  # a launched script's own code after `fit` failed
             note = (
@@ -246,6 +250,17 @@ class ProcessRunner:
             elif isinstance(message, Failed):
                 error = message
         return result, error
+
+    def _peers_lost(self, worker: WorkerProcess, error: Failed | None) -> str | None:
+        """Many hosts: why the worker ended, where another process's loss ended it (resumable); else None."""
+        if self.cfg.hosts is None:
+            return None
+        if error is not None:
+            return error.message if error.exit_code == EXIT_RESUMABLE else None
+        worker.wait()
+        if worker.ready is not None and backends.by_name(worker.ready.backend).peers_lost(worker.last_words()):
+            return "the loss of another process of the run (its runtime ended this host's worker)"
+        return None
 
     def _may_be_followed(self, segment: Segment) -> bool:
         """Whether another segment may follow: planned, or one that `--segment auto` or `--max-memory` may cut.

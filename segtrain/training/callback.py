@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import math
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import keras
 
+from segtrain.backends.hosts import ALONE, Peers
 from segtrain.errors import Preempted
 from segtrain.outcomes import SegmentOutcome
 from segtrain.state import callback_state, model_state
@@ -67,11 +69,13 @@ class SegtrainCallback(keras.callbacks.Callback):
         epochs_log: Path,
         num_samples: int | None,
         on_epoch: OnEpoch,
+        peers: Peers = ALONE,
     ):
         super().__init__()
         self.call, self.progress, self.checkpointer = call, progress, checkpointer
         self.policy, self.stop, self.user_callbacks, self.restored = policy, stop, user_callbacks, restored
         self.epochs_log, self.num_samples, self.on_epoch = epochs_log, num_samples, on_epoch
+        self.peers = peers
         self.epoch_start = 0.0
         self.offset = 0
         self.kept_weights: list | None = None
@@ -101,8 +105,21 @@ class SegtrainCallback(keras.callbacks.Callback):
             model_state.restore_global_rng_state(self.restored.global_rng)
             self.restored = dataclasses.replace(self.restored, global_rng=None)
 
+    def _agree(self, boundary: bool = False) -> bool:
+        """With the run's other processes (many hosts): a stop signal that any got, and whether any wants a boundary.
+
+        Every process calls it at the same points (each batch's end, each epoch's
+        end), so all stop at the same batch, or end the segment at the same epoch.
+        """
+        rows = self.peers.gather([self.stop.signum or 0, int(boundary)])
+        signum = next((row[0] for row in rows if row[0]), 0)
+        if signum and not self.stop.requested:
+            self.stop.signal = signal.Signals(signum).name
+        return any(row[1] for row in rows)
+
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.progress.trained_a_batch = True
+        self._agree()
         done = self.offset + batch + 1
         if done == self.steps_per_epoch or self.stop.requested:
             # Where a checkpoint may follow: the global generator as training left it. (The end of a `fit`
@@ -134,6 +151,8 @@ class SegtrainCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         why = self.policy.observe(seconds, self.progress.rss_samples[-1], self._device_mb)
+        if self._agree(why is not None) and why is None:
+            why = "another process of the run ended its segment here"
         if why and epoch + 1 < min(self.call.last, total) and not self.stop.requested:
             # End the segment here: checkpoint, then let fit end normally (on_train_end runs).
             result.boundary_reason = why
@@ -165,7 +184,8 @@ class SegtrainCallback(keras.callbacks.Callback):
         progress.rss_samples.append(record["rss_mb"])
         self._device_mb = record["device_mb"]
         try:
-            append_line(self.epochs_log, json.dumps(record, sort_keys=True))
+            if self.peers.writes:
+                append_line(self.epochs_log, json.dumps(record, sort_keys=True))
         except OSError as e:  # telemetry never stops training; a failing save will say why
             log.warning("Could not append to %s: %s", self.epochs_log, e)
         return self.on_epoch(record)

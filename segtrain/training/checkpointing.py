@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from segtrain.backends.hosts import ALONE, Peers
 from segtrain.outcomes import SegmentOutcome
 from segtrain.runs.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
@@ -30,7 +31,11 @@ class SegmentProgress:
 
 @dataclass
 class Checkpointer:
-    """Writes the segment's checkpoints: the model in the run's format, and the state no format keeps."""
+    """Writes the segment's checkpoints: the model in the run's format, and the state no format keeps.
+
+    With many hosts, process 0 writes and every process waits for it at a
+    barrier: none goes on (or exits) before the checkpoint is committed.
+    """
 
     paths: RunPaths
     format: str
@@ -42,6 +47,7 @@ class Checkpointer:
     progress: SegmentProgress
     model: Any
     callbacks: list
+    peers: Peers = ALONE
 
     def due(self, epochs_done: int) -> bool:
         """Whether a checkpoint falls after `epochs_done` epochs (the final one is written after `fit`)."""
@@ -54,6 +60,16 @@ class Checkpointer:
     def save(self, epoch: int, batch: int, final: bool = False, metrics: list | None = None) -> None:
         """Checkpoint after `epoch` epochs and `batch` batches of the next, commit it, prune old ones."""
         t0 = time.perf_counter()
+        result = self.progress.result
+        if self.peers.writes:
+            with self.peers.alone():
+                result.checkpoint = self._write(epoch, batch, final, metrics)
+        else:
+            result.checkpoint = self.paths.checkpoint(epoch, batch, final).name  # what process 0 writes
+        self.peers.barrier()
+        result.save_seconds += time.perf_counter() - t0
+
+    def _write(self, epoch: int, batch: int, final: bool, metrics: list | None) -> str:
         result = self.progress.result
         cb_states, arrays = callback_state.capture(self.callbacks)
         state: dict[str, Any] = {
@@ -73,5 +89,4 @@ class Checkpointer:
         snap = checkpoint.Snapshot(epoch=epoch, batch=batch, final=final, state=state, arrays=arrays)
         ckpt = checkpoint.save(self.model, self.paths, self.format, snap)
         checkpoint.prune(self.paths, self.keep, ckpt)
-        result.checkpoint = ckpt.path.name
-        result.save_seconds += time.perf_counter() - t0
+        return ckpt.path.name

@@ -11,6 +11,10 @@ an epoch, is simply a range of steps.
 tf.data users get the same guarantee by returning a function `epoch ->
 tf.data.Dataset` from `load_data()` (see the README); a plain dataset is passed
 to `fit` as it is.
+
+With many hosts, process `i` of `n` feeds the `i`-th of `n` equal parts of every
+batch (`share`), and Keras makes the global batch of the parts: the batches
+are the same as on one host.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ class ArrayBatches:
     seed: int
     steps_per_epoch: int
     shuffle: bool = True  # False: every epoch in the given order (`fit(shuffle=False)`)
+    share: tuple[int, int] = (0, 1)  # many hosts: (this process, processes): its part of every batch
 
     def __post_init__(self) -> None:
         self._order_epoch = -1
@@ -111,7 +116,7 @@ class ArrayBatches:
 
     def batch(self, step: int) -> tuple:
         epoch, b = divmod(step, self.steps_per_epoch)
-        idx = self.order(epoch)[b * self.batch_size : (b + 1) * self.batch_size]
+        idx = _part(self.order(epoch)[b * self.batch_size : (b + 1) * self.batch_size], self.share)
         return tuple(_take(a, idx) for a in self.arrays)
 
     def fit_input(self, first_step: int, last_step: int) -> Any:
@@ -119,6 +124,33 @@ class ArrayBatches:
         from segtrain import backends
 
         return backends.current().array_input(self, first_step, last_step)
+
+
+def _part(idx: np.ndarray, share: tuple[int, int]) -> np.ndarray:
+    """Process `share[0]`'s part of a batch's indices: the `share[0]`-th of `share[1]` equal parts."""
+    index, count = share
+    size = len(idx) // count
+    return idx[index * size : (index + 1) * size]
+
+
+def _batch_sizes(n: int, batch_size: int, steps: int) -> set[int]:
+    """The sizes of the `steps` batches of `batch_size` that `n` samples make: full, but the last may be smaller."""
+    return {min(batch_size, n - step * batch_size) for step in (0, steps - 1)}
+
+
+def _check_share(script: Path, share: tuple[int, int], sizes: set[int], what: str) -> None:
+    uneven = sorted(size for size in sizes if size % share[1])
+    if uneven:
+        raise ScriptError(
+            f"{script}: with {share[1]} processes every {what} batch is split into {share[1]} equal parts, but "
+            f"batches of {', '.join(map(str, uneven))} samples do not split evenly. Use a batch size (and a number "
+            "of samples, or steps_per_epoch) that gives every batch a multiple of the number of processes."
+        )
+
+
+def _shares(n: int, batch_size: int, share: tuple[int, int]) -> np.ndarray:
+    """The rows that process `share[0]` feeds of `n` rows batched by `batch_size` in order."""
+    return np.concatenate([_part(np.arange(s, min(s + batch_size, n)), share) for s in range(0, n, batch_size)])
 
 
 @dataclass
@@ -183,13 +215,21 @@ class Fold:
         return train, validation
 
 
-def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | None = None) -> TrainingData:
+def prepare(
+    raw: Any,
+    fit_kwargs: dict,
+    seed: int,
+    script: Path,
+    fold: Fold | None = None,
+    share: tuple[int, int] = (0, 1),
+) -> TrainingData:
     """Normalise what `load_data()` returned; raise ScriptError if it cannot be used.
 
     `fold`: cross-validation. In-memory arrays without validation data are
     split into that fold's training and validation samples; data with its own
     validation data is taken as the script's own split (it reads
-    `params["fold"]`).
+    `params["fold"]`). `share`: many hosts, (this process, processes): each
+    feeds its part of every batch, training and validation.
     """
     kwargs = dict(fit_kwargs)
     kwargs.pop("verbose", None)  # segtrain shows its own progress
@@ -216,6 +256,11 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
         raise ScriptError(
             f"{script}: validation_split works on in-memory arrays, as in Keras; for a tf.data pipeline, "
             "pass validation_data (or return (train_ds, val_ds) from load_data())."
+        )
+    if share[1] > 1 and (callable(train) or _is_tf_dataset(train)):
+        raise ScriptError(
+            f"{script}: with many hosts, load_data() must return in-memory arrays, which segtrain splits so that "
+            "each process feeds its part of every batch; a tf.data pipeline is not split across hosts."
         )
     if callable(train) and not _is_tf_dataset(train):
         return _prepare_dataset(train, validation, kwargs, script)
@@ -272,7 +317,15 @@ def prepare(raw: Any, fit_kwargs: dict, seed: int, script: Path, fold: Fold | No
     kwargs.setdefault("validation_batch_size", batch_size)
     if validation is not None:
         validation = tuple(_to_numpy(v) for v in validation)
-    return TrainingData(ArrayBatches(tuple(arrays), batch_size, seed, steps, shuffle), validation, kwargs)
+    if share[1] > 1:
+        _check_share(script, share, _batch_sizes(n, batch_size, steps), "training")
+        if validation is not None:
+            size, rows = kwargs["validation_batch_size"], _length(validation[0])
+            _check_share(script, share, _batch_sizes(rows, size, math.ceil(rows / size)), "validation")
+            validation = tuple(_take(v, _shares(rows, size, share)) for v in validation)
+            kwargs["validation_batch_size"] = size // share[1]
+    batches = ArrayBatches(tuple(arrays), batch_size, seed, steps, shuffle, share)
+    return TrainingData(batches, validation, kwargs)
 
 
 def _prepare_dataset(make: Callable[[int], Any], validation: Any, kwargs: dict, script: Path) -> TrainingData:

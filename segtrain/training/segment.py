@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from segtrain import backends
 from segtrain.backends import distribution
 from segtrain.backends.distribution import ONE, Replicas
+from segtrain.backends.hosts import ALONE, Peers
 from segtrain.config import RunConfig
 from segtrain.errors import ConfigError, Preempted, ScriptError
 from segtrain.outcomes import SegmentOutcome
@@ -56,9 +58,13 @@ class ProcessContext:
     raw_data: Any  # what load_data() returned, for a script's own train_epoch()
     replicas: Replicas = ONE  # the data-parallel engine models are built, loaded and trained in (--distribute)
     warm_model: Any = None  # built and traced by `warm_up` while the worker waited
+    peers: Peers = ALONE  # the run's other processes (many hosts), joined already
 
     @classmethod
-    def open(cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None) -> ProcessContext:
+    def open(
+        cls, cfg: RunConfig, data_seed: int, script: TrainingScript | None = None, peers: Peers = ALONE
+    ) -> ProcessContext:
+        """Set this process up for `cfg`'s run; `peers`: the run's processes on other hosts, joined already."""
         backend = backends.current()
         if cfg.format not in backend.formats:
             raise ConfigError(
@@ -68,14 +74,21 @@ class ProcessContext:
             )
         replicas = distribution.replicas(cfg.distribute)  # first: it may split the CPU into devices
         seed_everything(cfg)
+        if cfg.seed is None and peers.count > 1:  # unseeded, but every host must build the same initial weights
+            backend.seed(peers.gather([secrets.randbelow(2**31)])[0][0])
         if script is None:
             script = TrainingScript.load(cfg.script, cfg.debug, cfg.params, module=cfg.module, functions=cfg.functions)
         else:  # imported already (a worker imports before it knows its run): this run's params
             script = dataclasses.replace(script, params=dict(cfg.params))
+        if script.train_epoch is not None and peers.count > 1:
+            raise ConfigError(
+                f"{script.path}: a script's own train_epoch() runs in one process; many hosts train through fit()."
+            )
         raw = script.call("load_data", cfg.debug)
         fold = None if cfg.fold is None else Fold(**cfg.fold)
-        data = prepare(raw, {**script.fit_kwargs, **cfg.fit_kwargs}, data_seed, script.path, fold)
-        return cls(cfg, RunPaths(cfg.directory), script, data, raw, replicas)
+        share = (peers.index, peers.count)
+        data = prepare(raw, {**script.fit_kwargs, **cfg.fit_kwargs}, data_seed, script.path, fold, share)
+        return cls(cfg, RunPaths(cfg.directory), script, data, raw, replicas, peers=peers)
 
     def first_batch(self) -> tuple:
         """The first training batch `(x, y, sample_weight)`: what builds a subclassed model, or its own optimizers."""
@@ -202,6 +215,7 @@ class _SegmentTrainer:
             self.progress,
             model,
             callbacks,
+            self.ctx.peers,
         )
         self.result.load_seconds = time.perf_counter() - t0
         cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
@@ -276,6 +290,7 @@ class _SegmentTrainer:
             epochs_log=self.ctx.paths.epochs_log,
             num_samples=getattr(self.ctx.data.train, "num_samples", None),
             on_epoch=self.on_epoch,
+            peers=self.ctx.peers,
         )
 
     def _fit(self, call: FitCall, restored: Restored | None) -> None:
@@ -299,7 +314,7 @@ class _SegmentTrainer:
         except (Preempted, ScriptError):
             raise
         except (ValueError, TypeError) as e:
-            if self.progress.trained_a_batch:
+            if self.progress.trained_a_batch or self.ctx.peers.lost(str(e)):
                 raise
             raise ScriptError(
                 f"{self.ctx.script.path}: training on the data from `load_data()` failed: "
@@ -336,8 +351,9 @@ class _SegmentTrainer:
             if result.outcome != SegmentOutcome.STOPPED:
                 result.outcome = SegmentOutcome.FINISHED
             self.checkpointer.save(result.end_epoch, 0, final=True)
-            if self.cfg.export is not None:
-                export(self.model, self.cfg.export)
+            if self.cfg.export is not None and self.ctx.peers.writes:
+                with self.ctx.peers.alone():
+                    export(self.model, self.cfg.export)
 
 
 def _warn_if_inexact(ctx: ProcessContext) -> None:

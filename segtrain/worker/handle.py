@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segtrain.backends.hosts import Hosts
 from segtrain.worker.output import Verbosity, WorkerOutput
 from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
 
@@ -39,6 +40,7 @@ class WorkerSpec:
     script_args: tuple[str, ...] = ()  # a launched script's
     module: str | None = None  # the script as a module name
     functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference
+    hosts: Hosts | None = None  # many hosts: this process's place among them
 
     @classmethod
     def of(cls, cfg: Any) -> WorkerSpec:
@@ -53,6 +55,7 @@ class WorkerSpec:
             script_args=tuple(cfg.script_args),
             module=cfg.module,
             functions=tuple(sorted(cfg.functions.items())),
+            hosts=cfg.hosts,
         )
 
 
@@ -82,6 +85,7 @@ class WorkerProcess:
             script_args=spec.script_args,
             module=spec.module,
             functions=spec.functions,
+            hosts=spec.hosts,
         )
         self.run_dir = run_dir
         self.prestarted = prestarted
@@ -98,7 +102,9 @@ class WorkerProcess:
         os.close(write_fd)
         assert self.proc.stdout is not None
         stream = io.TextIOWrapper(self.proc.stdout, encoding="utf-8", errors="replace")
-        self.output = WorkerOutput(stream, self.proc.pid, run_dir, spec.echo, spec.verbosity)
+        # Many hosts: the others' workers log apart, in RUN/logs/process-I/ (the only files they write in the run).
+        logs = "logs" if spec.hosts is None or spec.hosts.writes else f"logs/process-{spec.hosts.index}"
+        self.output = WorkerOutput(stream, self.proc.pid, run_dir, spec.echo, spec.verbosity, logs)
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: Ready | None = None  # what it did before taking over

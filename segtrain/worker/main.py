@@ -7,8 +7,9 @@ segment still trains, and only waits for its checkpoint. A worker started
 ahead like that imports the backend the previous worker used at the lowest CPU
 priority (see `segtrain.backends.low_priority`). Where no accelerator may be,
 it also builds the model and traces its train step before it is ready (see
-`segtrain.training.segment.warm_up`). It dies with its parent
-(PR_SET_PDEATHSIG on Linux).
+`segtrain.training.segment.warm_up`). With many hosts it joins the other
+hosts' workers once assigned (JAX's runtime must start after that), so it only
+imports ahead. It dies with its parent (PR_SET_PDEATHSIG on Linux).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.backends.distribution import split_cpu_early
+from segtrain.backends.hosts import ALONE
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.training.references import IN_WORKER
@@ -113,24 +115,44 @@ def main() -> None:
         send(Failed(e.exit_code, str(e)))
         _exit(e.exit_code)
     except BaseException as e:  # report anything to the parent
+        if env.hosts is not None and _peers_lost(str(e)):
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            send(Failed(EXIT_RESUMABLE, f"the loss of another process of the run ({first[:300]})"))
+            _exit(EXIT_RESUMABLE)
         send(Failed(EXIT_FAILED, f"{type(e).__name__}: {e}", traceback.format_exc()))
         _exit(EXIT_FAILED)
+
+
+def _peers_lost(text: str) -> bool:
+    """Whether an error says another host's process is gone (its collective's peer closed, the runtime lost it)."""
+    if "keras" not in sys.modules:
+        return False
+    from segtrain import backends
+
+    return backends.current().peers_lost(text)
 
 
 def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], None]) -> None:
     """Prepare what can be prepared, say so, wait for the assignment, train it, report, exit."""
     from segtrain import backends
     from segtrain.backends.devices import defer_data, device_runtime_started
+    from segtrain.training.signals import SignalPolicy
 
-    deferred = defer_data()
+    deferred = defer_data() or env.hosts is not None  # the runtime starts after joining the other hosts
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
     assignment = _assignment(flag)
     run_dir = Path(assignment.run_dir)
+    peers = ALONE
+    if env.hosts is not None:
+        peers = backends.current().join(env.hosts)
+        # JAX's runtime takes SIGTERM for its preemption notice (measured: workers stopped no more): ours again.
+        SignalPolicy(env.signals, flag).install()
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
-        ctx = _context(run_dir, script)
+        ctx = _context(run_dir, script, peers)
     result = _train(ctx, assignment, flag, send)
+    peers.leave()
     _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
 
 
@@ -146,9 +168,14 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
     """Train the assigned segment; send its result and return it."""
     from segtrain.state import checkpoint
     from segtrain.training.segment import run_segment
+    from segtrain.training.together import segment_of_process_0
 
-    ref = assignment.checkpoint
-    ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
+    ref, segment = assignment.checkpoint, assignment.segment
+    ckpt = None
+    if ref is not None and ctx.peers.writes:
+        ckpt = checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
+    if ctx.peers.count > 1:
+        segment, ckpt = segment_of_process_0(ctx.peers, ctx.paths, segment, ckpt)
 
     def on_epoch(record: dict[str, Any]) -> str | None:
         send(EpochEnded(record))
@@ -159,7 +186,7 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
             _exit(EXIT_FAILED)
         return Verdict.decode(line).stop_reason
 
-    result = run_segment(ctx, assignment.segment, ckpt, flag, on_epoch, assignment.start_seconds)
+    result = run_segment(ctx, segment, ckpt, flag, on_epoch, assignment.start_seconds)
     send(Finished(result))
     return result
 
@@ -237,7 +264,7 @@ def _checkpoint_state(ctx: Any, name: str | None) -> dict[str, Any]:
     return {} if ckpt is None else ckpt.state
 
 
-def _context(run_dir: Path, script: Any) -> Any:
+def _context(run_dir: Path, script: Any, peers: Any = ALONE) -> Any:
     """The run's options, its data and the script with its params: what training in `run_dir` needs."""
     from segtrain.config import RunConfig
     from segtrain.runs.paths import read_run
@@ -245,4 +272,4 @@ def _context(run_dir: Path, script: Any) -> Any:
 
     _, manifest = read_run(run_dir)
     cfg = RunConfig.from_json(dict(manifest["config"], run_dir=str(run_dir)))
-    return ProcessContext.open(cfg, manifest["data_seed"], script)
+    return ProcessContext.open(cfg, manifest["data_seed"], script, peers)

@@ -53,8 +53,16 @@ def shown(line: str, verbosity: str) -> bool:
 class WorkerOutput:
     """Reads a worker's output pipe on a thread: into its log file, and the lines worth it to `echo`."""
 
-    def __init__(self, stream: IO[str], pid: int, run_dir: Path | None, echo: Callable[[str], None], verbosity: str):
-        self.pid, self.echo, self.verbosity = pid, echo, verbosity
+    def __init__(
+        self,
+        stream: IO[str],
+        pid: int,
+        run_dir: Path | None,
+        echo: Callable[[str], None],
+        verbosity: str,
+        logs: str = "logs",
+    ):
+        self.pid, self.echo, self.verbosity, self.logs = pid, echo, verbosity, logs
         self.tail: deque[str] = deque(maxlen=KEEP_LINES)
         self.echoing = True
         self.lock = threading.Lock()
@@ -63,7 +71,7 @@ class WorkerOutput:
             self.path = Path(name)
             self.file: IO[str] = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
         else:
-            self.path = logs_dir(run_dir) / f"worker-{pid}.log"
+            self.path = logs_dir(run_dir, logs) / f"worker-{pid}.log"
             self.file = open(self.path, "a", encoding="utf-8", errors="replace")
         self._header(f"worker pid {pid} started")
         self.thread = threading.Thread(target=self._pump, args=(stream,), name=f"segtrain-output-{pid}", daemon=True)
@@ -89,7 +97,7 @@ class WorkerOutput:
 
     def assign(self, run_dir: Path, segment: int) -> None:
         """The worker trains segment `segment` of `run_dir`: its log becomes that segment's (appended to)."""
-        target = logs_dir(run_dir) / f"segment-{segment + 1:04d}.log"
+        target = logs_dir(run_dir, self.logs) / f"segment-{segment + 1:04d}.log"
         with self.lock:
             self.file.close()
             with open(target, "a", encoding="utf-8") as out, open(self.path, encoding="utf-8") as seen:
@@ -108,8 +116,8 @@ class WorkerOutput:
             self.path.unlink(missing_ok=True)
 
 
-def logs_dir(run_dir: Path) -> Path:
-    path = Path(run_dir) / "logs"
+def logs_dir(run_dir: Path, logs: str = "logs") -> Path:
+    path = Path(run_dir) / logs
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -29,11 +29,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from segtrain.backends.hosts import Hosts
 from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
 # run trains) says so and exits, instead of speaking a format the parent would not understand.
-PROTOCOL = 3
+PROTOCOL = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class WorkerEnv:
     script_args: tuple[str, ...] = ()  # a launched script's sys.argv[1:]
     module: str | None = None  # the script is this module, imported by name (`script` is its file)
     functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference (`training.references`)
+    hosts: Hosts | None = None  # many hosts: it joins the others' workers at its assignment
     protocol: int = PROTOCOL
 
     _PREFIX: ClassVar[str] = "SEGTRAIN_"
@@ -74,6 +76,7 @@ class WorkerEnv:
             "script_args": json.dumps(list(self.script_args)),
             "module": self.module or "",
             "functions": json.dumps(dict(self.functions)),
+            "hosts": "" if self.hosts is None else self.hosts.to_text(),
             "protocol": str(self.protocol),
         }
         return {self._PREFIX + name.upper(): value for name, value in values.items()}
@@ -98,6 +101,7 @@ class WorkerEnv:
             script_args=tuple(json.loads(get("script_args") or "[]")),
             module=get("module") or None,
             functions=tuple(sorted(json.loads(get("functions") or "{}").items())),
+            hosts=Hosts.from_text(get("hosts")),
             protocol=int(get("protocol") or 0),
         )
 

@@ -1,0 +1,244 @@
+"""Many hosts on JAX: one `segtrain fit` per host, trained together (issue 16, item 4).
+
+Two real processes on 127.0.0.1 play two hosts: JAX's distributed runtime with gloo for the collectives
+between CPUs, one CPU device each, the run directory shared. Each kills, signals and resumes real
+processes; the reference is one process over two CPU devices (`SEGTRAIN_CPU_DEVICES=2`), in one segment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SCRIPTS, assert_exit, cli_env, fit_args, one_line, segtrain_cmd
+from segtrain.backends.hosts import Hosts, find_hosts, first_node, hosts_for
+from segtrain.errors import ConfigError, ScriptError
+
+COMPARE = """
+import sys, numpy as np, segtrain
+a, b = (segtrain.load_model(d) for d in sys.argv[1:])
+same = all(np.array_equal(x.numpy(), y.numpy())
+           for x, y in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables, strict=True))
+print("EQUAL" if same else "DIFFERENT", int(b.optimizer.iterations.numpy()))
+"""
+EPOCHS = 6
+
+
+# -- where a process is among the others -------------------------------------------------------------
+
+
+def test_hosts_come_from_the_options_then_keras_variables_then_srun():
+    assert find_hosts("10.0.0.1:1234", 2, 1, environ={}) == Hosts("10.0.0.1:1234", 2, 1)
+    keras_env = {
+        "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
+        "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+        "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+    }
+    assert find_hosts(environ=keras_env) == Hosts("10.0.0.1:1234", 2, 1, source="keras")
+    srun = {"SLURM_STEP_NODELIST": "gpu[07-09,12]", "SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "4"}
+    slurm = find_hosts(environ={**srun, "SLURM_PROCID": "3"})
+    assert slurm == Hosts(f"gpu07:{4242 % 4096 + 61440}", 4, 3, source="slurm")  # JAX's own port choice
+    assert find_hosts("h:1", 2, 0, environ={**keras_env, **srun}).source == "flags"  # the options come first
+    assert find_hosts(environ={**srun, "SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}) is None  # one task
+    assert find_hosts(environ={}) is None
+    assert [first_node(n) for n in ("node1", "a[01-04],b2", "c[3,5]")] == ["node1", "a01", "c3"]
+    # Only data-parallel runs look for other hosts; a Slurm job's variables do not make a plain run wait for peers.
+    assert hosts_for("none", environ={**srun, "SLURM_PROCID": "0"}) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: find_hosts("h:1", 2, None, environ={}), "need all three of --coordinator"),
+        (lambda: find_hosts("h", 2, 0, environ={}), "--coordinator must be HOST:PORT"),
+        (lambda: find_hosts("h:1", 2, 2, environ={}), "--process-id must be in [0, 2). Received: 2"),
+        (lambda: find_hosts("h:1", 1, 0, environ={}), "--num-processes must be 2 or more"),
+        (lambda: hosts_for("none", "h:1", 2, 0, environ={}), "add --distribute data-parallel"),
+        (
+            lambda: find_hosts(environ={"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}),
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_PROCESS_ID missing",
+        ),
+    ],
+)
+def test_a_place_among_hosts_that_cannot_be_says_what_to_give(call, message):
+    with pytest.raises(ConfigError) as info:
+        call()
+    assert message in one_line(str(info.value))
+
+
+def test_many_hosts_need_jax_process_isolation_and_data_parallel(tmp_path):
+    from segtrain.backends.base import KerasBackend
+    from segtrain.config import RunConfig
+
+    hosts = Hosts("h:1", 2, 1)
+    with pytest.raises(ConfigError, match="--isolation process"):
+        RunConfig(
+            SCRIPTS / "hosts_mlp.py", 4, 2, tmp_path, distribute="data-parallel", isolation="session", hosts=hosts
+        )
+    with pytest.raises(ConfigError) as info:
+        KerasBackend("tensorflow", "tensorflow").join(hosts)
+    assert "train on the JAX backend only (KERAS_BACKEND=jax)" in one_line(str(info.value))
+    assert "keras-team/keras#20585" in str(info.value)
+    cfg = RunConfig(SCRIPTS / "hosts_mlp.py", 4, 2, tmp_path, distribute="data-parallel", hosts=hosts)
+    assert "hosts" not in cfg.to_json()  # this process's place, never the run's: the manifest does not keep it
+
+
+def test_each_process_feeds_its_part_of_every_batch_and_together_they_are_the_batch():
+    from segtrain.training.data import prepare
+
+    x = np.arange(80, dtype="float32").reshape(40, 2)
+    y = np.arange(40, dtype="float32")
+    kwargs = {"batch_size": 8, "validation_split": 0.2}
+    one = prepare((x, y), kwargs, 5, Path("s.py"))
+    parts = [prepare((x, y), kwargs, 5, Path("s.py"), share=(i, 2)) for i in range(2)]
+    for step in range(2 * one.steps_per_epoch):  # two epochs, each in its own order
+        whole = one.train.batch(step)[1]
+        assert np.array_equal(np.concatenate([p.train.batch(step)[1] for p in parts]), whole)
+    # Validation: Keras batches it by validation_batch_size; each process keeps its half of each such batch.
+    assert [p.fit_kwargs["validation_batch_size"] for p in parts] == [4, 4]
+    halves = [p.validation[1].reshape(-1, 4) for p in parts]
+    assert np.array_equal(np.concatenate(halves, axis=1).ravel(), one.validation[1])
+
+
+def test_batches_that_do_not_split_evenly_between_processes_are_refused_with_the_fix():
+    from segtrain.training.data import prepare
+
+    x, y = np.zeros((30, 2), "float32"), np.zeros(30, "float32")
+    assert prepare((x, y), {"batch_size": 8}, 0, Path("s.py"), share=(0, 2)).train.batch(3)[0].shape == (3, 2)
+    # The last batch holds 6: two processes take 3 each, but four cannot split it.
+    with pytest.raises(ScriptError) as info:
+        prepare((x, y), {"batch_size": 8}, 0, Path("s.py"), share=(0, 4))
+    assert "with 4 processes every training batch is split into 4 equal parts, but batches of 6" in one_line(
+        str(info.value)
+    )
+    with pytest.raises(ScriptError, match="must return in-memory arrays"):
+        prepare(lambda epoch: None, {}, 0, Path("s.py"), share=(0, 2))
+
+
+# -- two processes training one run ------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(run_dir: Path, port: int, index: int, **env: str) -> subprocess.Popen:
+    args = fit_args("hosts_mlp", run_dir, EPOCHS, 2, "--seed", 5, "--distribute", "data-parallel")
+    args += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", index, "--peer-timeout", 30]
+    return subprocess.Popen(
+        segtrain_cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(KERAS_BACKEND="jax", **env),
+        start_new_session=True,  # its own group: a kill -9 takes the parent and its worker, as a dead host
+    )
+
+
+def _both(run_dir: Path, **env: str) -> list[tuple[int, str]]:
+    """Run the same command as process 0 and 1 to the end: each one's exit code and stderr."""
+    port = _free_port()
+    procs = [_start(run_dir, port, i, **env) for i in range(2)]
+    return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+
+
+def _wait_for_epochs(run_dir: Path, n: int, procs: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 240
+    log = run_dir / "epochs.jsonl"
+    while not (log.exists() and len(log.read_text().splitlines()) >= n):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [
+            p.communicate()[1][-2000:] for p in procs if p.poll() is not None
+        ]
+        time.sleep(0.05)
+
+
+def _segments(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The same run in one process over two CPU devices, in one segment."""
+    run_dir = tmp_path_factory.mktemp("hosts") / "reference"
+    args = fit_args("hosts_mlp", run_dir, EPOCHS, EPOCHS, "--seed", 5, "--distribute", "data-parallel")
+    proc = subprocess.run(
+        segtrain_cmd(*args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(KERAS_BACKEND="jax", SEGTRAIN_CPU_DEVICES="2"),
+    )
+    assert_exit(proc, 0)
+    return run_dir
+
+
+def _assert_equal_to(reference: Path, run_dir: Path) -> None:
+    compare = subprocess.run(
+        [segtrain_cmd()[0], "-c", COMPARE, str(reference), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(KERAS_BACKEND="jax"),
+    )
+    assert_exit(compare, 0)
+    assert compare.stdout.split() == ["EQUAL", str(EPOCHS * 6)]  # 6 steps of 8 per epoch
+
+
+@pytest.mark.slow
+@pytest.mark.jax
+def test_kill_9_of_process_0_ends_the_other_resumably_and_the_same_commands_resume_bitwise(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    port = _free_port()
+    procs = [_start(run_dir, port, i, SLOW_EPOCHS="1") for i in range(2)]
+    _wait_for_epochs(run_dir, 3, procs)  # in the second segment
+    os.killpg(procs[0].pid, signal.SIGKILL)  # process 0: the coordinator, and the one that writes
+    killed = time.monotonic()
+    code = procs[1].wait(timeout=120)
+    lost_after = time.monotonic() - killed
+    err = procs[1].communicate()[1]
+    assert procs[0].wait() == -signal.SIGKILL
+    assert code == 75, err[-3000:]
+    assert "stopped by the loss of another process of the run" in one_line(err)
+    assert "the same command on every host" in one_line(err)
+    assert lost_after < 30  # its collective failed at once; --peer-timeout 30 bounds every other wait
+
+    ended = _both(run_dir)
+    assert [code for code, _ in ended] == [0, 0], [err[-3000:] for _, err in ended]
+    _assert_equal_to(reference, run_dir)
+    records = _segments(run_dir)
+    assert records[-1]["end_epoch"] == EPOCHS and {r["replicas"] for r in records} == {2}
+    # Process 0 alone wrote the run's records: one line per segment; process 1 only its workers' logs.
+    assert len({r["index"] for r in records}) == len(records)
+    assert any((run_dir / "logs" / "process-1").glob("segment-*.log"))
+
+
+@pytest.mark.slow
+@pytest.mark.jax
+def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bitwise(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    port = _free_port()
+    procs = [_start(run_dir, port, i, SLOW_EPOCHS="1") for i in range(2)]
+    _wait_for_epochs(run_dir, 1, procs)
+    time.sleep(0.1)  # into the second epoch's batches
+    procs[1].send_signal(signal.SIGTERM)  # process 1 only: its worker tells process 0's at the next batch
+    ended = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert [code for code, _ in ended] == [75, 75], [err[-3000:] for _, err in ended]
+    stopped = _segments(run_dir)[-1]
+    assert stopped["outcome"] == "preempted" and stopped["stop_reason"] == "SIGTERM"
+    assert ".0000" in stopped["checkpoint"]  # in the middle of an epoch: a batch's checkpoint
+    for _, err in ended:  # both say where the run goes on from: the one checkpoint process 0 wrote
+        assert f"stopped by SIGTERM; resumable from {stopped['checkpoint']}" in one_line(err)
+
+    ended = _both(run_dir)
+    assert [code for code, _ in ended] == [0, 0], [err[-3000:] for _, err in ended]
+    _assert_equal_to(reference, run_dir)
