@@ -164,6 +164,7 @@ def run(
     force: bool = False,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
+    tensorboard: str | Path | bool | None = None,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -197,7 +198,8 @@ def run(
         segment: epochs per segment, or `"auto"` (the default).
         script_args: the script's command-line arguments.
         run_dir, seed, format, save_every, keep, export, prestart, force, signals, max_memory,
-            progress, verbosity, debug: as in `fit`.
+            tensorboard, progress, verbosity, debug: as in `fit` (segtrain's scalars beside the
+            script's own TensorBoard callback, where it has one).
 
     Raises:
         SegtrainError: bad options; a script that fails, calls `fit` twice or never (`exit_code` 2).
@@ -223,6 +225,7 @@ def run(
         verbosity=verbosity,
         launched=True,
         script_args=list(script_args),
+        tensorboard=tensorboard_setting(tensorboard),
     )
     if not cfg.script.is_file():
         from segtrain.errors import ScriptError

@@ -91,6 +91,24 @@ def test_many_hosts_need_jax_process_isolation_and_data_parallel(tmp_path):
     assert "hosts" not in cfg.to_json()  # this process's place, never the run's: the manifest does not keep it
 
 
+def test_the_command_line_refuses_a_place_among_hosts_without_data_parallel_and_a_half_given_one(tmp_path):
+    from typer.testing import CliRunner
+
+    from segtrain.cli import app
+
+    def fit(*more: object):
+        args = fit_args("hosts_mlp", tmp_path / "run", 4, 2, "--coordinator", "127.0.0.1:1234", *more)
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    result = fit("--num-processes", 2, "--process-id", 0)
+    assert_exit(result, 2)
+    assert "add --distribute data-parallel" in one_line(result.output)
+    result = fit("--distribute", "data-parallel", "--num-processes", 2)
+    assert_exit(result, 2)
+    assert "need all three of --coordinator HOST:PORT, --num-processes N and --process-id I" in one_line(result.output)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_each_process_feeds_its_part_of_every_batch_and_together_they_are_the_batch():
     from segtrain.training.data import prepare
 

@@ -28,6 +28,7 @@ from conftest import (
     run_cli,
     segtrain_cmd,
 )
+from segtrain.telemetry.event_file import event_files, read_events
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +57,13 @@ def one_segment(tmp_path_factory):
 def test_segments_equal_one_segment_and_the_script_goes_on_once(tmp_path, one_segment):
     reference, reference_proc = one_segment
     run_dir = tmp_path / "run"
-    proc = run_cli(*run_args(run_dir, 2))
+    args = run_args(run_dir, 2)
+    proc = run_cli(*args[: args.index("--")], "--tensorboard", "auto", *args[args.index("--") :])
     assert_exit(proc, 0)
     assert_bitwise_equal(final_variables(run_dir), final_variables(reference))
+    # --tensorboard as on fit: segtrain's scalars, one per epoch, in RUN/tensorboard/segtrain.
+    events = [e for path in event_files(run_dir / "tensorboard" / "segtrain") for e in read_events(path)]
+    assert sorted(e.step for e in events if "epoch/seconds" in e.scalars) == [1, 2, 3, 4, 5, 6]
 
     output = proc.stdout + proc.stderr
     # Three workers ran the script's top; only the last went on after fit, with the whole run's history.

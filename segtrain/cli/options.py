@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from segtrain.backends.distribution import Distribute
+from segtrain.backends.hosts import DEFAULT_TIMEOUT_SECONDS
 from segtrain.config import DEFAULT_SIGNALS, Format, Isolation
 from segtrain.errors import ConfigError
 
@@ -37,26 +38,19 @@ DISTRIBUTE = typer.Option(
     help="data-parallel: train each segment over every local device (TensorFlow's MirroredStrategy, Keras' "
     "DataParallel on JAX); the batch size is the global batch. SEGTRAIN_CPU_DEVICES=N splits the CPU into N devices.",
 )
-_HOSTS = "Many hosts (JAX)"
 COORDINATOR = typer.Option(
     None,
     "--coordinator",
     metavar="HOST:PORT",
     help="With --distribute data-parallel: train on many hosts, one process each; HOST:PORT reaches process 0 "
     "[default: from KERAS_DISTRIBUTION_* or Slurm's srun].",
-    rich_help_panel=_HOSTS,
 )
-NUM_PROCESSES = typer.Option(
-    None, "--num-processes", help="How many processes (hosts) train the run.", rich_help_panel=_HOSTS
-)
-PROCESS_ID = typer.Option(
-    None, "--process-id", help="This process's id, 0 to N-1; process 0 writes the run.", rich_help_panel=_HOSTS
-)
+NUM_PROCESSES = typer.Option(None, "--num-processes", help="How many processes (hosts) train the run.")
+PROCESS_ID = typer.Option(None, "--process-id", help="This process's id, 0 to N-1; process 0 writes the run.")
 PEER_TIMEOUT = typer.Option(
-    300,
+    DEFAULT_TIMEOUT_SECONDS,
     "--peer-timeout",
     help="Seconds to wait for the other processes to join each segment, or for a lost one's heartbeat; then exit 75.",
-    rich_help_panel=_HOSTS,
 )
 SAVE_EVERY = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment.")
 KEEP = typer.Option(2, "--keep", help="Complete checkpoints to keep.")
