@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd
+from segtrain.telemetry.event_file import event_files, read_events
 from segtrain.training.data import Fold, prepare
 
 SCRIPT = SCRIPTS / "cv_mlp.py"
@@ -51,6 +52,7 @@ def _report(cv_dir: Path) -> dict:
 def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
     cv_dir = tmp_path / "cv"
     args = ["cv", SCRIPT, "--folds", 3, "--epochs", 4, "--segment", 2, "--seed", 5, "--dir", cv_dir, "--no-progress"]
+    args += ["--tensorboard", "auto"]
     proc = subprocess.Popen(
         segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -78,6 +80,11 @@ def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
     manifests = [json.loads((cv_dir / "folds" / f"fold-{i}" / "manifest.json").read_text()) for i in range(3)]
     assert [m["config"]["params"] for m in manifests] == [{"fold": i, "folds": 3} for i in range(3)]
     assert "val_loss" in done.stderr and "±" in done.stderr
+    # --tensorboard auto: each fold's scalars in its own run directory, a point per epoch (over the stop too).
+    for i in range(3):
+        board = cv_dir / "folds" / f"fold-{i}" / "tensorboard" / "segtrain"
+        events = [e for path in event_files(board) for e in read_events(path)]
+        assert sorted(e.step for e in events if "epoch/seconds" in e.scalars) == [1, 2, 3, 4]
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd
+from segtrain.telemetry.event_file import event_files, read_events
 from segtrain.worker.output import CHATTER
 from support.postgres import PostgresServer
 
@@ -48,10 +49,15 @@ def epochs_logged(run_dir: Path) -> list[int]:
 
 
 def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the_best(tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    proc = run_cli(*sweep_args(sweep_dir, 2, 4, 2, "--seed", 3, "--pruner", "none"), timeout=600)
+    sweep_dir, board = tmp_path / "sweep", tmp_path / "board"
+    args = sweep_args(sweep_dir, 2, 4, 2, "--seed", 3, "--pruner", "none", "--tensorboard", board)
+    proc = run_cli(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [line for line in proc.stderr.splitlines() if CHATTER.match(line)] == []  # the backend's, in the logs
+    # --tensorboard DIR: each trial a TensorBoard run of its own, DIR/trial-NNNN/segtrain, a point per epoch.
+    for number in (0, 1):
+        events = [e for path in event_files(board / f"trial-{number:04d}" / "segtrain") for e in read_events(path)]
+        assert sorted(e.step for e in events if "epoch/seconds" in e.scalars) == [1, 2, 3, 4]
     assert len([line for line in proc.stderr.splitlines() if line.startswith("segtrain: trial ")]) == 2
     rep = report(sweep_dir)
     assert [t["number"] for t in rep["trials"]] == [0, 1]
@@ -89,7 +95,7 @@ def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the
     # load_model on the sweep directory is the best trial's model.
     assert_bitwise_equal(final_variables(sweep_dir), final_variables(Path(rep["best"]["run_dir"])))
     # Running the finished sweep again trains nothing more.
-    again = run_cli(*sweep_args(sweep_dir, 2, 4, 2, "--seed", 3, "--pruner", "none"), timeout=600)
+    again = run_cli(*args, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert len(report(sweep_dir)["trials"]) == 2
 

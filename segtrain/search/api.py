@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segtrain.config import DEFAULT_SIGNALS, RunConfig
+from segtrain.telemetry.scalars import setting as tensorboard_setting
 
 if TYPE_CHECKING:
     from segtrain.search.cv import CvOutcome
@@ -37,6 +38,7 @@ def sweep(
     force: bool = False,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
+    tensorboard: str | Path | bool | None = None,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -73,6 +75,8 @@ def sweep(
         seed: every trial's seed, and the sampler's.
         isolation, distribute, format, save_every, keep, prestart, signals, max_memory, debug: as in `fit`,
             for every trial.
+        tensorboard: each trial's scalars as a TensorBoard run of its own: `"auto"` in each trial's
+            directory, or a folder with a subfolder per trial (`DIR/trial-0003/segtrain`).
         force: start over if `sweep_dir` holds a sweep with other settings.
         progress: show each trial's progress bar.
 
@@ -97,6 +101,7 @@ def sweep(
         max_memory=max_memory,
         debug=debug,
         verbosity=verbosity,
+        tensorboard=tensorboard_setting(tensorboard),
     )
     cfg = SweepConfig(
         run=run,
@@ -131,6 +136,7 @@ def cv(
     force: bool = False,
     signals: Sequence[str] = DEFAULT_SIGNALS,
     max_memory: float | None = None,
+    tensorboard: str | Path | bool | None = None,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -153,6 +159,8 @@ def cv(
         folds: K, at least 2. Each fold's run directory is `cv_dir/folds/fold-K`.
         cv_dir: defaults to `checkpoints/<script name>-cv`.
         params: passed to the script's functions, with `fold` and `folds` added.
+        tensorboard: each fold's scalars as a TensorBoard run of its own (`DIR/fold-2/segtrain`; `"auto"`:
+            in each fold's directory).
         The others: as in `fit`, for every fold.
 
     Returns:
@@ -176,6 +184,7 @@ def cv(
         debug=debug,
         params=dict(params or {}),
         verbosity=verbosity,
+        tensorboard=tensorboard_setting(tensorboard),
     )
     cv_cfg = CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force)
     return run_cv(cv_cfg, progress=progress and verbosity != "quiet")

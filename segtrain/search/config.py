@@ -22,6 +22,7 @@ from segtrain.runs.directory import script_digest
 from segtrain.runs.paths import read_manifest_file
 from segtrain.search.study import DIRECTIONS, PRUNERS, SAMPLERS, default_direction, redacted, storage_url
 from segtrain.state import atomic
+from segtrain.telemetry import scalars
 from segtrain.version import __version__
 
 MANIFEST = "sweep.json"
@@ -105,7 +106,10 @@ class SweepConfig:
 
     def trial_config(self, run_dir: Path, params: dict[str, Any]) -> RunConfig:
         """The `RunConfig` of one trial."""
-        return dataclasses.replace(self.run, run_dir=run_dir, params=dict(params), force=False, export=None)
+        tensorboard = scalars.for_run(self.run.tensorboard, run_dir)
+        return dataclasses.replace(
+            self.run, run_dir=run_dir, params=dict(params), force=False, export=None, tensorboard=tensorboard
+        )
 
 
 def open_sweep(cfg: SweepConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from segtrain.outcomes import RunOutcome, RunStatus
 from segtrain.runs.directory import script_digest
 from segtrain.runs.paths import read_manifest_file
 from segtrain.state import atomic
+from segtrain.telemetry import scalars
 from segtrain.version import __version__
 
 MANIFEST = "cv.json"
@@ -74,7 +75,11 @@ class CvConfig:
     def fold_config(self, index: int, split_seed: int) -> RunConfig:
         params = dict(self.run.params, fold=index, folds=self.folds)
         fold = {"index": index, "count": self.folds, "seed": split_seed}
-        return dataclasses.replace(self.run, run_dir=self.fold_dir(index), params=params, fold=fold, force=False)
+        run_dir = self.fold_dir(index)
+        tensorboard = scalars.for_run(self.run.tensorboard, run_dir)
+        return dataclasses.replace(
+            self.run, run_dir=run_dir, params=params, fold=fold, force=False, tensorboard=tensorboard
+        )
 
 
 @dataclass

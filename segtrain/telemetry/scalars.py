@@ -63,6 +63,17 @@ def setting(value: str | Path | bool | None) -> str | None:
     return str(Path(text).expanduser().absolute()) if text else text
 
 
+def for_run(value: str | None, run_dir: Path) -> str | None:
+    """The setting of one run of a sweep or cross-validation: each run a TensorBoard run of its own.
+
+    `auto` stays (each run's `RUN_DIR/tensorboard`); a folder gets one subfolder per run, named as the run's
+    directory (`DIR/trial-0003/segtrain`, `DIR/fold-2/segtrain`): `tensorboard --logdir DIR` shows them all.
+    """
+    if value is None or value == AUTO:
+        return value
+    return str(Path(value) / Path(run_dir).name)
+
+
 def open_log(value: str | None, paths: RunPaths, epochs_done: int) -> TensorBoardLog | None:
     """The run's TensorBoard log where its options ask for one, caught up with its logs to `epochs_done`."""
     if value is None:
