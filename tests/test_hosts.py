@@ -257,6 +257,24 @@ def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bit
     for _, err in ended:  # both say where the run goes on from: the one checkpoint process 0 wrote
         assert f"stopped by SIGTERM; resumable from {stopped['checkpoint']}" in one_line(err)
 
+    # A signal before a segment trains (here while process 1's worker waits for process 0 to join) stops both
+    # there, at once, nothing trained: process 0 does not wait out --peer-timeout for a peer that left.
+    def assigned() -> int:  # the header each worker's log gets when it is sent its segment
+        return sum(path.read_text().count(" trains segment ") for path in (run_dir / "logs" / "process-1").glob("*"))
+
+    seen = assigned()
+    port = _free_port()
+    follower = _start(run_dir, port, 1)
+    deadline = time.monotonic() + 120
+    while assigned() == seen:  # once assigned, it is joining, and no coordinator is up yet
+        assert time.monotonic() < deadline and follower.poll() is None, follower.communicate()[1][-2000:]
+        time.sleep(0.05)
+    follower.send_signal(signal.SIGTERM)
+    leader = _start(run_dir, port, 0)
+    ended = [(p.wait(timeout=120), p.communicate()[1]) for p in (leader, follower)]
+    assert [code for code, _ in ended] == [75, 75], [err[-3000:] for _, err in ended]
+    assert _segments(run_dir)[-1] == stopped  # nothing trained, nothing recorded
+
     ended = _both(run_dir)
     assert [code for code, _ in ended] == [0, 0], [err[-3000:] for _, err in ended]
     _assert_equal_to(reference, run_dir)

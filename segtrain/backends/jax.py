@@ -52,10 +52,15 @@ class Jax(KerasBackend):
         return Replicas(len(devices), engine)
 
     def join(self, hosts: Any) -> Any:
-        """JAX's distributed runtime, with gloo for collectives between CPUs (GPUs use NCCL either way)."""
+        """JAX's distributed runtime, with gloo for collectives between CPUs (GPUs use NCCL either way).
+
+        JAX's preemption service is left off: it takes SIGTERM for a notice of its own (measured: a worker's
+        own handler no longer ran); segtrain's signal policy stops every process at one batch itself.
+        """
         import jax
 
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.config.update("jax_enable_preemption_service", False)
         jax.distributed.initialize(
             hosts.coordinator,
             hosts.count,

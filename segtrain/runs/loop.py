@@ -157,7 +157,7 @@ class SegmentLoop:
     def _segments(self) -> RunOutcome:
         cfg = self.cfg
         while True:
-            if self.flag.requested:
+            if self.flag.requested and cfg.hosts is None:  # many hosts: the next worker tells the others first
                 return self._outcome(
                     RunStatus.INTERRUPTED, f"stopped by {self.flag.signal} at a segment boundary; resumable"
                 )

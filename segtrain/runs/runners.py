@@ -197,13 +197,17 @@ class ProcessRunner:
             launch.data_deferred = worker.ready.data_deferred
             launch.device_runtime_before_takeover = worker.ready.device_runtime_started
             launch.warm_up_seconds = worker.ready.warm_up_seconds
-        if self.flag.requested:  # a signal came while the worker started: nothing trained, nothing lost
+        # A signal came while the worker started: nothing trained, nothing lost. (Many hosts: the worker still
+        # joins the others, to stop them too, and tells them at once.)
+        if self.flag.requested and self.cfg.hosts is None:
             worker.close()
             self.current = None
             return SegmentResult.not_started(segment, self.flag.signal), launch
         if not ready:
             raise failure(worker, worker.early_error, self.cfg, f"of segment {segment.index + 1}")
-        worker.assign(Assignment(str(run_dir), segment, start, launch.start_seconds or 0.0, self.verdicts))
+        worker.assign(
+            Assignment(str(run_dir), segment, start, launch.start_seconds or 0.0, self.verdicts, self.flag.signal)
+        )
         if self.cfg.prestart and not self.flag.requested:
             if self._may_be_followed(segment):
                 self.pool.prestart(run_dir, launch.backend)

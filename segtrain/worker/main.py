@@ -136,19 +136,14 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     """Prepare what can be prepared, say so, wait for the assignment, train it, report, exit."""
     from segtrain import backends
     from segtrain.backends.devices import defer_data, device_runtime_started
-    from segtrain.training.signals import SignalPolicy
 
     deferred = defer_data() or env.hosts is not None  # the runtime starts after joining the other hosts
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
-    assignment = _assignment(flag)
+    assignment = _assignment(flag, together=env.hosts is not None)
     run_dir = Path(assignment.run_dir)
-    peers = ALONE
-    if env.hosts is not None:
-        peers = backends.current().join(env.hosts)
-        # JAX's runtime takes SIGTERM for its preemption notice (measured: workers stopped no more): ours again.
-        SignalPolicy(env.signals, flag).install()
+    peers = ALONE if env.hosts is None else backends.current().join(env.hosts)
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
         ctx = _context(run_dir, script, peers)
     result = _train(ctx, assignment, flag, send)
@@ -156,26 +151,38 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
 
 
-def _assignment(flag: Any) -> Assignment:
-    """Wait for the assignment; exit where the parent closed stdin (the worker is not needed) or a signal came."""
+def _assignment(flag: Any, together: bool = False) -> Assignment:
+    """Wait for the assignment; exit where the parent closed stdin (the worker is not needed) or a signal came.
+
+    `together` (many hosts): a stop signal does not end the worker before its segment: it joins the others
+    and they all stop there (`training.together`); the parent may pass on one it got (`Assignment.stop`).
+    """
     line = sys.stdin.readline()
-    if not line or flag.requested:
+    if not line or (flag.requested and not together):
         _exit(EXIT_OK if not line else EXIT_RESUMABLE)
-    return Assignment.decode(line)
+    assignment = Assignment.decode(line)
+    if assignment.stop and not flag.requested:
+        flag.signal = assignment.stop
+    return assignment
 
 
 def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message], None]) -> Any:
     """Train the assigned segment; send its result and return it."""
     from segtrain.state import checkpoint
+    from segtrain.training.records import SegmentResult
     from segtrain.training.segment import run_segment
-    from segtrain.training.together import segment_of_process_0
+    from segtrain.training.together import start_together
 
     ref, segment = assignment.checkpoint, assignment.segment
     ckpt = None
     if ref is not None and ctx.peers.writes:
         ckpt = checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
     if ctx.peers.count > 1:
-        segment, ckpt = segment_of_process_0(ctx.peers, ctx.paths, segment, ckpt)
+        segment, ckpt = start_together(ctx.peers, ctx.paths, segment, ckpt, flag)
+        if flag.requested:  # a process got a stop signal before the segment: all stop before it trains
+            result = SegmentResult.not_started(segment, flag.signal)
+            send(Finished(result))
+            return result
 
     def on_epoch(record: dict[str, Any]) -> str | None:
         send(EpochEnded(record))

@@ -34,7 +34,7 @@ from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
 # run trains) says so and exits, instead of speaking a format the parent would not understand.
-PROTOCOL = 4
+PROTOCOL = 5
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,8 @@ class Assignment:
     checkpoint: CheckpointRef | None
     start_seconds: float  # what starting the worker cost, the first estimate of a boundary's cost
     verdicts: bool = False  # wait for a `Verdict` after each epoch
+    # Many hosts: a stop signal the parent got before the segment; the worker still joins, to stop the others too.
+    stop: str | None = None
 
     def encode(self) -> str:
         return json.dumps(dataclasses.asdict(self)) + "\n"
@@ -142,6 +144,7 @@ class Assignment:
             None if ref is None else CheckpointRef(**ref),
             data["start_seconds"],
             data.get("verdicts", False),
+            data.get("stop"),
         )
 
 
