@@ -143,3 +143,15 @@ def assert_bitwise_equal(a: dict, b: dict) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def _quiet_tf() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+# pytest-xdist sets COLUMNS=80 for its workers, and a rich Console made while it is set keeps that width for
+# good: segtrain's are made when a test module imports segtrain.cli. Without it, they read COLUMNS as they print.
+os.environ.pop("COLUMNS", None)
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables and status lines one line each, whatever the length of the temporary paths they show (pytest-xdist
+    adds `popen-gwN/` to them); a test of wrapping sets its own COLUMNS."""
+    monkeypatch.setenv("COLUMNS", "300")
