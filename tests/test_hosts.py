@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import SCRIPTS, assert_exit, cli_env, fit_args, one_line, segtrain_cmd
-from segtrain.backends.hosts import Hosts, find_hosts, first_node, hosts_for
+from segtrain.backends.hosts import Hosts, first_node, hosts_for
 from segtrain.errors import ConfigError, ScriptError
 
 COMPARE = """
@@ -30,25 +30,26 @@ same = all(np.array_equal(x.numpy(), y.numpy())
 print("EQUAL" if same else "DIFFERENT", int(b.optimizer.iterations.numpy()))
 """
 EPOCHS = 6
+DP = "data-parallel"
 
 
 # -- where a process is among the others -------------------------------------------------------------
 
 
 def test_hosts_come_from_the_options_then_keras_variables_then_srun():
-    assert find_hosts("10.0.0.1:1234", 2, 1, environ={}) == Hosts("10.0.0.1:1234", 2, 1)
+    assert hosts_for(DP, "10.0.0.1:1234", 2, 1, environ={}) == Hosts("10.0.0.1:1234", 2, 1)
     keras_env = {
         "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345",
         "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
         "KERAS_DISTRIBUTION_PROCESS_ID": "1",
     }
-    assert find_hosts(environ=keras_env) == Hosts("10.0.0.1:1234", 2, 1, source="keras")
+    assert hosts_for(DP, environ=keras_env) == Hosts("10.0.0.1:1234", 2, 1, source="keras")
     srun = {"SLURM_STEP_NODELIST": "gpu[07-09,12]", "SLURM_JOB_ID": "4242", "SLURM_STEP_NUM_TASKS": "4"}
-    slurm = find_hosts(environ={**srun, "SLURM_PROCID": "3"})
+    slurm = hosts_for(DP, environ={**srun, "SLURM_PROCID": "3"})
     assert slurm == Hosts(f"gpu07:{4242 % 4096 + 61440}", 4, 3, source="slurm")  # JAX's own port choice
-    assert find_hosts("h:1", 2, 0, environ={**keras_env, **srun}).source == "flags"  # the options come first
-    assert find_hosts(environ={**srun, "SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}) is None  # one task
-    assert find_hosts(environ={}) is None
+    assert hosts_for(DP, "h:1", 2, 0, environ={**keras_env, **srun}).source == "flags"  # the options come first
+    assert hosts_for(DP, environ={**srun, "SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0"}) is None  # one task
+    assert hosts_for(DP, environ={}) is None
     assert [first_node(n) for n in ("node1", "a[01-04],b2", "c[3,5]")] == ["node1", "a01", "c3"]
     # Only data-parallel runs look for other hosts; a Slurm job's variables do not make a plain run wait for peers.
     assert hosts_for("none", environ={**srun, "SLURM_PROCID": "0"}) is None
@@ -57,13 +58,13 @@ def test_hosts_come_from_the_options_then_keras_variables_then_srun():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: find_hosts("h:1", 2, None, environ={}), "need all three of --coordinator"),
-        (lambda: find_hosts("h", 2, 0, environ={}), "--coordinator must be HOST:PORT"),
-        (lambda: find_hosts("h:1", 2, 2, environ={}), "--process-id must be in [0, 2). Received: 2"),
-        (lambda: find_hosts("h:1", 1, 0, environ={}), "--num-processes must be 2 or more"),
+        (lambda: hosts_for(DP, "h:1", 2, None, environ={}), "need all three of --coordinator"),
+        (lambda: hosts_for(DP, "h", 2, 0, environ={}), "--coordinator must be HOST:PORT"),
+        (lambda: hosts_for(DP, "h:1", 2, 2, environ={}), "--process-id must be in [0, 2). Received: 2"),
+        (lambda: hosts_for(DP, "h:1", 1, 0, environ={}), "--num-processes must be 2 or more"),
         (lambda: hosts_for("none", "h:1", 2, 0, environ={}), "add --distribute data-parallel"),
         (
-            lambda: find_hosts(environ={"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}),
+            lambda: hosts_for(DP, environ={"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}),
             "KERAS_DISTRIBUTION_JOB_ADDRESSES, KERAS_DISTRIBUTION_PROCESS_ID missing",
         ),
     ],

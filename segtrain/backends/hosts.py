@@ -74,26 +74,18 @@ def hosts_for(
     timeout: int = DEFAULT_TIMEOUT_SECONDS,
     environ: Mapping[str, str] = os.environ,
 ) -> Hosts | None:
-    """The `Hosts` of a run under `distribute`: only data-parallel looks for them (flags, Keras', Slurm's)."""
-    if distribute == Distribute.DATA_PARALLEL:
-        return find_hosts(coordinator, num_processes, process_id, timeout, environ)
-    if any(v is not None for v in (coordinator, num_processes, process_id)):
-        raise ConfigError(
-            "--coordinator, --num-processes and --process-id train one run on many hosts: add --distribute "
-            "data-parallel."
-        )
-    return None
+    """This process's `Hosts` under `distribute`; None: one host.
 
-
-def find_hosts(
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    timeout: int = DEFAULT_TIMEOUT_SECONDS,
-    environ: Mapping[str, str] = os.environ,
-) -> Hosts | None:
-    """This process's `Hosts`: from the three options, else Keras' variables, else Slurm's; None: one host."""
+    Only data-parallel looks for them: the three options, else Keras' variables, else Slurm's `srun`.
+    """
     given = [coordinator, num_processes, process_id]
+    if distribute != Distribute.DATA_PARALLEL:
+        if any(v is not None for v in given):
+            raise ConfigError(
+                "--coordinator, --num-processes and --process-id train one run on many hosts: add --distribute "
+                "data-parallel."
+            )
+        return None
     if any(v is not None for v in given):
         if any(v is None for v in given):
             raise ConfigError(
