@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import assert_bitwise_equal, assert_exit, final_variables, fit_args, one_line, run_cli
-from segtrain.training.boundaries import BoundaryPolicy, estimate_cost
+from segtrain.training.boundaries import BoundaryPolicy, estimate_cost, estimate_spare_cost
 
 
 def _decisions(policy: BoundaryPolicy, seconds: list[float], rss: list[float] | None = None) -> list[int]:
@@ -17,7 +17,7 @@ def _decisions(policy: BoundaryPolicy, seconds: list[float], rss: list[float] | 
         why = policy.observe(s, None if rss is None else rss[i])
         if why:
             ends.append(i + 1)
-            policy = BoundaryPolicy(policy.auto, policy.boundary_cost, policy.max_memory_mb)
+            policy = BoundaryPolicy(policy.auto, policy.boundary_cost, policy.max_memory_mb, policy.spare_cost)
     return ends
 
 
@@ -92,6 +92,25 @@ def test_cost_estimate_uses_measured_boundaries_first():
     assert estimate_cost([], load_seconds=0.25, cold_start_seconds=2.5) == 3.0  # no pre-started worker
     assert estimate_cost([], load_seconds=0.25) == 0.5  # a pre-started worker is ready: load and save
     assert estimate_cost([]) == 0.0  # a new run: only the re-trace, measured on the first epoch, counts
+
+
+def test_the_time_epochs_lose_beside_the_pre_started_worker_is_part_of_a_boundarys_cost():
+    # Each segment: a 2 s trace, then epochs of 1.0 s; beside the busy spare (0.5 CPU-s each) they took 1.5 s.
+    busy = {"epoch_seconds": [2.0, 1.5, 1.5, 1.0, 1.0, 1.0], "spare_cpu_seconds": [0.5, 0.5, 0.5, 0.0, 0.0, 0.0]}
+    idle = {"epoch_seconds": [2.0, 1.0, 1.0, 1.0], "spare_cpu_seconds": [0.0, 0.0, 0.0, 0.0]}
+    assert estimate_spare_cost([{"index": 0, **busy}, {"index": 1, **busy}]) == pytest.approx(1.0)
+    assert estimate_spare_cost([{"index": 0, **idle}, {"index": 1, **busy}]) == pytest.approx(0.5)  # the median
+    assert estimate_spare_cost([{"index": 0, "epoch_seconds": [2.0, 1.0]}]) == 0.0  # no spare ran (session, last)
+    assert estimate_spare_cost([]) == 0.0
+    # The slowdown that would pay for a boundary's 1 s alone does not pay for it with 1 s more beside the spare.
+    leak = [2.0, 1.0, 1.0, 1.0, *[1.0 + 0.1 * i for i in range(1, 30)]]
+    alone, beside = (
+        BoundaryPolicy(auto=True, boundary_cost=1.0),
+        BoundaryPolicy(auto=True, boundary_cost=1.0, spare_cost=1.0),
+    )
+    assert _decisions(alone, leak)[0] < _decisions(beside, leak)[0]
+    why = next(filter(None, (beside.observe(s) for s in leak)))
+    assert "+ 1.0 s beside the pre-started worker" in why
 
 
 def _segments(run_dir):

@@ -11,7 +11,9 @@ out instead of adding up to a boundary, while a steady slowdown grows it.
 What a boundary costs is more than its save, start and load: the first epoch
 after it traces the train step again (a new process, or a reloaded model).
 The segment's own first epoch shows that price — its seconds above the
-baseline — and the next segment will pay it again, so it counts too.
+baseline — and the next segment will pay it again, so it counts too. So does
+the time a segment's epochs lose beside the next segment's pre-started worker
+where cores are short (`estimate_spare_cost`, from the run's segments so far).
 
 With `--max-memory`, a boundary also falls as soon as memory (device memory
 where it is measured, else the process's RSS) exceeds the limit, whatever the
@@ -28,7 +30,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from segtrain.telemetry.figures import BoundaryCost, retrace_seconds, typical_seconds
+from segtrain.telemetry.figures import BoundaryCost, SegmentCost, retrace_seconds, run_clean_seconds, typical_seconds
 from segtrain.training.records import Segment
 
 AUTO = "auto"
@@ -56,6 +58,8 @@ class BoundaryPolicy:
             clear, and load (`estimate_cost`); `None` never ends a segment on
             time. The re-trace after it is measured on this segment's first epoch.
         max_memory_mb: end the segment when memory exceeds this (`--max-memory`).
+        spare_cost: epoch seconds a segment loses beside the next one's pre-started worker
+            (`estimate_spare_cost`): part of what a boundary costs.
         baseline_epochs: clean epochs whose median is the baseline. Defaults to 3.
         tolerance: fraction above the baseline that counts as noise. Defaults to 0.02.
     """
@@ -63,6 +67,7 @@ class BoundaryPolicy:
     auto: bool
     boundary_cost: float | None = None
     max_memory_mb: float | None = None
+    spare_cost: float = 0.0
     baseline_epochs: int = 3
     tolerance: float = 0.02
     seconds: list[float] = field(default_factory=list)
@@ -96,11 +101,13 @@ class BoundaryPolicy:
         if baseline is None or len(self.seconds) <= 1 + self.baseline_epochs:
             return None
         self.excess = max(0.0, self.excess + seconds - baseline * (1 + self.tolerance))
-        cost = self.boundary_cost + self.retrace
+        cost = self.boundary_cost + self.retrace + self.spare_cost
         if self.excess > cost:
+            spare = f" + {self.spare_cost:.1f} s beside the pre-started worker" if self.spare_cost else ""
             return (
                 f"{self.excess:.1f} s lost to slowdown since the segment began exceeds a boundary's "
-                f"{cost:.1f} s ({self.boundary_cost:.1f} s save, start and load + {self.retrace:.1f} s re-trace)"
+                f"{cost:.1f} s ({self.boundary_cost:.1f} s save, start and load + {self.retrace:.1f} s re-trace"
+                f"{spare})"
             )
         return None
 
@@ -118,3 +125,11 @@ def estimate_cost(records: list[dict[str, Any]], load_seconds: float = 0.0, cold
     if measured:
         return statistics.median(measured)
     return cold_start_seconds + 2 * load_seconds
+
+
+def estimate_spare_cost(records: list[dict[str, Any]]) -> float:
+    """Expected epoch seconds a segment loses beside the next one's pre-started worker: the median of what the
+    segments that ran beside one lost (`figures.SegmentCost.spare_lost_seconds`); 0 before any did."""
+    run_clean = run_clean_seconds((r.get("epoch_seconds") or [], r.get("spare_cpu_seconds")) for r in records)
+    lost = [SegmentCost.from_record(r, run_clean).spare_lost_seconds for r in records if r.get("spare_cpu_seconds")]
+    return statistics.median(lost) if lost else 0.0

@@ -30,7 +30,7 @@ from segtrain.state import callback_state, checkpoint, model_state
 from segtrain.state.atomic import read_lines_json
 from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
-from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost
+from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost, estimate_spare_cost
 from segtrain.training.callback import FitCall, Restored, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
 from segtrain.training.data import Fold, TrainingData, prepare, reshuffling_ops
@@ -219,14 +219,12 @@ class _SegmentTrainer:
         )
         self.result.load_seconds = time.perf_counter() - t0
         cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
+        records = read_lines_json(self.ctx.paths.segments_log)
         self.policy = BoundaryPolicy(
             auto=self.cfg.segment == AUTO,
             max_memory_mb=self.cfg.max_memory,
-            boundary_cost=estimate_cost(
-                read_lines_json(self.ctx.paths.segments_log),
-                self.result.load_seconds,
-                start_seconds if cold_start else 0.0,
-            ),
+            boundary_cost=estimate_cost(records, self.result.load_seconds, start_seconds if cold_start else 0.0),
+            spare_cost=estimate_spare_cost(records),
         )
         t1 = time.perf_counter()
         try:
