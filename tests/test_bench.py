@@ -178,3 +178,24 @@ def test_sweep_bench_quick_runs_the_three_peers(tmp_path):
     rows = [line for line in table.splitlines() if line.startswith("| ") and "peer" not in line]
     assert [row.split("|")[1].strip().split()[0] for row in rows] == ["Optuna", "segtrain", "KerasTuner"]
     assert result["command"] in md and "## Where segtrain's time goes" in md
+
+
+@pytest.mark.jax
+def test_hosts_bench_quick_runs_one_process_against_two_and_checks_their_weights_equal(tmp_path):
+    out = tmp_path / "results"
+    args = ["bench/hosts.py", "--quick", "--epochs", "2", "--segment", "1", "--rounds", "1", "--out", str(out)]
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert_exit(proc, 0)
+    (result,) = [json.loads(p.read_text()) for p in out.glob("hosts-*.json")]
+    assert result["schema"] == "segtrain-bench-hosts/1" and result["command"].startswith("python bench/hosts.py")
+    summary = result["summary"]
+    assert list(summary) == [
+        "one process, one segment",
+        "one process, segments",
+        "two processes, one segment",
+        "two processes, segments",
+    ]
+    assert summary["one process, one segment"]["wall_ratio"] == 1.0
+    assert [s["segments"] for s in summary.values()] == [1, 2, 1, 2]
+    assert all(s["replicas"] == [2] for s in summary.values())  # two devices in one process, or one in each
+    assert "final weights of all four equal, bitwise" in proc.stdout
