@@ -63,6 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segtrain.state.atomic import read_lines_json  # segtrain's reader of its JSON-lines logs (no framework)
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 MLP = BENCH / "gpu" / "workloads" / "mlp.py"
@@ -261,21 +263,10 @@ class Sample:
     segment: int | None = None  # the newest epoch's segment in the watched run directory
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
-
-
 def newest_segment(run_dir: Path | None) -> int | None:
     if run_dir is None:
         return None
-    rows = read_jsonl(run_dir / "epochs.jsonl")
+    rows = read_lines_json(run_dir / "epochs.jsonl")
     return rows[-1].get("segment") if rows else None
 
 
@@ -834,7 +825,7 @@ def one_segment(run: Run) -> tuple[int, int, dict[str, int]]:
 
 def stand_in(run: Run, run_dir: Path) -> dict[str, Any]:
     """On a CPU: the same sampling, of RSS, so the code the GPU figures come from runs in CI too."""
-    pids = [s.get("pid") for s in read_jsonl(run_dir / "segments.jsonl")]
+    pids = [s.get("pid") for s in read_lines_json(run_dir / "segments.jsonl")]
     active, waiting = phases(run.samples, [p for p in pids if p])
     return {
         "samples": len(run.samples),
@@ -847,7 +838,7 @@ def stand_in(run: Run, run_dir: Path) -> dict[str, Any]:
 
 
 def memory_row(run: Run, run_dir: Path, after: list[dict[str, Any]], session: Run | None, session_dir: Path) -> Row:
-    segs = read_jsonl(run_dir / "segments.jsonl")
+    segs = read_lines_json(run_dir / "segments.jsonl")
     pids = [s["pid"] for s in segs]
     active, _ = phases(run.samples, pids)
     per_segment = [peak(active.get(pid, []), pid, 2) for pid in pids]
@@ -868,7 +859,7 @@ def memory_row(run: Run, run_dir: Path, after: list[dict[str, Any]], session: Ru
                 by_segment.setdefault(s.segment, []).append(value)
         kept = [max(by_segment[k]) for k in sorted(by_segment)]
         in_use: dict[int, float] = {}
-        for e in read_jsonl(session_dir / "epochs.jsonl"):
+        for e in read_lines_json(session_dir / "epochs.jsonl"):
             if e.get("device_mb") is not None:
                 in_use[e["segment"]] = max(in_use.get(e["segment"], 0.0), e["device_mb"])
         allocator = [in_use[k] for k in sorted(in_use)]
@@ -911,7 +902,7 @@ def lingering_after(run: Run) -> list[int]:
 
 
 def prestart_row(run: Run, run_dir: Path) -> Row:
-    segs = read_jsonl(run_dir / "segments.jsonl")
+    segs = read_lines_json(run_dir / "segments.jsonl")
     pids = [s["pid"] for s in segs]
     active, waiting = phases(run.samples, pids)
     values = [(pid, s.procs[pid][2]) for pid, ss in waiting.items() for s in ss]
@@ -948,7 +939,7 @@ def prestart_row(run: Run, run_dir: Path) -> Row:
 
 def boundaries(run_dir: Path) -> dict[str, Any]:
     """Per boundary (segments 2..n): the previous segment's save, this one's start, load, retrace and set-up."""
-    segs = read_jsonl(run_dir / "segments.jsonl")
+    segs = read_lines_json(run_dir / "segments.jsonl")
     parts = []
     for prev, seg in itertools.pairwise(segs):
         seconds = seg.get("epoch_seconds") or []
@@ -1101,9 +1092,9 @@ def check_trials(ck: Check, backend: str) -> None:
 def segtrain_trials(sweep_dir: Path, run: Run) -> list[dict[str, Any]]:
     trials = []
     for trial_dir in sorted((sweep_dir / "trials").glob("trial-*")):
-        segs = read_jsonl(trial_dir / "segments.jsonl")
+        segs = read_lines_json(trial_dir / "segments.jsonl")
         epochs = sorted(
-            {e["epoch"]: e for e in read_jsonl(trial_dir / "epochs.jsonl")}.values(), key=lambda e: e["epoch"]
+            {e["epoch"]: e for e in read_lines_json(trial_dir / "epochs.jsonl")}.values(), key=lambda e: e["epoch"]
         )
         pids = [s["pid"] for s in segs if s.get("pid")]
         device = [peak(run.samples, pid, 2) for pid in pids]

@@ -117,7 +117,7 @@ def main() -> None:
     summary = {
         mode: {
             "wall_seconds": statistics.median(row["wall_seconds"] for row in runs),
-            "wall_ratio": statistics.median(row["wall_seconds"] / ref for row, ref in zip(runs, reference)),
+            "wall_ratio": statistics.median(r["wall_seconds"] / ref for r, ref in zip(runs, reference, strict=True)),
             "epoch_seconds": statistics.median(row["epoch_seconds"] for row in runs),
             "boundary_seconds": statistics.median(row["boundary_seconds"] for row in runs),
             "segments": runs[0]["segments"],

@@ -164,11 +164,15 @@ def _start(run_dir: Path, port: int, index: int, **env: str) -> subprocess.Popen
     )
 
 
+def _start_both(run_dir: Path, **env: str) -> list[subprocess.Popen]:
+    """The same command as process 0 and process 1, on a free port."""
+    port = _free_port()
+    return [_start(run_dir, port, i, **env) for i in range(2)]
+
+
 def _both(run_dir: Path, **env: str) -> list[tuple[int, str]]:
     """Run the same command as process 0 and 1 to the end: each one's exit code and stderr."""
-    port = _free_port()
-    procs = [_start(run_dir, port, i, **env) for i in range(2)]
-    return [(p.wait(timeout=300), p.communicate()[1]) for p in procs]
+    return [(p.wait(timeout=300), p.communicate()[1]) for p in _start_both(run_dir, **env)]
 
 
 def _wait_for_epochs(run_dir: Path, n: int, procs: list[subprocess.Popen]) -> None:
@@ -217,8 +221,7 @@ def _assert_equal_to(reference: Path, run_dir: Path) -> None:
 @pytest.mark.jax
 def test_kill_9_of_process_0_ends_the_other_resumably_and_the_same_commands_resume_bitwise(tmp_path, reference):
     run_dir = tmp_path / "run"
-    port = _free_port()
-    procs = [_start(run_dir, port, i, SLOW_EPOCHS="1") for i in range(2)]
+    procs = _start_both(run_dir, SLOW_EPOCHS="1")
     _wait_for_epochs(run_dir, 3, procs)  # in the second segment
     os.killpg(procs[0].pid, signal.SIGKILL)  # process 0: the coordinator, and the one that writes
     killed = time.monotonic()
@@ -245,8 +248,7 @@ def test_kill_9_of_process_0_ends_the_other_resumably_and_the_same_commands_resu
 @pytest.mark.jax
 def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bitwise(tmp_path, reference):
     run_dir = tmp_path / "run"
-    port = _free_port()
-    procs = [_start(run_dir, port, i, SLOW_EPOCHS="1") for i in range(2)]
+    procs = _start_both(run_dir, SLOW_EPOCHS="1")
     _wait_for_epochs(run_dir, 1, procs)
     time.sleep(0.1)  # into the second epoch's batches
     procs[1].send_signal(signal.SIGTERM)  # process 1 only: its worker tells process 0's at the next batch

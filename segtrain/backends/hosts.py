@@ -162,9 +162,6 @@ class Peers(Protocol):
     def barrier(self) -> None:
         """Wait until every process has got here."""
 
-    def lost(self, text: str) -> bool:
-        """Whether an error's text says that another process is gone (it died, or never came)."""
-
     def alone(self) -> AbstractContextManager[None]:
         """Where process 0 works by itself (writing a checkpoint): outside the run's distribution, where every new
         variable (Keras' saving makes some) would be a collective that the others never join."""
@@ -190,9 +187,6 @@ class Alone:
 
     def barrier(self) -> None:
         pass
-
-    def lost(self, text: str) -> bool:
-        return False
 
     def alone(self) -> AbstractContextManager[None]:
         return nullcontext()

@@ -116,9 +116,6 @@ class JaxPeers:
 
         multihost_utils.sync_global_devices("segtrain")
 
-    def lost(self, text: str) -> bool:
-        return any(marker in text for marker in _LOST_MARKERS)
-
     @contextmanager
     def alone(self) -> Iterator[None]:
         import keras

@@ -5,8 +5,8 @@ flock), so processes that share the directory never take the same trial, and
 never ask for more trials than the sweep wants:
 
 1. A RUNNING trial of this sweep directory whose run lock no live process
-   holds is an orphan (its process was killed): it is taken over and goes on
-   from its newest checkpoint, as the same trial.
+   holds is an orphan (its process was killed): it is taken over and, as the
+   same trial, goes on from its newest checkpoint.
 2. Otherwise, while finished (complete or pruned) and running trials number
    fewer than the sweep wants, a new trial is asked for, and its run lock is
    taken before the claims lock is let go.

@@ -111,6 +111,8 @@ class SegtrainCallback(keras.callbacks.Callback):
         Every process calls it at the same points (each batch's end, each epoch's
         end), so all stop at the same batch, or end the segment at the same epoch.
         """
+        if self.peers.count == 1:
+            return boundary
         rows = self.peers.gather([self.stop.signum or 0, int(boundary)])
         signum = next((row[0] for row in rows if row[0]), 0)
         if signum and not self.stop.requested:

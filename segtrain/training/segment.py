@@ -312,7 +312,8 @@ class _SegmentTrainer:
         except (Preempted, ScriptError):
             raise
         except (ValueError, TypeError) as e:
-            if self.progress.trained_a_batch or self.ctx.peers.lost(str(e)):
+            lost = self.ctx.peers.count > 1 and backends.current().peers_lost(str(e))
+            if self.progress.trained_a_batch or lost:
                 raise
             raise ScriptError(
                 f"{self.ctx.script.path}: training on the data from `load_data()` failed: "
