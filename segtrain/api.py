@@ -251,6 +251,7 @@ def resume(
     signals: Sequence[str] | None = None,
     max_memory: float | None = None,
     tensorboard: str | Path | bool | None = None,
+    continue_stopped: bool = False,
     progress: bool = True,
     verbosity: str = "normal",
     debug: bool = False,
@@ -268,6 +269,18 @@ def resume(
     it (`RUN/script/`) trains. `tensorboard`:
     as in `fit` (the scalars go on where they left off), or `False` to write no more. Many hosts: as in
     `fit`, on every host (they are this process's place, not the run's).
+
+    A run that a callback stopped early (EarlyStopping, TerminateOnNaN, a sweep's pruner) stays stopped:
+    `resume` returns at once and changes nothing. `continue_stopped=True` trains it on, to `epochs`
+    (or the run's own), exactly as one process that calls `fit` again with the same model and callbacks
+    would: the callbacks' `on_train_begin` runs again, so EarlyStopping's patience starts afresh.
+
+    Example:
+
+    ```python
+    outcome = segtrain.resume("checkpoints/spirals")  # stopped at epoch 6 of 40: returns at once
+    outcome = segtrain.resume("checkpoints/spirals", epochs=60, continue_stopped=True)  # trains epochs 7-60
+    ```
     """
     cfg = load_config(Path(run_dir))
     changes: dict[str, Any] = {
@@ -282,7 +295,11 @@ def resume(
         "signals": None if signals is None else tuple(signals),
     }
     cfg = dataclasses.replace(
-        cfg, debug=debug, verbosity=verbosity, **{k: v for k, v in changes.items() if v is not None}
+        cfg,
+        debug=debug,
+        verbosity=verbosity,
+        continue_stopped=continue_stopped,
+        **{k: v for k, v in changes.items() if v is not None},
     )
     if tensorboard is not None:
         cfg = dataclasses.replace(cfg, tensorboard=tensorboard_setting(tensorboard))

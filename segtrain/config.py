@@ -106,6 +106,10 @@ class RunConfig:
             (see `segtrain.backends.hosts`); process 0 writes the run. Not part of
             the run: it is not saved, and each resume gives its own. Defaults to
             `None` (one host).
+        continue_stopped: train on a run that a callback stopped early (EarlyStopping), to
+            `epochs`; its callbacks see a new `fit` call, as in one process that calls `fit`
+            again (EarlyStopping's patience starts afresh). A request of this call, not the
+            run's: never saved. Defaults to `False` (a stopped run stays stopped).
     """
 
     script: Path
@@ -134,6 +138,7 @@ class RunConfig:
     fit_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     tensorboard: str | None = None
     hosts: Hosts | None = None
+    continue_stopped: bool = False
 
     def __post_init__(self) -> None:
         self.script = Path(self.script)
@@ -220,6 +225,7 @@ class RunConfig:
             data[key] = None if data[key] is None else str(data[key])
         data["signals"] = list(self.signals)
         del data["hosts"]  # this process's, not the run's: never saved
+        del data["continue_stopped"]  # this call's request, not the run's
         return data
 
     @classmethod

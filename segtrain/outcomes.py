@@ -67,3 +67,5 @@ class RunOutcome:
     message: str
     run_dir: Path
     writes: bool = True  # False: many hosts, process 1 and up, which only read the run (process 0 reports it)
+    pruned: bool = False  # STOPPED by the job's hook (a sweep's pruner), not by the script's callbacks
+    launched: bool = False  # `segtrain run`: the script owns stdout, so segtrain reports on stderr

@@ -52,6 +52,20 @@ def test_data_parallel_segments_equal_one_segment_load_with_one_replica_and_resu
     assert _replicas(split) == [2, 2, 1]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", pytest.param("jax", marks=pytest.mark.jax)])
+def test_session_isolation_splits_the_cpu_before_it_imports_the_backend_and_equals_process_isolation(tmp_path, backend):
+    # segtrain itself imports the backend in this process (its first segment): XLA_FLAGS must be set before that.
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    for run_dir, segment, isolation in ((whole, 4, "process"), (split, 2, "session")):
+        args = fit_args("keras_args", run_dir, 4, segment, "--seed", 3, "--distribute", "data-parallel")
+        assert_exit(_run(backend, *segtrain_cmd(*args, "--isolation", isolation), **TWO_DEVICES), 0)
+    assert _replicas(split) == [2, 2]
+    compare = _run(backend, segtrain_cmd()[0], "-c", COMPARE, whole, split)
+    assert_exit(compare, 0)
+    assert compare.stdout.split() == ["EQUAL", "24"]
+
+
 def test_a_bad_device_count_and_an_engine_a_backend_lacks_say_what_to_do(monkeypatch):
     from segtrain.backends.base import KerasBackend
     from segtrain.backends.distribution import cpu_devices

@@ -142,6 +142,55 @@ def test_batches_that_do_not_split_evenly_between_processes_are_refused_with_the
         prepare(lambda epoch: None, {}, 0, Path("s.py"), share=(0, 2))
 
 
+# What JAX said, measured (jax 0.10.2), when the other process died or never came: an error's text, or the
+# runtime's fatal line among a worker's last words.
+LOST = [
+    "UNKNOWN: Gloo context initialization failed: DEADLINE_EXCEEDED: GetKeyValue() timed out with key: "
+    "cpu:gloo/0,2048/1 and duration: 29.99999993s [type.googleapis.com/tensorflow.CoordinationServiceError='']",
+    "UNKNOWN: Gloo AllGather failed: [external/gloo/gloo/transport/tcp/pair.cc:547] Connection closed by peer "
+    "[127.0.0.1]:8106",
+    "DEADLINE_EXCEEDED: Barrier timed out. Id: b::0. This usually happens because a task triggered the barrier "
+    "too early or too slowly.",
+    "F1206 10:37:30.256855 4309 client.h:80] Terminating process because the JAX distributed service detected "
+    "fatal errors. [...] absl::Status: DEADLINE_EXCEEDED: Deadline Exceeded\n"
+    "RPC: /xla.coordination.CoordinationService/RegisterTask",
+    "absl::Status: UNAVAILABLE: Failed to send RPC to coordination service. Either the leader task was "
+    "preempted/died/restarted unexpectedly or this task is experiencing network issues.",
+    "INTERNAL: Shutdown barrier has failed. Barrier result: 'INTERNAL: Barrier failed because: task is set to "
+    "ERROR: UNAVAILABLE: Task 1 heartbeat timeout.",
+]
+NOT_LOST = [
+    'Input 0 of layer "dense" is incompatible with the layer: expected axis -1 of input shape to have value 4',
+    "ConnectionRefusedError: [Errno 111] Connection refused",  # a script's own download, say
+    "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1073741824 bytes.",
+]
+
+
+def test_every_way_jax_says_another_process_is_gone_is_read_in_one_place_as_lost():
+    from segtrain.backends import by_name
+
+    jax = by_name("jax")
+    assert [text for text in LOST if not jax.peers_lost(text)] == []
+    assert [text for text in NOT_LOST if jax.peers_lost(text)] == []
+    assert not by_name("tensorflow").peers_lost(LOST[1])  # many hosts train on JAX only
+
+
+def test_a_segment_whose_worker_lost_the_others_as_it_left_stops_the_run_at_its_checkpoint_resumably():
+    from segtrain.outcomes import SegmentOutcome
+    from segtrain.runs.runners import stopped_by_loss
+    from segtrain.training.records import SegmentResult
+
+    boundary = SegmentResult(0, 0, 2, SegmentOutcome.BOUNDARY, checkpoint="ckpt-000002")
+    stopped = stopped_by_loss(boundary, "the loss of another process of the run")
+    assert (stopped.outcome, stopped.stop_reason, stopped.checkpoint) == (
+        SegmentOutcome.PREEMPTED,
+        "the loss of another process of the run",
+        "ckpt-000002",
+    )
+    finished = SegmentResult(2, 4, 6, SegmentOutcome.FINISHED, checkpoint="ckpt-000006-final")
+    assert stopped_by_loss(finished, "the loss of another process of the run") == finished  # the run is complete
+
+
 # -- two processes training one run ------------------------------------------------------------------
 
 
@@ -151,9 +200,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(run_dir: Path, port: int, index: int, **env: str) -> subprocess.Popen:
+def _start(
+    run_dir: Path, port: int, index: int, script: Path = SCRIPTS / "hosts_mlp.py", timeout: int = 30, **env: str
+) -> subprocess.Popen:
     args = fit_args("hosts_mlp", run_dir, EPOCHS, 2, "--seed", 5, "--distribute", "data-parallel")
-    args += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", index, "--peer-timeout", 30]
+    args[1] = script
+    args += ["--coordinator", f"127.0.0.1:{port}", "--num-processes", 2, "--process-id", index]
+    args += ["--peer-timeout", timeout]
     return subprocess.Popen(
         segtrain_cmd(*args),
         stdout=subprocess.PIPE,
@@ -164,15 +217,17 @@ def _start(run_dir: Path, port: int, index: int, **env: str) -> subprocess.Popen
     )
 
 
-def _start_both(run_dir: Path, **env: str) -> list[subprocess.Popen]:
+def _start_both(
+    run_dir: Path, script: Path = SCRIPTS / "hosts_mlp.py", timeout: int = 30, **env: str
+) -> list[subprocess.Popen]:
     """The same command as process 0 and process 1, on a free port."""
     port = _free_port()
-    return [_start(run_dir, port, i, **env) for i in range(2)]
+    return [_start(run_dir, port, i, script, timeout, **env) for i in range(2)]
 
 
-def _both(run_dir: Path, **env: str) -> list[tuple[int, str]]:
+def _both(run_dir: Path, script: Path = SCRIPTS / "hosts_mlp.py", **env: str) -> list[tuple[int, str]]:
     """Run the same command as process 0 and 1 to the end: each one's exit code and stderr."""
-    return [(p.wait(timeout=300), p.communicate()[1]) for p in _start_both(run_dir, **env)]
+    return [(p.wait(timeout=300), p.communicate()[1]) for p in _start_both(run_dir, script, **env)]
 
 
 def _wait_for_epochs(run_dir: Path, n: int, procs: list[subprocess.Popen]) -> None:
@@ -279,5 +334,65 @@ def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bit
     assert _segments(run_dir)[-1] == stopped  # nothing trained, nothing recorded
 
     ended = _both(run_dir)
+    assert [code for code, _ in ended] == [0, 0], [err[-3000:] for _, err in ended]
+    _assert_equal_to(reference, run_dir)
+
+
+# hosts_mlp.py, but process 1's worker of a later segment stops in load_data() (after it joined the others,
+# before the segment's first collective), once it has said so in STALL_CALLS.
+STALLING = """
+_load_data = load_data
+
+
+def load_data():
+    import pathlib
+
+    import jax
+
+    calls = pathlib.Path(os.environ.get("STALL_CALLS", ""))
+    if calls.name and jax.process_index() == 1:
+        seen = len(calls.read_text().splitlines()) if calls.exists() else 0
+        calls.write_text("load_data\\n" * (seen + 1))
+        if seen:
+            time.sleep(600)
+    return _load_data()
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.jax
+def test_kill_9_of_process_1_while_the_next_segment_joins_ends_process_0_resumably_and_they_resume_bitwise(
+    tmp_path, reference
+):
+    run_dir, calls = tmp_path / "run", tmp_path / "calls"
+    script = tmp_path / "hosts_stalling.py"
+    script.write_text((SCRIPTS / "hosts_mlp.py").read_text() + STALLING)
+    # --peer-timeout 40: above gloo's own 30 s for a new connection's peer, the window that once ended process 0
+    # with exit 1 ("Gloo context initialization failed: DEADLINE_EXCEEDED") instead of 75.
+    procs = _start_both(run_dir, script=script, timeout=40, STALL_CALLS=str(calls))
+    try:
+        deadline = time.monotonic() + 240
+        while not (calls.exists() and len(calls.read_text().splitlines()) >= 2):  # segment 2's worker: joined
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), [
+                p.communicate()[1][-2000:] for p in procs if p.poll() is not None
+            ]
+            time.sleep(0.05)
+        time.sleep(1)  # process 0's worker waits for it in the segment's first collective
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        killed = time.monotonic()
+        code = procs[0].wait(timeout=120)
+        lost_after = time.monotonic() - killed
+        err = procs[0].communicate()[1]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert code == 75, err[-3000:]
+    assert "stopped by the loss of another process of the run" in one_line(err)
+    assert "the same command on every host" in one_line(err)
+    assert lost_after < 30, err[-3000:]
+    assert _segments(run_dir)[-1]["end_epoch"] == 2  # the first segment's checkpoint: where they go on from
+
+    ended = _both(run_dir, script=script)
     assert [code for code, _ in ended] == [0, 0], [err[-3000:] for _, err in ended]
     _assert_equal_to(reference, run_dir)

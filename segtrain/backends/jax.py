@@ -56,6 +56,12 @@ class Jax(KerasBackend):
 
         JAX's preemption service is left off: it takes SIGTERM for a notice of its own (measured: a worker's
         own handler no longer ran); segtrain's signal policy stops every process at one batch itself.
+
+        Joining ends with one collective, while every process has just connected: it starts the runtime and
+        gloo's connections between the processes, whose first wait for a peer is gloo's own 30 s, not
+        `hosts.timeout` (measured: a peer that came to its first collective 30 s later, loading its data,
+        ended the others with "Gloo context initialization failed"). Once connected, a collective waits for
+        its peers as long as they live; a dead one's heartbeat stops within `hosts.timeout`.
         """
         import jax
 
@@ -69,9 +75,12 @@ class Jax(KerasBackend):
             heartbeat_timeout_seconds=hosts.timeout,
             shutdown_timeout_seconds=hosts.timeout,
         )
-        return JaxPeers(hosts.index, hosts.count, hosts.timeout)
+        peers = JaxPeers(hosts.index, hosts.count, hosts.timeout)
+        peers.gather([hosts.index])
+        return peers
 
     def peers_lost(self, text: str) -> bool:
+        """The one reading of JAX's words about another process: its error's text, or a worker's last words."""
         return any(marker in text for marker in _LOST_MARKERS)
 
     def device_memory_mb(self) -> dict[str, float] | None:
@@ -87,11 +96,28 @@ class Jax(KerasBackend):
         return {"current": stats.get("bytes_in_use", 0) / 1e6, "peak": stats.get("peak_bytes_in_use", 0) / 1e6}
 
 
-# What JAX says when another process is gone (measured, jax 0.10.2): a collective whose peer closed its end
-# ("Gloo AllReduce failed: ... Connection closed by peer"), and the distributed runtime ending this process when
-# a peer's heartbeat stops or it never joins ("Terminating process because the JAX distributed service detected
-# fatal errors", then DEADLINE_EXCEEDED or UNAVAILABLE).
-_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "JAX distributed service", "heartbeat")
+# What JAX says when another process is gone or never came (measured, jax 0.10.2, two processes, kill -9 of
+# either at each step of joining, training and leaving):
+# - a collective whose peer closed its end: "Gloo AllGather failed: ... Connection closed by peer";
+# - gloo's first connection to a peer that never came to it: "Gloo context initialization failed:
+#   DEADLINE_EXCEEDED: GetKeyValue() timed out";
+# - the coordination service's own waits (a barrier, a peer's registration): "DEADLINE_EXCEEDED: Barrier timed
+#   out"; the coordinator gone: "UNAVAILABLE: Failed to send RPC to coordination service";
+# - the runtime ending this process (the worker's last words) when a peer's heartbeat stops, it never registers
+#   (the coordinator refused it until --peer-timeout) or the shutdown barrier fails: "Terminating process
+#   because the JAX distributed service detected fatal errors", then one of those statuses.
+# Only many hosts' workers ask: there, these statuses come from nothing but the runtime's waits for the others.
+_LOST_MARKERS = (
+    "Connection closed by peer",
+    "Connection reset by peer",
+    "JAX distributed service",
+    "coordination service",
+    "heartbeat",
+    "Gloo context initialization failed",
+    "Barrier timed out",
+    "DEADLINE_EXCEEDED",
+    "UNAVAILABLE:",
+)
 
 
 class JaxPeers:
@@ -129,7 +155,8 @@ class JaxPeers:
 
     def leave(self) -> None:
         """JAX's shutdown barrier: process 0's coordination service ends only once every process has left it
-        (measured: a worker whose coordinator exits first is aborted by JAX's runtime)."""
+        (measured: a worker whose coordinator exits first is aborted by JAX's runtime). Where another process
+        is gone, the runtime ends this one within the timeout, after its result (`runners.stopped_by_loss`)."""
         import jax
 
         jax.distributed.shutdown()

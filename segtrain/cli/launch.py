@@ -1,4 +1,10 @@
-"""`segtrain run`: an ordinary training script in segments, as `torchrun` launches scripts."""
+"""`segtrain run`: an ordinary training script in segments, as `torchrun` launches scripts.
+
+As under a launcher, the script owns stdout: every worker's stdout is segtrain's stdout, its stderr segtrain's
+stderr (`segtrain.worker.output`), and everything segtrain itself says (the progress bar, warnings, the
+report's table, how the run ended) goes to stderr. So `segtrain run train.py > out.txt` holds what the script
+printed, and nothing else.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +55,8 @@ def run(
     Every worker runs SCRIPT from the top; its fit() call restores the run's state into the model, trains one
     segment with the script's own arguments (epochs, batch size, callbacks, validation) and saves. In the last
     segment's worker fit() returns the whole run's History and the script goes on. What the script does before
-    fit() runs in every worker. Running the same command again resumes.
+    fit() runs in every worker. Running the same command again resumes. The script's stdout is segtrain's stdout;
+    segtrain's own output (progress, report) goes to stderr.
 
     Example: segtrain run train.py --segment 50 --seed 0 -- --learning-rate 0.01
     """

@@ -84,7 +84,10 @@ VERBOSE = typer.Option(
     help="Show everything workers print, the backend's start-up lines too (they are in RUN/logs/ in any case).",
 )
 QUIET = typer.Option(
-    False, "--quiet", "-q", help="Show only errors: no progress bar, no warnings, nothing workers print."
+    False,
+    "--quiet",
+    "-q",
+    help="Show only errors: no progress bar, no warnings, no worker's stderr (the script's stdout stays).",
 )
 DEBUG = typer.Option(False, "--debug", help="Show tracebacks for errors in the script.")
 

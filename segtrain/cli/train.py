@@ -8,20 +8,24 @@ import typer
 
 from segtrain.backends.distribution import Distribute
 from segtrain.cli import options as opt
-from segtrain.cli.app import command, ending, errors, out
+from segtrain.cli.app import command, ending, err, errors, out
 from segtrain.config import Format, Isolation
 from segtrain.outcomes import RunOutcome
 
 
 def finish(outcome: RunOutcome, quiet: bool) -> None:
-    """The report's table and how the run ended; with --quiet, only an ending that is not a success."""
+    """The report's table and how the run ended; with --quiet, only an ending that is not a success.
+
+    The table goes to stdout, except for a launched script's run (`segtrain run`), whose stdout is the
+    script's own: there everything segtrain says goes to stderr.
+    """
     from segtrain.telemetry.render import render
     from segtrain.telemetry.report import build
 
     if quiet and outcome.exit_code == 0:
         raise typer.Exit(0)
     if not quiet and outcome.writes:  # many hosts: process 0 reports the run
-        render(build(outcome.run_dir), out)
+        render(build(outcome.run_dir), err if outcome.launched else out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.run_dir)
 
 
@@ -115,12 +119,20 @@ def resume(
         help="TensorBoard scalars as in `fit` (they go on where they left off); 'off': write no more "
         "[default: as the run was started].",
     ),
+    continue_stopped: bool = typer.Option(
+        False,
+        "--continue",
+        help="Train on a run that a callback (EarlyStopping) stopped early, as a new fit() call would: "
+        "patience starts afresh. Without it, a stopped run stays stopped.",
+    ),
     progress: bool = opt.PROGRESS,
     verbose: bool = opt.VERBOSE,
     quiet: bool = opt.QUIET,
     debug: bool = opt.DEBUG,
 ) -> None:
     """Go on with a run from its newest complete checkpoint, with the options it was started with.
+
+    A run that a callback stopped early stays stopped unless --continue is given.
 
     Example: segtrain resume checkpoints/spirals --epochs 24
     """
@@ -136,6 +148,7 @@ def resume(
             process_id=process_id,
             peer_timeout=peer_timeout,
             tensorboard=tensorboard,
+            continue_stopped=continue_stopped,
             progress=progress,
             verbosity=opt.verbosity(verbose, quiet),
             debug=debug,

@@ -53,8 +53,9 @@ def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) ->
         manifest = open_run(cfg)
         checkpoint.clean_leftovers(paths)
         newest = checkpoint.latest(paths)
-        # Finished, and not extended (a launched script's rest runs again: its loop does that).
-        if newest is not None and newest.final and newest.epoch >= cfg.epochs and not cfg.launched:
+        # Done (a launched script's rest runs again: its loop does that).
+        if _is_done(newest, cfg) and not cfg.launched:
+            assert newest is not None
             scalars.catch_up(cfg.tensorboard, paths, newest.epoch)  # --tensorboard given after the run finished
             return _done(paths, manifest, newest, cfg)
         update_manifest(paths, status=RunStatus.RUNNING, pid=os.getpid(), stop_reason=None, error=None)
@@ -72,7 +73,8 @@ def _follow(cfg: RunConfig, paths: RunPaths, progress: bool) -> RunOutcome:
     """Many hosts, process 1 and up: train every segment with process 0, reading the run it writes."""
     manifest = wait_for_run(cfg)
     newest = checkpoint.latest(paths)
-    if newest is not None and newest.final and newest.epoch >= cfg.epochs:
+    if _is_done(newest, cfg):
+        assert newest is not None
         return _done(paths, manifest, newest, cfg, writes=False)
     return SegmentLoop(cfg, paths, manifest, newest, progress, RunHooks(), writes=False).execute()
 
@@ -86,14 +88,35 @@ def _mark_failed(paths: RunPaths, error: BaseException) -> None:
         pass
 
 
+def _is_done(newest: checkpoint.Checkpoint | None, cfg: RunConfig) -> bool:
+    """Whether the run has ended for good at `newest`: finished (and not extended), or stopped early.
+
+    A stopped run stays stopped, however often the same command runs again, unless
+    this call asks to train it on (`resume --continue`).
+    """
+    if newest is None or (cfg.continue_stopped and newest.stopped):
+        return False
+    return newest.ends_run(cfg.epochs)
+
+
 def _done(
     paths: RunPaths, manifest: dict[str, Any], newest: checkpoint.Checkpoint, cfg: RunConfig, writes: bool = True
 ) -> RunOutcome:
-    status = RunStatus.STOPPED if newest.state.get("outcome") == SegmentOutcome.STOPPED else RunStatus.FINISHED
-    if writes and manifest.get("status") != status:
-        update_manifest(paths, status=status, epochs_done=newest.epoch)
-    message = newest.state.get("stop_reason") or f"finished all {cfg.epochs} epochs"
-    return RunOutcome(status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root, writes)
+    """A run that ended already: report it, changing nothing, except records a kill -9 left behind the checkpoint."""
+    status = RunStatus.STOPPED if newest.stopped else RunStatus.FINISHED
+    if newest.stopped:
+        message = (
+            f"stopped early: {newest.state.get('stop_reason')}; the run stays stopped "
+            f"(`segtrain resume {paths.root} --continue` trains it on)"
+        )
+    else:
+        message = f"finished all {newest.epoch} epochs"
+    if writes and manifest.get("status") != status:  # killed between its last checkpoint and its records
+        write_history(paths, newest.path)
+        update_manifest(paths, status=status, epochs_done=newest.epoch, stop_reason=message, error=None)
+    return RunOutcome(
+        status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root, writes, newest.pruned, cfg.launched
+    )
 
 
 class SegmentLoop:
@@ -118,8 +141,8 @@ class SegmentLoop:
         self.start: CheckpointRef | None = None if newest is None else CheckpointRef(newest.path.name)
         self.epochs_done = 0 if newest is None else newest.epoch
         self.index = 0 if newest is None else newest.state.get("segment", -1) + 1
-        # Complete, and not extended: a launched script's worker then trains nothing, and the script goes on.
-        self.complete = newest is not None and newest.final and newest.epoch >= cfg.epochs
+        # Done: a launched script's worker then trains nothing, and the script goes on.
+        self.complete = _is_done(newest, cfg)
         self.flag = StopFlag()
         segments = None if cfg.segment == AUTO else -(-cfg.epochs // int(cfg.segment))
         self.progress = RunProgress(cfg.epochs, self.epochs_done, segments, enabled=progress)
@@ -186,7 +209,7 @@ class SegmentLoop:
         if result.outcome == SegmentOutcome.FINISHED:
             return self._outcome(RunStatus.FINISHED, f"finished all {self.cfg.epochs} epochs")
         if result.outcome == SegmentOutcome.STOPPED:
-            return self._outcome(RunStatus.STOPPED, f"stopped early: {result.stop_reason}")
+            return self._outcome(RunStatus.STOPPED, f"stopped early: {result.stop_reason}", pruned=result.pruned)
         if result.outcome == SegmentOutcome.PREEMPTED:
             where = f"from {newest}" if newest else "from the start (no checkpoint yet)"
             every = " (the same command on every host)" if self.cfg.hosts is not None else ""
@@ -198,11 +221,21 @@ class SegmentLoop:
         )
         return self._outcome(RunStatus.FAILED, f"{result.stop_reason}. {kept}")
 
-    def _outcome(self, status: RunStatus, message: str) -> RunOutcome:
+    def _outcome(self, status: RunStatus, message: str, pruned: bool = False) -> RunOutcome:
         code = {RunStatus.FINISHED: EXIT_OK, RunStatus.STOPPED: EXIT_OK, RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(
             status, EXIT_FAILED
         )
-        return RunOutcome(status, code, self.epochs_done, self.cfg.epochs, message, self.paths.root, self.writes)
+        return RunOutcome(
+            status,
+            code,
+            self.epochs_done,
+            self.cfg.epochs,
+            message,
+            self.paths.root,
+            self.writes,
+            pruned,
+            self.cfg.launched,
+        )
 
     def _record(self, result: SegmentResult, launch: Launch, wall: float) -> None:
         if result.trained_nothing:

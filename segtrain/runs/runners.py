@@ -11,12 +11,14 @@ import gc
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 from segtrain import backends
+from segtrain.backends.distribution import split_cpu_early
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
+from segtrain.outcomes import SegmentOutcome
 from segtrain.state import checkpoint
 from segtrain.telemetry.probes import CpuMeter, cpu_seconds
 from segtrain.training.boundaries import AUTO
@@ -96,6 +98,7 @@ class SessionRunner:
     def __init__(self, cfg: RunConfig, data_seed: int, flag: StopFlag, on_epoch: OnEpoch):
         self.cfg, self.data_seed, self.flag, self.on_epoch = cfg, data_seed, flag, on_epoch
         self.ctx: Any = None  # the ProcessContext, once the first segment opened it
+        split_cpu_early()  # as a worker does first: before this process imports JAX (the first segment does)
 
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
         from segtrain.training.segment import ProcessContext, run_segment  # Keras: only a session run needs it here
@@ -118,6 +121,16 @@ class SessionRunner:
 
     def close(self) -> None:
         self.ctx = None
+
+
+def stopped_by_loss(result: SegmentResult, lost: str) -> SegmentResult:
+    """A segment whose checkpoint every process passed, after which another process was lost (leaving together).
+
+    Where the run would go on, it stops there, resumable: the next segment could not start without the lost one.
+    """
+    if result.outcome != SegmentOutcome.BOUNDARY:
+        return result
+    return replace(result, outcome=SegmentOutcome.PREEMPTED, stop_reason=lost)
 
 
 def clear_session() -> float:
@@ -227,6 +240,10 @@ class ProcessRunner:
             if lost is not None:  # many hosts: another process is gone; the run goes on when all start again
                 return SegmentResult.not_started(segment, lost), launch
             raise failure(worker, error, self.cfg, f"of segment {segment.index + 1}")
+        if error is not None or code < 0:  # it ended badly after its result: many hosts, leaving the others?
+            lost = self._peers_lost(worker, error)
+            if lost is not None:
+                return stopped_by_loss(result, lost), launch
         if error is not None:  # a launched script's own code after `fit` failed
             note = (
                 f"\nThe run's training is complete and saved in {run_dir}; the same command runs the script "
@@ -262,7 +279,9 @@ class ProcessRunner:
         if error is not None:
             return error.message if error.exit_code == EXIT_RESUMABLE else None
         worker.wait()
-        if worker.ready is not None and backends.by_name(worker.ready.backend).peers_lost(worker.last_words()):
+        worker.output.drain()
+        said = "\n".join(worker.output.tail)  # all it kept: the runtime's fatal line comes before its stack trace
+        if worker.ready is not None and backends.by_name(worker.ready.backend).peers_lost(said):
             return "the loss of another process of the run (its runtime ended this host's worker)"
         return None
 

@@ -34,7 +34,6 @@ class Pruning:
     metric: str
     pruner: str  # "none": only report
     reported: set[int] = field(default_factory=set)  # epochs the study already has (a resumed trial's)
-    pruned_at: int | None = None  # the epoch (1-based) it was pruned after
 
     def __call__(self, record: dict[str, Any]) -> str | None:
         logs, epoch = record.get("logs") or {}, int(record["epoch"])
@@ -50,7 +49,6 @@ class Pruning:
             self.trial.report(value, epoch)
             self.reported.add(epoch)
         if self.pruner != "none" and self.trial.should_prune():
-            self.pruned_at = epoch + 1
             return f"pruned by Optuna's {self.pruner} pruner after epoch {epoch + 1} ({self.metric} {value:.4g})"
         return None
 
@@ -113,7 +111,7 @@ def run_trial(
             return TrialResult(number, "RUNNING", None, params, outcome.message, outcome.exit_code)
         if outcome.status == RunStatus.FAILED:
             return _fail(trial, params, outcome.message)
-        if pruning.pruned_at is not None:
+        if outcome.pruned:  # now, or before an interruption: the run's stop checkpoint says so
             trial.set_user_attr(PRUNED_ATTR, outcome.message)
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
             return TrialResult(number, "PRUNED", None, params, outcome.message)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import CheckpointError
+from segtrain.outcomes import SegmentOutcome
 from segtrain.runs.paths import TMP_PREFIX, RunPaths
 from segtrain.state import atomic, formats, model_state
 
@@ -50,6 +51,24 @@ class Checkpoint:
     @property
     def final(self) -> bool:
         return bool(self.state.get("final"))
+
+    @property
+    def stopped(self) -> bool:
+        """Whether a callback (or a sweep's pruner) ended the run at this checkpoint: the stop is part of it."""
+        return self.final and self.state.get("outcome") == SegmentOutcome.STOPPED
+
+    @property
+    def pruned(self) -> bool:
+        """Whether the stop came from the job's hook (a sweep's pruner), not from the script's callbacks."""
+        return self.stopped and bool(self.state.get("pruned"))
+
+    def ends_run(self, epochs: int) -> bool:
+        """Whether the run is done at this checkpoint: stopped early, or final with all of `epochs` trained.
+
+        A stopped run stays stopped whatever `epochs` now asks (training it on is
+        an explicit request: `resume --continue`); a finished one grows with `epochs`.
+        """
+        return self.stopped or (self.final and self.epoch >= epochs)
 
     @property
     def order(self) -> tuple[int, int, bool]:

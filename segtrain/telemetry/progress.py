@@ -5,6 +5,10 @@ segment and kind, when time per epoch or memory climbs steadily within a
 segment, and once per run when boundaries cost more than a few percent of
 training time. Warnings go above the bar (tqdm.write) so they do not break
 it, or to the log when the bar is off.
+
+The bar and its warnings are on stderr, always: stdout is the script's (its
+workers' lines, `segtrain.worker.output`), and holds nothing of the bar when it
+is redirected.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class RunProgress:
             initial=done,
             unit="epoch",
             desc="segtrain",
+            file=sys.stderr,
             disable=not enabled,
             dynamic_ncols=True,
             leave=True,

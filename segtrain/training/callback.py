@@ -148,7 +148,7 @@ class SegtrainCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         if self.model.stop_training or verdict is not None:
-            result.outcome = SegmentOutcome.STOPPED
+            result.outcome, result.pruned = SegmentOutcome.STOPPED, verdict is not None
             result.stop_reason = verdict or who_stopped(self.user_callbacks, epoch)
             self.model.stop_training = True
             return

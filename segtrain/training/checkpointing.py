@@ -82,6 +82,7 @@ class Checkpointer:
             "segment": self.segment.index,
             "outcome": result.outcome if final else None,
             "stop_reason": result.stop_reason,
+            "pruned": result.pruned,
             "created": time.time(),
         }
         if metrics is not None:

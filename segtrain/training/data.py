@@ -10,7 +10,8 @@ an epoch, is simply a range of steps.
 
 tf.data users get the same guarantee by returning a function `epoch ->
 tf.data.Dataset` from `load_data()` (see the README); a plain dataset is passed
-to `fit` as it is.
+to `fit` as it is. A `keras.utils.PyDataset` is read by index too, and a
+generator as it comes (`training.pydataset`).
 
 With many hosts, process `i` of `n` feeds the `i`-th of `n` equal parts of every
 batch (`share`), and Keras makes the global batch of the parts: the batches
@@ -28,11 +29,22 @@ from typing import Any
 import numpy as np
 
 from segtrain.errors import ScriptError
-
-
-def _is_tf_dataset(obj: Any) -> bool:
-    cls = type(obj)
-    return any(c.__module__.startswith("tensorflow") and c.__name__.endswith("DatasetV2") for c in cls.__mro__)
+from segtrain.training.pydataset import (
+    GeneratorBatches,
+    PyDatasetBatches,
+    inexact,
+    prepare_generator,
+    prepare_pydataset,
+)
+from segtrain.training.sources import (
+    Source,
+    check_stream,
+    is_generator,
+    is_pydataset,
+    is_stream,
+    is_tf_dataset,
+    split,
+)
 
 
 def reshuffling_ops(ds: Any) -> int:
@@ -50,7 +62,7 @@ def reshuffling_ops(ds: Any) -> int:
 
 
 def _is_array(obj: Any) -> bool:
-    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not _is_tf_dataset(obj)
+    return hasattr(obj, "shape") and hasattr(obj, "dtype") and not is_tf_dataset(obj)
 
 
 def is_arrays(obj: Any) -> bool:
@@ -183,7 +195,7 @@ class DatasetBatches:
 class TrainingData:
     """The script's data, normalised: training batches and optional validation data."""
 
-    train: ArrayBatches | DatasetBatches
+    train: ArrayBatches | DatasetBatches | PyDatasetBatches | GeneratorBatches
     validation: Any
     fit_kwargs: dict
     plain_dataset: Any = None  # the training tf.data.Dataset, where load_data() gave one rather than a function
@@ -191,6 +203,29 @@ class TrainingData:
     @property
     def steps_per_epoch(self) -> int:
         return self.train.steps_per_epoch
+
+    def callbacks(self) -> list[Any]:
+        """Keras callbacks that `fit` calls first, which the data needs: a PyDataset's epoch hooks."""
+        return self.train.callbacks() if isinstance(self.train, PyDatasetBatches) else []
+
+    def inexact(self, source: Source, seeded: bool) -> list[str]:
+        """Why a segmented or resumed run of this data will not equal one long `fit`, with the fix: said before it
+        trains. Only a seeded run is exact at all, but a generator's restart is said either way."""
+        reasons = []
+        if seeded and self.plain_dataset is not None and reshuffling_ops(self.plain_dataset):
+            fix = (
+                "pass a keras.utils.PyDataset (batches by index), or shuffle with a seed and "
+                "reshuffle_each_iteration=False (one order for every epoch)"
+                if source.launched
+                else "return a function of the epoch instead: `lambda epoch: base.shuffle(n, seed=epoch).batch(b)`"
+            )
+            reasons.append(
+                f"{source.returns} a tf.data pipeline whose shuffle() draws a new order on every iteration "
+                "(reshuffle_each_iteration=True, the default). A segmented or resumed run sees other orders than one "
+                f"long fit, so it will not equal it bit for bit. For exact runs, {fix} (see the README)."
+            )
+        reason = inexact(self.train, source, seeded)
+        return reasons if reason is None else [*reasons, reason]
 
 
 @dataclass(frozen=True)
@@ -222,6 +257,7 @@ def prepare(
     script: Path,
     fold: Fold | None = None,
     share: tuple[int, int] = (0, 1),
+    launched: bool = False,
 ) -> TrainingData:
     """Normalise what `load_data()` returned; raise ScriptError if it cannot be used.
 
@@ -229,14 +265,16 @@ def prepare(
     split into that fold's training and validation samples; data with its own
     validation data is taken as the script's own split (it reads
     `params["fold"]`). `share`: many hosts, (this process, processes): each
-    feeds its part of every batch, training and validation.
+    feeds its part of every batch, training and validation. `launched`: the
+    data of a script's own `model.fit(...)` call (`segtrain run`), as messages say.
     """
+    source = Source(script, launched)
     kwargs = dict(fit_kwargs)
     kwargs.pop("verbose", None)  # segtrain shows its own progress
     shuffle = kwargs.pop("shuffle", True)
     if not isinstance(shuffle, bool):
         raise ScriptError(
-            f"{script}: fit_kwargs['shuffle'] must be True or False (segtrain batches arrays itself). "
+            f"{script}: {source.kwarg('shuffle')} must be True or False (segtrain batches arrays itself). "
             f"Received: {shuffle!r}"
         )
     validation_split = kwargs.pop("validation_split", 0.0) or 0.0
@@ -246,33 +284,24 @@ def prepare(
         raise ScriptError(
             f"{script}: cross-validation makes each fold's validation split; leave validation_split out of fit()."
         )
-    train, validation = _split(raw, script)
-    if fold is not None and validation is None and (callable(train) or _is_tf_dataset(train)):
-        raise ScriptError(
-            f"{script}: cross-validation splits in-memory arrays itself; for a tf.data pipeline, return "
-            "(train_ds, val_ds) for the fold that `load_data(params)` reads from params['fold'] and params['folds']."
-        )
-    if validation_split and (callable(train) or _is_tf_dataset(train)):
-        raise ScriptError(
-            f"{script}: validation_split works on in-memory arrays, as in Keras; for a tf.data pipeline, "
-            "pass validation_data (or return (train_ds, val_ds) from load_data())."
-        )
-    if share[1] > 1 and (callable(train) or _is_tf_dataset(train)):
-        raise ScriptError(
-            f"{script}: with many hosts, load_data() must return in-memory arrays, which segtrain splits so that "
-            "each process feeds its part of every batch; a tf.data pipeline is not split across hosts."
-        )
-    if callable(train) and not _is_tf_dataset(train):
-        return _prepare_dataset(train, validation, kwargs, script)
-    if _is_tf_dataset(train):
-        data = _prepare_dataset(lambda epoch: train, validation, kwargs, script)
+    train, validation = split(raw, source)
+    if is_stream(train):
+        check_stream(train, validation, validation_split, fold, share, source)
+    if is_pydataset(train):
+        return TrainingData(prepare_pydataset(train, kwargs, seed, shuffle, source), validation, kwargs)
+    if is_generator(train):
+        return TrainingData(prepare_generator(train, kwargs, source), validation, kwargs)
+    if callable(train) and not is_tf_dataset(train):
+        return _prepare_dataset(train, validation, kwargs, source)
+    if is_tf_dataset(train):
+        data = _prepare_dataset(lambda epoch: train, validation, kwargs, source)
         data.plain_dataset = train
         return data
     x, y = train
     if not is_arrays(x) or (y is not None and not is_arrays(y)):
         raise ScriptError(
-            f"{script}: `load_data()` must return arrays (numpy, or dicts of them), a tf.data.Dataset "
-            f"or a function epoch -> Dataset. Received x of type {type(x).__name__}."
+            f"{script}: {source.must} arrays (numpy, or dicts of them), a tf.data.Dataset, a keras.utils.PyDataset, "
+            f"a generator or a function epoch -> Dataset. Received x of type {type(x).__name__}."
         )
     x, y = _to_numpy(x), (None if y is None else _to_numpy(y))
     arrays = [x] if y is None else [x, y]
@@ -282,12 +311,12 @@ def prepare(
     lengths = set().union(*(_lengths(a) for a in arrays))
     if len(lengths) != 1:
         raise ScriptError(
-            f"{script}: `load_data()` returned inputs and targets of different lengths {sorted(lengths)}; "
+            f"{script}: {source.gave} inputs and targets of different lengths {sorted(lengths)}; "
             "every array must have one row per sample."
         )
     n = lengths.pop()
     if n == 0:
-        raise ScriptError(f"{script}: `load_data()` returned no samples.")
+        raise ScriptError(f"{script}: {source.gave} no samples.")
     if validation_split and validation is None:  # as Keras: the last fraction, before any shuffling
         split_at = math.floor(n * (1.0 - validation_split))
         if split_at == 0:
@@ -302,7 +331,7 @@ def prepare(
         try:
             train_idx, val_idx = fold.split(n)
         except ValueError as e:
-            raise ScriptError(f"{script}: `load_data()` returned too few samples for cross-validation: {e}.") from e
+            raise ScriptError(f"{script}: {source.gave} too few samples for cross-validation: {e}.") from e
         validation = tuple(_take(a, val_idx) for a in arrays)
         arrays = [_take(a, train_idx) for a in arrays]
         n = len(train_idx)
@@ -311,7 +340,7 @@ def prepare(
     steps = kwargs.pop("steps_per_epoch", None) or batches_per_epoch
     if steps > batches_per_epoch:
         raise ScriptError(
-            f"{script}: fit_kwargs['steps_per_epoch']={steps} exceeds the {batches_per_epoch} batches "
+            f"{script}: {source.kwarg('steps_per_epoch', steps)} exceeds the {batches_per_epoch} batches "
             f"of {batch_size} that {n} samples make. Lower it, or leave it out."
         )
     kwargs.setdefault("validation_batch_size", batch_size)
@@ -328,35 +357,15 @@ def prepare(
     return TrainingData(batches, validation, kwargs)
 
 
-def _prepare_dataset(make: Callable[[int], Any], validation: Any, kwargs: dict, script: Path) -> TrainingData:
+def _prepare_dataset(make: Callable[[int], Any], validation: Any, kwargs: dict, source: Source) -> TrainingData:
     kwargs.pop("batch_size", None)
     steps = kwargs.pop("steps_per_epoch", None)
     if steps is None:
         cardinality = int(make(0).cardinality())
         if cardinality < 1:
             raise ScriptError(
-                f"{script}: the training dataset has no known length (infinite or unknown "
-                "cardinality). Set fit_kwargs = {'steps_per_epoch': N}."
+                f"{source.script}: the training dataset has no known length (infinite or unknown "
+                f"cardinality). {source.steps_fix}."
             )
         steps = cardinality
     return TrainingData(DatasetBatches(make, steps), validation, kwargs)
-
-
-def _split(raw: Any, script: Path) -> tuple[Any, Any]:
-    """Tell `(x, y)` from `((x, y), (x_val, y_val))` and `(train_ds, val_ds)`."""
-    if _is_tf_dataset(raw) or (callable(raw) and not isinstance(raw, (tuple, list))):
-        return raw, None
-    if isinstance(raw, list):
-        raw = tuple(raw)
-    if not isinstance(raw, tuple) or len(raw) != 2:
-        raise ScriptError(
-            f"{script}: `load_data()` must return (x, y), ((x, y), (x_val, y_val)), a tf.data.Dataset, "
-            f"(train_ds, val_ds) or a function epoch -> Dataset. Received: {type(raw).__name__}"
-            + (f" of length {len(raw)}" if isinstance(raw, tuple) else "")
-        )
-    first, second = raw
-    if _is_tf_dataset(first) or (callable(first) and not isinstance(first, (tuple, list))):
-        return first, second
-    if isinstance(first, (tuple, list)) and isinstance(second, (tuple, list)):
-        return tuple(first), tuple(second)
-    return (first, second), None

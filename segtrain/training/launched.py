@@ -28,6 +28,7 @@ from typing import Any
 from segtrain.errors import ScriptError
 from segtrain.training.data import is_arrays
 from segtrain.training.script import TrainingScript, describe_failure
+from segtrain.training.sources import is_stream, kind
 
 # `fit` arguments that become the worker's own; the rest are passed on as `fit_kwargs`.
 _DATA = ("x", "y", "validation_data")
@@ -69,8 +70,14 @@ class FitCall:
                 f"{self.path}: model.fit(initial_epoch=...): segtrain resumes at the right epoch itself; "
                 "leave initial_epoch out."
             )
-        if self.arguments.get("x") is None:
+        x = self.arguments.get("x")
+        if x is None:
             raise ScriptError(f"{self.path}: model.fit(...) was called without training data (x).")
+        if is_stream(x) and self.arguments.get("y") is not None:
+            raise ScriptError(
+                f"{self.path}: model.fit(x, y=...): x is {kind(x)}, which yields its own targets, and Keras "
+                "takes no y with it. Leave y out."
+            )
 
     @property
     def epochs(self) -> int:
@@ -81,7 +88,8 @@ class FitCall:
         return list(self.arguments.get("callbacks") or [])
 
     def data(self) -> Any:
-        """The data as `load_data()` returns it: (x, y), ((x, y), validation), a dataset, or (dataset, validation)."""
+        """The data as `load_data()` returns it: (x, y), ((x, y), validation), a dataset (tf.data, a PyDataset, a
+        generator), or (dataset, validation). Messages about it speak of the `fit` call (`training.sources.Source`)."""
         x, y, validation = (self.arguments.get(name) for name in _DATA)
         train = (x, y) if y is not None or is_arrays(x) else x
         if validation is None:

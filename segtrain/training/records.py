@@ -34,6 +34,7 @@ class SegmentResult:
     end_epoch: int  # epochs completed when the segment ended
     outcome: SegmentOutcome
     stop_reason: str | None = None
+    pruned: bool = False  # the job's hook (a sweep's pruner) stopped it, not the script's callbacks
     train_seconds: float = 0.0
     load_seconds: float = 0.0
     save_seconds: float = 0.0

@@ -33,7 +33,7 @@ from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_devic
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost, estimate_spare_cost
 from segtrain.training.callback import FitCall, Restored, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
-from segtrain.training.data import Fold, TrainingData, prepare, reshuffling_ops
+from segtrain.training.data import Fold, Source, TrainingData, prepare
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import StopFlag
@@ -87,7 +87,7 @@ class ProcessContext:
         raw = script.call("load_data", cfg.debug)
         fold = None if cfg.fold is None else Fold(**cfg.fold)
         share = (peers.index, peers.count)
-        data = prepare(raw, {**script.fit_kwargs, **cfg.fit_kwargs}, data_seed, script.path, fold, share)
+        data = prepare(raw, {**script.fit_kwargs, **cfg.fit_kwargs}, data_seed, script.path, fold, share, cfg.launched)
         return cls(cfg, RunPaths(cfg.directory), script, data, raw, replicas, peers=peers)
 
     def first_batch(self) -> tuple:
@@ -143,8 +143,22 @@ def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tup
         cb.set_model(loaded)
     if ckpt.state.get("callbacks") is not None:
         callback_state.restore(callbacks, ckpt.state["callbacks"], _load_arrays(ckpt))
-    outcome = SegmentOutcome.STOPPED if ckpt.state.get("outcome") == SegmentOutcome.STOPPED else SegmentOutcome.FINISHED
-    return SegmentResult(0, ckpt.epoch, ckpt.epoch, outcome, ckpt.state.get("stop_reason")), ckpt.state
+    outcome = SegmentOutcome.STOPPED if ckpt.stopped else SegmentOutcome.FINISHED
+    return SegmentResult(0, ckpt.epoch, ckpt.epoch, outcome, ckpt.state.get("stop_reason"), ckpt.pruned), ckpt.state
+
+
+def _as_new_fit_call(model: Any, callbacks: list, restored: Restored) -> Restored:
+    """A stopped run trained on (`resume --continue`): its callbacks as one process's next `fit` call finds them.
+
+    Their saved state goes back before `fit`, whose `on_train_begin` then resets
+    what Keras resets for a new call (EarlyStopping's wait and best): not after
+    it, as at a segment boundary inside one call.
+    """
+    for cb in callbacks:
+        cb.set_model(model)
+    if restored.callback_states is not None:
+        callback_state.restore(callbacks, restored.callback_states, restored.callback_arrays)
+    return dataclasses.replace(restored, callback_states=None)
 
 
 def run_segment(
@@ -202,6 +216,8 @@ class _SegmentTrainer:
             )
             start_batch = ckpt.batch
         callbacks = self.ctx.script.callbacks(self.cfg.debug)
+        if ckpt is not None and ckpt.stopped and restored is not None:
+            restored = _as_new_fit_call(model, callbacks, restored)
         callback_state.prepare(callbacks, restored.callback_states if restored else None)
         self.model, self.callbacks = model, callbacks
         self.checkpointer = Checkpointer(
@@ -304,7 +320,7 @@ class _SegmentTrainer:
                 epochs=call.last,
                 steps_per_epoch=spe - call.start_batch,
                 validation_data=data.validation,
-                callbacks=[*self.callbacks, own],
+                callbacks=[*data.callbacks(), *self.callbacks, own],  # a PyDataset's epoch hooks first
                 shuffle=False,
                 verbose=0,
                 **data.fit_kwargs,
@@ -315,10 +331,10 @@ class _SegmentTrainer:
             lost = self.ctx.peers.count > 1 and backends.current().peers_lost(str(e))
             if self.progress.trained_a_batch or lost:
                 raise
+            source = Source(self.ctx.script.path, self.cfg.launched)
             raise ScriptError(
-                f"{self.ctx.script.path}: training on the data from `load_data()` failed: "
-                f"{type(e).__name__}: {str(e).strip()[:2000]}\nCheck that the shapes and dtypes of x and y "
-                "match the inputs and outputs of the model from `build_model()`."
+                f"{source.script}: training on {source.data} failed: {type(e).__name__}: {str(e).strip()[:2000]}\n"
+                f"Check that the shapes and dtypes of x and y match the inputs and outputs of {source.model}."
             ) from e
 
     def _own_loop(self, call: FitCall, own: SegtrainCallback) -> None:
@@ -356,16 +372,9 @@ class _SegmentTrainer:
 
 
 def _warn_if_inexact(ctx: ProcessContext) -> None:
-    """Before a seeded run trains: name a data pipeline that segmenting cannot replay exactly, and the fix."""
-    plain = ctx.data.plain_dataset
-    if ctx.cfg.seed is not None and plain is not None and reshuffling_ops(plain):
-        log.warning(
-            "%s: load_data() returns a tf.data pipeline whose shuffle() draws a new order on every iteration "
-            "(reshuffle_each_iteration=True, the default). A segmented or resumed run sees other orders than one "
-            "long fit, so it will not equal it bit for bit. For exact runs, return a function of the epoch "
-            "instead: `return lambda epoch: base.shuffle(n, seed=epoch).batch(b)` (see the README).",
-            ctx.script.path,
-        )
+    """Before a run trains: name data that segmenting cannot replay exactly, and the fix (`TrainingData.inexact`)."""
+    for reason in ctx.data.inexact(Source(ctx.script.path, ctx.cfg.launched), seeded=ctx.cfg.seed is not None):
+        log.warning("%s: %s", ctx.script.path, reason)
 
 
 def _load_arrays(ckpt: checkpoint.Checkpoint) -> dict[str, Any]:
@@ -377,7 +386,7 @@ def _load_arrays(ckpt: checkpoint.Checkpoint) -> dict[str, Any]:
 
 
 def first_batch(fit_input: Any) -> tuple:
-    """The first batch of a fit input (tf.data or PyDataset) as `(x, y, sample_weight)`, None where absent."""
-    batch = next(iter(fit_input.take(1))) if hasattr(fit_input, "take") else fit_input[0]
+    """The first batch of a fit input (tf.data, PyDataset, generator) as `(x, y, sample_weight)`, None where absent."""
+    batch = next(iter(fit_input.take(1) if hasattr(fit_input, "take") else fit_input))
     parts = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
     return (*parts, None, None)[:3]

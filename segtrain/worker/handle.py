@@ -9,21 +9,27 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segtrain.backends.hosts import Hosts
-from segtrain.worker.output import Verbosity, WorkerOutput
+from segtrain.worker.output import STDERR, STDOUT, Echo, Verbosity, WorkerOutput
 from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
 
 
-def _to_terminal(line: str) -> None:
-    """A worker's line, above the progress bar (tqdm keeps the bar whole)."""
+def _to_terminal(line: str, stream: str) -> None:
+    """A worker's line on segtrain's stream of the same name, above the progress bar (tqdm keeps the bar whole).
+
+    The bar is on stderr: a line for stdout clears it and draws it again, on stderr, and nothing of it reaches
+    stdout. Flushed at once, so that a redirected stdout (a file, a pipe) holds each line as it comes.
+    """
     from tqdm.auto import tqdm
 
-    tqdm.write(line, file=sys.stderr)
+    file = sys.stdout if stream == STDOUT else sys.stderr
+    tqdm.write(line, file=file)
+    file.flush()
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class WorkerSpec:
     signals: tuple[str, ...]
     debug: bool = False
     verbosity: str = Verbosity.NORMAL
-    echo: Callable[[str], None] = _to_terminal  # where a worker's lines that are shown go
+    echo: Echo = _to_terminal  # where a worker's lines that are shown go: its stdout's to stdout, stderr's to stderr
     launched: bool = False  # `segtrain run`: each worker runs the script from the top
     seed: int | None = None  # a launched script's
     script_args: tuple[str, ...] = ()  # a launched script's
@@ -94,17 +100,21 @@ class WorkerProcess:
             [sys.executable, "-m", "segtrain.worker", *([] if run_dir is None else [str(run_dir)])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.PIPE,
             env=dict(os.environ, **env.to_environ(), PYTHONUNBUFFERED="1"),
             pass_fds=(write_fd,),
             start_new_session=True,
         )
         os.close(write_fd)
-        assert self.proc.stdout is not None
-        stream = io.TextIOWrapper(self.proc.stdout, encoding="utf-8", errors="replace")
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        streams = {
+            STDOUT: io.TextIOWrapper(self.proc.stdout, encoding="utf-8", errors="replace"),
+            STDERR: io.TextIOWrapper(self.proc.stderr, encoding="utf-8", errors="replace"),
+        }
         # Many hosts: the others' workers log apart, in RUN/logs/process-I/ (the only files they write in the run).
         logs = "logs" if spec.hosts is None or spec.hosts.writes else f"logs/process-{spec.hosts.index}"
-        self.output = WorkerOutput(stream, self.proc.pid, run_dir, spec.echo, spec.verbosity, logs)
+        # A worker started ahead prints while another trains: its lines wait until it takes over (`assign`).
+        self.output = WorkerOutput(streams, self.proc.pid, run_dir, spec.echo, spec.verbosity, logs, hold=prestarted)
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: Ready | None = None  # what it did before taking over
@@ -141,7 +151,7 @@ class WorkerProcess:
         return True
 
     def assign(self, assignment: Assignment) -> None:
-        """Send the worker its segment (once): from now on it trains, and its log is the segment's."""
+        """Send the worker its segment (once): from now on it trains, its log is the segment's, its lines are shown."""
         self.output.assign(Path(assignment.run_dir), assignment.segment.index)
         self.took_over = True
         self._write(assignment.encode(), close=not assignment.verdicts)
@@ -192,7 +202,7 @@ class WorkerProcess:
 
     def last_words(self) -> str:
         """The end of what the worker printed, and where the whole of it is: for a worker that died."""
-        self.output.thread.join(timeout=5)
+        self.output.drain()
         lines = list(self.output.tail)
         shown = "\n".join(f"  | {line}" for line in lines[-15:])
         return (f"Its last output:\n{shown}\n" if shown else "") + f"Its log: {self.output.path}"

@@ -1,12 +1,20 @@
-"""What a worker prints: all of it to the run's logs, the user's own lines to the terminal.
+"""What a worker prints: all of it to the run's logs, each stream to segtrain's own stream of that name.
 
-A worker's stdout and stderr come to the parent through one pipe. Every line
-goes to `RUN/logs/segment-NNNN.log` (one file per segment; a segment trained
-again after a crash appends to it). The terminal gets what the user's code
-prints, warnings and errors, but not the backend's start-up chatter (absl's
-and TensorFlow's C++ log lines, which `TF_CPP_MIN_LOG_LEVEL` no longer silences
-on TF 2.21): `verbose` lets everything through, `quiet` nothing. The last lines
-are kept, so a worker that dies can be shown with its traceback.
+A worker's stdout and stderr come to the parent through a pipe each, read on a
+thread each. Every line of both goes to `RUN/logs/segment-NNNN.log` (one file
+per segment; a segment trained again after a crash appends to it), in the order
+they arrive. What the worker prints on stdout (the script's own lines) goes to
+segtrain's stdout, whole, whatever the verbosity: as a launcher keeps a
+script's output, `segtrain run train.py > out.txt` keeps what it prints. Its
+stderr goes to segtrain's stderr, but not the backend's start-up chatter
+(absl's and TensorFlow's C++ log lines, which `TF_CPP_MIN_LOG_LEVEL` no longer
+silences on TF 2.21): `verbose` lets everything through, `quiet` nothing.
+
+A worker started ahead (the spare) runs its start-up, the script's top under
+`segtrain run`, while the previous segment trains: what it prints then is held
+back until it takes over, so that the lines of successive segments come in
+their order, and a spare that is never used shows nothing. The last lines are
+kept, so a worker that dies can be shown with its traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -34,6 +42,10 @@ CHATTER = re.compile(
     r"|This TensorFlow binary is optimized to use available CPU instructions)"
 )
 KEEP_LINES = 40  # of a worker's output, shown when it dies
+STDOUT, STDERR = "stdout", "stderr"  # a worker's streams, and segtrain's own that each goes to
+
+#: Where a worker's line that is shown goes: `echo(line, stream)`, `stream` STDOUT or STDERR.
+Echo = Callable[[str, str], None]
 
 
 class Verbosity:
@@ -41,9 +53,9 @@ class Verbosity:
     ALL = (QUIET, NORMAL, VERBOSE)
 
 
-def shown(line: str, verbosity: str) -> bool:
-    """Whether a worker's line reaches the terminal."""
-    if verbosity == Verbosity.VERBOSE:
+def shown(line: str, verbosity: str, stream: str = STDERR) -> bool:
+    """Whether a worker's line reaches segtrain's stream: stdout's always, stderr's by the verbosity."""
+    if stream == STDOUT or verbosity == Verbosity.VERBOSE:
         return True
     if verbosity == Verbosity.QUIET:
         return False
@@ -51,20 +63,25 @@ def shown(line: str, verbosity: str) -> bool:
 
 
 class WorkerOutput:
-    """Reads a worker's output pipe on a thread: into its log file, and the lines worth it to `echo`."""
+    """Reads a worker's stdout and stderr on a thread each: into its log file, and the lines worth it to `echo`.
+
+    `hold`: the worker was started ahead; its lines wait until `release` (it takes over).
+    """
 
     def __init__(
         self,
-        stream: IO[str],
+        streams: Mapping[str, IO[str]],
         pid: int,
         run_dir: Path | None,
-        echo: Callable[[str], None],
+        echo: Echo,
         verbosity: str,
         logs: str = "logs",
+        hold: bool = False,
     ):
         self.pid, self.echo, self.verbosity, self.logs = pid, echo, verbosity, logs
         self.tail: deque[str] = deque(maxlen=KEEP_LINES)
-        self.echoing = True
+        self.echoing = dict.fromkeys(streams, True)  # False once segtrain's stream of that name is gone
+        self.held: list[tuple[str, str]] | None = [] if hold else None
         self.lock = threading.Lock()
         if run_dir is None:  # a worker for a run not yet known: its log waits in a temporary file
             fd, name = tempfile.mkstemp(prefix=f"segtrain-worker-{pid}-", suffix=".log")
@@ -74,26 +91,45 @@ class WorkerOutput:
             self.path = logs_dir(run_dir, logs) / f"worker-{pid}.log"
             self.file = open(self.path, "a", encoding="utf-8", errors="replace")
         self._header(f"worker pid {pid} started")
-        self.thread = threading.Thread(target=self._pump, args=(stream,), name=f"segtrain-output-{pid}", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._pump, args=(stream, name), name=f"segtrain-{name}-{pid}", daemon=True)
+            for name, stream in streams.items()
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def _header(self, text: str) -> None:
         self.file.write(f"--- segtrain: {text}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         self.file.flush()
 
-    def _pump(self, stream: IO[str]) -> None:
+    def _pump(self, stream: IO[str], name: str) -> None:
         for line in iter(stream.readline, ""):
-            with self.lock:
-                self.file.write(line)
-                self.file.flush()
             text = line.rstrip("\n")
-            self.tail.append(text)
-            if self.echoing and shown(text, self.verbosity):
-                try:
-                    self.echo(text)
-                except (OSError, ValueError):  # the terminal went away (a closed pipe): keep draining the worker
-                    self.echoing = False
+            with self.lock:  # one stream's line at a time, in the log as on the terminal
+                self.file.write(text + "\n")
+                self.file.flush()
+                self.tail.append(text)
+                if shown(text, self.verbosity, name):
+                    if self.held is not None:
+                        self.held.append((text, name))
+                    else:
+                        self._echo(text, name)
         stream.close()
+
+    def _echo(self, text: str, name: str) -> None:
+        if not self.echoing[name]:
+            return
+        try:
+            self.echo(text, name)
+        except (OSError, ValueError):  # segtrain's stream went away (a closed pipe): keep draining the worker
+            self.echoing[name] = False
+
+    def release(self) -> None:
+        """Show what the worker printed while it was held back, and from now on its lines as they come."""
+        with self.lock:
+            held, self.held = self.held or [], None
+            for text, name in held:
+                self._echo(text, name)
 
     def assign(self, run_dir: Path, segment: int) -> None:
         """The worker trains segment `segment` of `run_dir`: its log becomes that segment's (appended to)."""
@@ -106,10 +142,16 @@ class WorkerOutput:
             self.path = target
             self.file = open(target, "a", encoding="utf-8", errors="replace")
             self._header(f"worker pid {self.pid} trains segment {segment + 1}")
+        self.release()
+
+    def drain(self, timeout: float = 5) -> None:
+        """Wait (at most `timeout` seconds a stream) until the worker's streams are read to their end."""
+        for thread in self.threads:
+            thread.join(timeout=timeout)
 
     def close(self, discard: bool = False) -> None:
         """After the worker exited: wait for its last lines; `discard`: it never trained, drop its log."""
-        self.thread.join(timeout=5)
+        self.drain()
         with self.lock:
             self.file.close()
         if discard:
@@ -128,17 +170,18 @@ def filtered_import_output(log: Path, verbosity: str) -> Iterator[None]:
 
     A sweep's own process imports the script (for `search_space`), and with it
     the backend, whose C++ logging writes straight to file descriptor 2. For
-    that while, descriptors 1 and 2 go to `log`; then the lines worth showing
-    are shown, as a worker's would be.
+    that while, descriptor 2 goes to `log` and descriptor 1 to a temporary
+    file; then the log gets what went to 1 as well, the lines worth showing of 2
+    are shown on stderr, and those of 1 on stdout, as a worker's would be.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
-    with open(log, "a", encoding="utf-8") as out:
+    with open(log, "a", encoding="utf-8") as err, tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        start = err.tell()
         os.dup2(out.fileno(), 1)
-        os.dup2(out.fileno(), 2)
-        start = out.tell()
+        os.dup2(err.fileno(), 2)
         try:
             yield
         finally:
@@ -148,8 +191,16 @@ def filtered_import_output(log: Path, verbosity: str) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-    with open(log, encoding="utf-8", errors="replace") as seen:
-        seen.seek(start)
-        for line in seen.read().splitlines():
-            if shown(line, verbosity):
-                print(line, file=sys.stderr)
+            out.seek(0)
+            printed = out.read()
+            printed += "" if printed.endswith("\n") or not printed else "\n"
+            with open(log, encoding="utf-8", errors="replace") as seen:
+                seen.seek(start)
+                said = seen.read()
+            err.write(printed)
+            for line in said.splitlines():
+                if shown(line, verbosity, STDERR):
+                    print(line, file=sys.stderr)
+            if printed:
+                sys.stdout.write(printed)
+                sys.stdout.flush()
