@@ -133,8 +133,8 @@ def raw(model, fmt: str, folder: Path, rebuild) -> dict:
 
 
 def via_segtrain(model, fmt: str, folder: Path, rebuild, sample) -> dict:
+    from segtrain.paths import RunPaths
     from segtrain.state import atomic, checkpoint, model_state
-    from segtrain.runs.paths import RunPaths
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(folder)
@@ -147,7 +147,7 @@ def via_segtrain(model, fmt: str, folder: Path, rebuild, sample) -> dict:
         epoch=1, state={"fingerprint": fp, "rng": model_state.seed_states(model)}))
     out["checkpoint_save_seconds"] = time.perf_counter() - t
     t = time.perf_counter()
-    for name in ckpt.state["files"]:
+    for name in ckpt.state.files:
         atomic.file_digest(ckpt.path / name)
     out["digest_seconds"] = time.perf_counter() - t
     t = time.perf_counter()

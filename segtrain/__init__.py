@@ -1,6 +1,6 @@
 """segtrain: keep very long Keras training jobs fast, bounded in memory and resumable."""
 
-from segtrain.api import cv, export, fit, load_model, resume, run, sweep
+from segtrain.api import cv, export, fit, load_model, resume, run, sweep, verify
 from segtrain.config import RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
@@ -20,4 +20,5 @@ __all__ = [
     "resume",
     "run",
     "sweep",
+    "verify",
 ]

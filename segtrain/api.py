@@ -6,21 +6,24 @@ Sweeps and cross-validation are in `segtrain.search.api`, and here too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segtrain.backends.hosts import DEFAULT_TIMEOUT_SECONDS, hosts_for
-from segtrain.config import DEFAULT_SIGNALS, RunConfig
+from segtrain.config import RunConfig
+from segtrain.options import AUTO, Command, build, fields_of, per_call_defaults
 from segtrain.outcomes import RunOutcome
 from segtrain.runs.directory import load_config
+from segtrain.runs.verify import Verification, verify_checkpoints
 from segtrain.search.api import cv, sweep
+from segtrain.search.report import run_dir_of
 from segtrain.telemetry.scalars import setting as tensorboard_setting
 
 if TYPE_CHECKING:
     from segtrain.runs.loading import Exported
 
-__all__ = ["cv", "export", "fit", "load_model", "resume", "run", "sweep"]
+__all__ = ["cv", "export", "fit", "load_model", "resume", "run", "sweep", "verify"]
 
 
 def fit(
@@ -30,29 +33,8 @@ def fit(
     load_data: Callable[..., Any] | None = None,
     callbacks: Callable[..., Any] | None = None,
     fit_kwargs: dict[str, Any] | None = None,
-    epochs: int,
-    segment: int | str,
-    run_dir: str | Path | None = None,
-    seed: int | None = None,
-    isolation: str = "process",
-    distribute: str = "none",
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    peer_timeout: int = DEFAULT_TIMEOUT_SECONDS,
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    export: str | Path | None = None,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
-    params: dict[str, Any] | None = None,
     tensorboard: str | Path | bool | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
+    **options: object,
 ) -> RunOutcome:
     """Train the model that `script` defines for `epochs` epochs, in segments of `segment`.
 
@@ -83,6 +65,8 @@ def fit(
         build_model, load_data, callbacks: the script's functions themselves, instead of `script`
             (see `segtrain.training.script` for what each returns). Workers import them by name.
         fit_kwargs: `fit` arguments with the functions (a script has its own `fit_kwargs`).
+        **options: the `RunConfig` fields that `segtrain fit` takes, by name (those below), passed into it
+            whole: it checks them (another name is a TypeError, as for any function).
         epochs: total epochs.
         segment: epochs per segment, or `"auto"` (see `segtrain.training.boundaries`).
         run_dir: the run directory. Defaults to `checkpoints/<script name>`.
@@ -121,53 +105,19 @@ def fit(
 
     source = locate(script, build_model=build_model, load_data=load_data, callbacks=callbacks)
     check_fit_kwargs(fit_kwargs or {}, "fit_kwargs")
-    cfg = RunConfig(
-        script=source.path,
-        module=source.module,
-        functions=source.functions,
-        fit_kwargs=dict(fit_kwargs or {}),
-        epochs=epochs,
-        segment=segment,
-        run_dir=None if run_dir is None else Path(run_dir),
-        seed=seed,
-        isolation=isolation,
-        distribute=distribute,
-        hosts=hosts_for(distribute, coordinator, num_processes, process_id, peer_timeout),
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        export=None if export is None else Path(export),
-        prestart=prestart,
-        force=force,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        params=dict(params or {}),
-        verbosity=verbosity,
-        tensorboard=tensorboard_setting(tensorboard),
-    )
-    return _train(cfg, progress and verbosity != "quiet")
+    given = fields_of(RunConfig, Command.FIT, options, "fit")
+    own = {"module": source.module, "functions": source.functions, "fit_kwargs": dict(fit_kwargs or {})}
+    cfg = build(RunConfig, dict(given, script=source.path, tensorboard=tensorboard_setting(tensorboard), **own))
+    cfg = cfg.with_hosts()
+    return _train(cfg, cfg.shows_progress)
 
 
 def run(
     script: str | Path,
     *,
-    segment: int | str = "auto",
-    script_args: Sequence[str] = (),
-    run_dir: str | Path | None = None,
-    seed: int | None = None,
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    export: str | Path | None = None,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
+    segment: int | str = AUTO,
     tensorboard: str | Path | bool | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
+    **options: object,
 ) -> RunOutcome:
     """Run an ordinary Keras training script in segments, each in a fresh worker, like `torchrun` runs scripts.
 
@@ -207,58 +157,27 @@ def run(
     from segtrain.config import EPOCHS_FROM_SCRIPT
     from segtrain.runs import launch
 
-    cfg = RunConfig(
-        script=Path(script),
-        epochs=EPOCHS_FROM_SCRIPT,
-        segment=segment,
-        run_dir=None if run_dir is None else Path(run_dir),
-        seed=seed,
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        export=None if export is None else Path(export),
-        prestart=prestart,
-        force=force,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        verbosity=verbosity,
-        launched=True,
-        script_args=list(script_args),
-        tensorboard=tensorboard_setting(tensorboard),
-    )
+    given = fields_of(RunConfig, Command.RUN, options, "run")
+    launched = {"epochs": EPOCHS_FROM_SCRIPT, "launched": True, "tensorboard": tensorboard_setting(tensorboard)}
+    cfg = build(RunConfig, dict(given, script=Path(script), segment=segment, **launched))
     if not cfg.script.is_file():
         from segtrain.errors import ScriptError
 
         raise ScriptError(f"Training script not found: {cfg.script}")
-    return launch.run(cfg, progress=progress and verbosity != "quiet")
+    return launch.run(cfg, progress=cfg.shows_progress)
 
 
 def resume(
     run_dir: str | Path,
     *,
-    epochs: int | None = None,
-    segment: int | str | None = None,
-    distribute: str | None = None,
-    coordinator: str | None = None,
-    num_processes: int | None = None,
-    process_id: int | None = None,
-    peer_timeout: int = DEFAULT_TIMEOUT_SECONDS,
-    isolation: str | None = None,
-    keep: int | None = None,
-    export: str | Path | None = None,
-    prestart: bool | None = None,
-    signals: Sequence[str] | None = None,
-    max_memory: float | None = None,
     tensorboard: str | Path | bool | None = None,
-    continue_stopped: bool = False,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
+    **changes: object,
 ) -> RunOutcome:
     """Go on with the run in `run_dir` from its newest complete checkpoint, with its saved options.
 
-    The options here may differ from the run's (where boundaries fall does not
+    The options here (`**changes`: the `RunConfig` fields whose flag allows it on resume: epochs, segment,
+    distribute, isolation, keep, export, prestart, signals, max_memory, continue_stopped, progress, verbosity,
+    debug, the many-hosts options) may differ from the run's (where boundaries fall does not
     change the result); `None` keeps the run's own. `epochs` extends the run,
     finished or not (with nothing in the script that depends on the total, the
     result is bitwise that of a run started with `epochs`); fewer than it has
@@ -282,31 +201,14 @@ def resume(
     outcome = segtrain.resume("checkpoints/spirals", epochs=60, continue_stopped=True)  # trains epochs 7-60
     ```
     """
-    cfg = load_config(Path(run_dir))
-    changes: dict[str, Any] = {
-        "epochs": epochs,
-        "segment": segment,
-        "distribute": distribute,
-        "isolation": isolation,
-        "keep": keep,
-        "prestart": prestart,
-        "max_memory": max_memory,
-        "export": None if export is None else Path(export),
-        "signals": None if signals is None else tuple(signals),
-    }
-    cfg = dataclasses.replace(
-        cfg,
-        debug=debug,
-        verbosity=verbosity,
-        continue_stopped=continue_stopped,
-        **{k: v for k, v in changes.items() if v is not None},
-    )
+    given = fields_of(RunConfig, Command.RESUME, changes, "resume")
+    changed = {name: value for name, value in given.items() if value is not None}
+    # This call's requests (verbosity, debug, --continue, progress) start afresh, not from the run's.
+    cfg = build(partial(dataclasses.replace, load_config(Path(run_dir))), dict(per_call_defaults(RunConfig), **changed))
     if tensorboard is not None:
         cfg = dataclasses.replace(cfg, tensorboard=tensorboard_setting(tensorboard))
-    hosts = hosts_for(cfg.distribute, coordinator, num_processes, process_id, peer_timeout)
-    if hosts is not None:
-        cfg = dataclasses.replace(cfg, hosts=hosts)
-    return _train(cfg, progress and verbosity != "quiet")
+    cfg = cfg.with_hosts()
+    return _train(cfg, cfg.shows_progress)
 
 
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
@@ -343,7 +245,7 @@ def load_model(run_dir: str | Path, *, checkpoint: str | None = None) -> Any:
     """
     from segtrain.runs import loading
 
-    return loading.load(loading.run_dir_of(Path(run_dir)), checkpoint)[0]
+    return loading.load(run_dir_of(Path(run_dir)), checkpoint)[0]
 
 
 def export(run_dir: str | Path, path: str | Path, *, checkpoint: str | None = None) -> Exported:
@@ -374,4 +276,14 @@ def export(run_dir: str | Path, path: str | Path, *, checkpoint: str | None = No
     """
     from segtrain.runs import loading
 
-    return loading.export(Path(run_dir), Path(path), checkpoint)
+    return loading.export(run_dir_of(Path(run_dir)), Path(path), checkpoint)
+
+
+def verify(run_dir: str | Path) -> Verification:
+    """Check every byte of a run's checkpoints against their recorded checksums (`segtrain verify`).
+
+    `status` checks sizes only; this reads every file. The result lists each checkpoint (complete, or damaged
+    and why), the one a resume would go on from, and `exit_code`: 0 where all are complete, 1 where any is damaged.
+    Raises SegtrainError (`exit_code` 2) where `run_dir` holds no run.
+    """
+    return verify_checkpoints(Path(run_dir))

@@ -29,7 +29,7 @@ class ConfigError(SegtrainError):
 
 
 class ScriptError(SegtrainError):
-    """The training script does not honour its contract (see `segtrain.script`)."""
+    """The training script does not honour its contract (see `segtrain.training.script`)."""
 
     exit_code = EXIT_BAD_INPUT
 

@@ -7,16 +7,12 @@ strings that segments.jsonl, manifest.json and `segtrain report --json` hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
-
-class _StrEnum(str, Enum):
-    def __str__(self) -> str:
-        return str(self.value)
+from segtrain.options import Choice
 
 
-class SegmentOutcome(_StrEnum):
+class SegmentOutcome(Choice):
     """How one segment (one attempt at it) ended."""
 
     BOUNDARY = "boundary"  # reached its planned end, or `--segment auto` / `--max-memory` ended it
@@ -34,7 +30,7 @@ class SegmentOutcome(_StrEnum):
         return self in (SegmentOutcome.BOUNDARY, SegmentOutcome.FINISHED, SegmentOutcome.STOPPED)
 
 
-class RunStatus(_StrEnum):
+class RunStatus(Choice):
     """Where a run stands, as its manifest records it (and CRASHED, which no process can record)."""
 
     NEW = "new"

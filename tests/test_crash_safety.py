@@ -31,7 +31,7 @@ from conftest import (
     run_cli,
     segtrain_cmd,
 )
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
 
 pytestmark = pytest.mark.slow

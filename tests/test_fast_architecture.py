@@ -1,4 +1,5 @@
-"""The package's shape, checked: small modules, no import cycles, backend specifics only in segtrain/backends."""
+"""The package's shape, checked: small modules, imports only down the layers, no import cycles, backend
+specifics only in segtrain/backends."""
 
 from __future__ import annotations
 
@@ -24,22 +25,94 @@ def _modules() -> dict[str, Path]:
     return found
 
 
-def _top_level_imports(path: Path, modules: set[str]) -> set[str]:
-    """segtrain modules that `path` imports when it is imported (not inside functions)."""
-    tree = ast.parse(path.read_text())
-    found: set[str] = set()
-    for node in tree.body:
+# The layers, top to bottom: a package may import itself, the packages below it, and the leaf modules.
+# Every import counts, module-level or deferred into a function (a deferred one keeps a framework out of a
+# light process; it does not turn the dependency around). `segtrain` is the package's __init__ (the API).
+ALLOWED = {
+    "cli": {"api", "search", "runs", "worker", "training", "config", "telemetry", "state", "backends"},
+    "api": {"search", "runs", "worker", "training", "config", "telemetry", "state", "backends"},
+    "search": {"runs", "worker", "training", "config", "telemetry", "state", "backends"},
+    "runs": {"worker", "training", "config", "telemetry", "state", "backends"},
+    "worker": {"training", "config", "telemetry", "state", "backends"},
+    "training": {"config", "telemetry", "state", "backends"},
+    "config": {"telemetry", "state", "backends"},  # the options: read from the training layer up
+    "telemetry": {"state", "backends"},
+    "state": {"backends"},
+    "backends": set(),
+}
+# Modules any layer may import: they import none of segtrain but each other.
+LEAVES = {"paths", "errors", "outcomes", "options", "version"}
+
+
+def _layer(module: str) -> str:
+    """`segtrain.runs.loop` -> "runs", `segtrain.errors` -> "errors", `segtrain` (the API) -> "api"."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return "api"
+    return "cli" if parts[1] == "__main__" else parts[1]
+
+
+def _imports(tree: ast.Module, module: str, modules: set[str], top_level: bool) -> list[tuple[int, str]]:
+    """(line, segtrain module) of every import in `tree`, in functions too unless `top_level`."""
+    nodes = tree.body if top_level else ast.walk(tree)
+    found = []
+    for node in nodes:
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the importing module's package
+                package = module.split(".")[: len(module.split(".")) - node.level]
+                base = ".".join([*package, base] if base else package)
             # `from a import b` imports the module a.b where there is one, else a (for its name b)
-            names = [
-                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module for a in node.names
-            ]
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
         else:
             continue
-        found |= {n for n in names if n in modules}
+        found += [(node.lineno, n) for n in names if n in modules]
     return found
+
+
+def layer_violations(source: str, module: str, file: str, modules: set[str]) -> list[str]:
+    """Imports in `source` (module `module`, at `file`) that go up the layers, or out of a leaf module."""
+    here = _layer(module)
+    found = []
+    for line, name in _imports(ast.parse(source), module, modules, top_level=False):
+        there = _layer(name)
+        if there == here or there in LEAVES:
+            continue
+        if here in LEAVES or there not in ALLOWED[here]:
+            what = "the leaf module" if here in LEAVES else "layer"
+            found.append(f"{file}:{line}: {what} {here} imports {there} ({name}), against the layers")
+    return found
+
+
+def test_imports_go_down_the_layers_only():
+    modules = _modules()
+    assert {_layer(name) for name in modules} <= set(ALLOWED) | LEAVES, "a package missing from ALLOWED"
+    found = [
+        v
+        for name, path in modules.items()
+        for v in layer_violations(path.read_text(), name, str(path.relative_to(PACKAGE.parent)), set(modules))
+    ]
+    assert not found, "imports against the layers:\n" + "\n".join(found)
+
+
+def test_the_layer_check_sees_an_import_deferred_into_a_function():
+    modules = {"segtrain.state.checkpoint", "segtrain.runs.loop", "segtrain.paths", "segtrain.errors"}
+    source = (
+        "from segtrain.paths import RunPaths\n"
+        "from segtrain.errors import ConfigError\n"
+        "def latest():\n"
+        "    from segtrain.runs import loop\n"
+    )
+    assert layer_violations(source, "segtrain.state.checkpoint", "state/checkpoint.py", modules) == [
+        "state/checkpoint.py:4: layer state imports runs (segtrain.runs.loop), against the layers"
+    ]
+    leaf = "def f():\n    from segtrain.state import checkpoint\n"
+    assert layer_violations(leaf, "segtrain.paths", "paths.py", modules) == [
+        "paths.py:2: the leaf module paths imports state (segtrain.state.checkpoint), against the layers"
+    ]
+    assert layer_violations(source, "segtrain.runs.loop", "runs/loop.py", modules) == []
 
 
 def test_no_module_is_over_400_lines():
@@ -49,7 +122,10 @@ def test_no_module_is_over_400_lines():
 
 def test_no_import_cycles():
     modules = _modules()
-    graph = {name: _top_level_imports(path, set(modules)) - {name} for name, path in modules.items()}
+    graph = {
+        name: {n for _, n in _imports(ast.parse(path.read_text()), name, set(modules), top_level=True)} - {name}
+        for name, path in modules.items()
+    }
     # A package imports its own submodules through its __init__ only when it says so; a cycle is a path back.
     state: dict[str, int] = {}
     stack: list[str] = []

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from segtrain.errors import CheckpointError
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
 from segtrain.state.checkpoint import Snapshot
 

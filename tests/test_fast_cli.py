@@ -150,5 +150,5 @@ def test_commands_are_listed_in_the_order_a_user_meets_them():
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "200"})
     assert_exit(result, 0)
     listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()]
-    order = ["fit", "run", "resume", "status", "report", "export", "ls", "sweep", "cv"]
+    order = ["fit", "run", "resume", "status", "report", "verify", "export", "ls", "sweep", "cv"]
     assert listed == [name for name in order if name in listed] and listed[:5] == order[:5]

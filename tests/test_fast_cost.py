@@ -112,7 +112,7 @@ def test_cpu_meter_reads_another_process_and_stops_counting_when_it_is_gone():
     finally:
         child.communicate(b"\n", timeout=20)
     meter.mark()  # reaped: gone
-    assert meter.used[0] >= 0.25 and meter.used[1] <= 0.02 and meter.used[2] == 0.0
+    assert meter.used[0] >= 0.25 and meter.used[1] < 0.025 and meter.used[2] == 0.0  # idle: 2 clock ticks at most
     assert cpu_seconds(child.pid) is None
 
 

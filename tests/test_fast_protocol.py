@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from segtrain.config import RunConfig
 from segtrain.outcomes import SegmentOutcome
 from segtrain.training.records import Segment, SegmentResult
 from segtrain.worker import protocol
@@ -59,9 +60,11 @@ def test_assignment_verdict_and_environment_round_trip():
     fresh = Assignment("/runs/a", Segment(0, 0, 2), None, 0.0)
     assert Assignment.decode(fresh.encode()) == fresh
     assert Verdict.decode(Verdict("pruned").encode()) == Verdict("pruned")
-    env = WorkerEnv(7, 99, "/s.py", "/runs/a", ("SIGTERM", "SIGUSR2"), True, True, "jax", "verbose", protocol=5)
+    cfg = RunConfig("/s.py", 1, 1, signals=("SIGTERM", "SIGUSR2"), debug=True, verbosity="verbose")
+    env = WorkerEnv(7, 99, cfg, "/runs/a", True, "jax", protocol=5)
     assert WorkerEnv.from_environ(env.to_environ()) == env
-    env = WorkerEnv(7, 99, "/s.py", None, (), launched=True, seed=4, script_args=("--lr", "0.1 0.2", "é"))
+    cfg = RunConfig("/s.py", 0, 1, signals=(), launched=True, seed=4, script_args=["--lr", "0.1 0.2", "é"])
+    env = WorkerEnv(7, 99, cfg, None)
     assert WorkerEnv.from_environ(env.to_environ()) == env
     assert all(name.startswith("SEGTRAIN_") for name in env.to_environ())
 
@@ -73,7 +76,7 @@ def test_a_worker_of_other_code_than_its_parent_says_so_and_exits(tmp_path):
     import sys
 
     read_fd, write_fd = os.pipe()
-    env = WorkerEnv(write_fd, os.getpid(), str(tmp_path / "model.py"), None, ("SIGTERM",), protocol=1)
+    env = WorkerEnv(write_fd, os.getpid(), RunConfig(tmp_path / "model.py", 1, 1, signals=("SIGTERM",)), protocol=1)
     proc = subprocess.run(
         [sys.executable, "-m", "segtrain.worker"],
         env=dict(os.environ, **env.to_environ()),

@@ -33,7 +33,8 @@ from typer.testing import CliRunner
 from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd
 from segtrain.cli import app
 from segtrain.outcomes import RunStatus, SegmentOutcome
-from segtrain.runs.paths import RunLock, RunPaths, is_locked
+from segtrain.paths import RunPaths, is_locked
+from segtrain.runs.paths import RunLock
 from segtrain.telemetry.report import Report, SegmentRow
 from segtrain.telemetry.schema import JSON_SCHEMA, schema_of
 from segtrain.telemetry.trends import Finding, FindingKind

@@ -26,9 +26,11 @@ from conftest import ROOT, SCRIPTS, assert_exit, cli_env, one_line, run_cli, seg
 from segtrain.cli import app
 from segtrain.config import RunConfig
 from segtrain.errors import ConfigError, ScriptError
-from segtrain.runs import listing, script_copy
+from segtrain.paths import RunPaths
+from segtrain.runs import script_copy
 from segtrain.runs.directory import load_config, open_run
-from segtrain.runs.paths import RunLock, RunPaths
+from segtrain.runs.paths import RunLock
+from segtrain.search import listing
 from segtrain.state import atomic, checkpoint
 from support.runs import FakeRun
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from conftest import SCRIPTS, assert_exit
 from segtrain.cli import app
 from segtrain.config import RunConfig
-from segtrain.runs.loading import run_dir_of
 from segtrain.search import claims
 from segtrain.search.config import SweepConfig, open_sweep
+from segtrain.search.report import run_dir_of
 from support.runs import FakeRun
 
 cli = CliRunner()

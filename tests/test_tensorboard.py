@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, SCRIPTS, assert_exit, cli_env, run_cli, segtrain_cmd
 from segtrain.cli import app
-from segtrain.runs.paths import RunPaths, is_locked
+from segtrain.paths import RunPaths, is_locked
 from segtrain.telemetry import scalars
 from segtrain.telemetry.event_file import EventFileWriter, crc32c, event_files, read_events
 from segtrain.telemetry.scalars import TensorBoardLog

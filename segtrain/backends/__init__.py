@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from segtrain.backends.base import KerasBackend
+from segtrain.backends.torch import Torch
+
 
 class Backend(Protocol):
     """What segtrain needs from a Keras backend."""
@@ -65,19 +68,15 @@ class Backend(Protocol):
 def by_name(name: str) -> Backend:
     """The backend Keras calls `name`; one segtrain does not know gets Keras' own behaviour and no device figures."""
     if name == "tensorflow":
-        from segtrain.backends.tensorflow import TensorFlow
+        from segtrain.backends.tensorflow import TensorFlow  # deferred: a cycle (distribution imports this package)
 
         return TensorFlow()
     if name == "jax":
-        from segtrain.backends.jax import Jax
+        from segtrain.backends.jax import Jax  # deferred: a cycle (distribution imports this package)
 
         return Jax()
     if name == "torch":
-        from segtrain.backends.torch import Torch
-
         return Torch()
-    from segtrain.backends.base import KerasBackend
-
     return KerasBackend(name, name)
 
 

@@ -18,16 +18,17 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
+from segtrain import backends
 from segtrain.errors import ConfigError
+from segtrain.options import Choice
 
 CPU_DEVICES_ENV = "SEGTRAIN_CPU_DEVICES"
 _XLA_FLAG = "--xla_force_host_platform_device_count"
 
 
-class Distribute(str, Enum):
+class Distribute(Choice):
     """How a segment uses the devices of its host."""
 
     NONE = "none"
@@ -68,8 +69,6 @@ def split_cpu_early() -> None:
 
 def split_cpu() -> None:
     """Split the CPU into `SEGTRAIN_CPU_DEVICES` devices on the backend that runs here (before its runtime starts)."""
-    from segtrain import backends
-
     n = cpu_devices()
     if n is not None:
         backends.current().split_cpu(n)
@@ -77,8 +76,6 @@ def split_cpu() -> None:
 
 def replicas(distribute: str) -> Replicas:
     """The engine of `distribute` on the backend that runs here, the CPU split first where asked."""
-    from segtrain import backends
-
     split_cpu()
     if distribute == Distribute.NONE:
         return ONE

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from segtrain.backends.base import KerasBackend
+from segtrain.backends.distribution import Replicas
 from segtrain.errors import ConfigError
 
 
@@ -44,8 +45,6 @@ class Jax(KerasBackend):
         """
         import jax
         import keras
-
-        from segtrain.backends.distribution import Replicas
 
         devices = jax.devices()
         engine = keras.distribution.DataParallel(devices=devices, auto_shard_dataset=jax.process_count() == 1)

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from segtrain.backends.base import KerasBackend
+from segtrain.backends.distribution import Replicas
 from segtrain.errors import ConfigError
 
 
@@ -62,8 +63,6 @@ class TensorFlow(KerasBackend):
     def data_parallel(self) -> Any:
         """A `MirroredStrategy` over the GPUs, or where there is none over the (split) CPU's devices."""
         import tensorflow as tf
-
-        from segtrain.backends.distribution import Replicas
 
         devices = [d.name for d in tf.config.list_logical_devices("GPU")] or [
             d.name for d in tf.config.list_logical_devices("CPU")

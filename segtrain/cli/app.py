@@ -19,14 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from segtrain.errors import SegtrainError
+from segtrain.errors import EXIT_OK, EXIT_RESUMABLE, SegtrainError
 from segtrain.version import __version__
 
 
 class _Commands(TyperGroup):
     """The commands in `--help` in the order a user meets them, whatever order their modules register them."""
 
-    ORDER = ("fit", "run", "resume", "status", "report", "export", "ls", "sweep", "cv")
+    ORDER = ("fit", "run", "resume", "status", "report", "verify", "export", "ls", "sweep", "cv")
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
@@ -104,7 +104,7 @@ def errors(debug: bool = False) -> Iterator[None]:
 
 def ending(status: str, exit_code: int, message: str, where: object) -> NoReturn:
     """The last line of a command that trained: how it ended, in colour, and its exit code."""
-    style = "green" if exit_code == 0 else "yellow" if exit_code == 75 else "red"
+    style = "green" if exit_code == EXIT_OK else "yellow" if exit_code == EXIT_RESUMABLE else "red"
     err.print(f"[{style}]{status}[/]: {escape(message)} ({escape(str(where))})", highlight=False)
     raise typer.Exit(exit_code)
 

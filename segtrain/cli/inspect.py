@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from segtrain.cli.app import command, err, errors, out
+from segtrain.search import cv_report
+from segtrain.search import report as sweep_report
+from segtrain.search.config import is_sweep_dir
+from segtrain.search.cv_config import is_cv_dir
+from segtrain.telemetry import plot as run_plot
+from segtrain.telemetry import render as run_render
+from segtrain.telemetry.logs import load
+from segtrain.telemetry.report import build_from
+from segtrain.telemetry.status import read_status, render_status
 
 
 @command
@@ -30,39 +41,29 @@ def report(
 
     Example: segtrain report checkpoints/spirals --plot spirals.png
     """
-    from segtrain.search.config import is_sweep_dir
-
     with errors():
         if is_sweep_dir(run_dir):
             _sweep_report(run_dir, as_json, plot, storage)
             return
         if _cv_report(run_dir, as_json):
             return
-        from segtrain.telemetry.logs import load
-        from segtrain.telemetry.render import render
-        from segtrain.telemetry.report import build_from
-
         logs = load(run_dir)
         rep = build_from(logs)
         if plot is not None:
-            from segtrain.telemetry.plot import draw, require_matplotlib
-
-            require_matplotlib()
-            draw(logs, rep, plot)
-    if as_json:
-        print(json.dumps(rep.to_json(), indent=1))
-    else:
-        render(rep, out)
-    if plot is not None:
-        err.print(f"Plot written to {plot}", highlight=False, markup=False, soft_wrap=True)
+            run_plot.require_matplotlib()
+            run_plot.draw(logs, rep, plot)
+    _show(rep, as_json, run_render.render, plot)
 
 
 def _sweep_report(sweep_dir: Path, as_json: bool, plot: Path | None, storage: str | None) -> None:
-    from segtrain.search.report import build, draw, render
-
-    rep = build(sweep_dir, storage)
+    rep = sweep_report.build(sweep_dir, storage)
     if plot is not None:
-        draw(rep, plot)
+        sweep_report.draw(rep, plot)
+    _show(rep, as_json, sweep_report.render, plot)
+
+
+def _show(rep: Any, as_json: bool, render: Callable[[Any, Any], None], plot: Path | None) -> None:
+    """A report (a run's or a sweep's) as JSON or its table on stdout; where its plot went on stderr."""
     if as_json:
         print(json.dumps(rep.to_json(), indent=1))
     else:
@@ -73,15 +74,13 @@ def _sweep_report(sweep_dir: Path, as_json: bool, plot: Path | None, storage: st
 
 def _cv_report(path: Path, as_json: bool) -> bool:
     """Show a cross-validation's folds if `path` holds one; whether it did."""
-    from segtrain.search.cv import build, is_cv_dir, render
-
     if not is_cv_dir(path):
         return False
-    rep = build(path)
+    rep = cv_report.build(path)
     if as_json:
         print(json.dumps(rep.to_json(), indent=1))
     else:
-        render(rep, out)
+        cv_report.render(rep, out)
     return True
 
 
@@ -98,22 +97,16 @@ def status(
 
     Example: segtrain status checkpoints/spirals
     """
-    from segtrain.search.config import is_sweep_dir
-
     with errors():
         if is_sweep_dir(run_dir):
-            from segtrain.search.report import build, render
-
-            rep = build(run_dir, storage)
+            rep = sweep_report.build(run_dir, storage)
             if as_json:
                 print(json.dumps(rep.to_json(), indent=1))
             else:
-                render(rep, out)
+                sweep_report.render(rep, out)
             return
         if _cv_report(run_dir, as_json):
             return
-        from segtrain.telemetry.status import read_status, render_status
-
         st = read_status(run_dir)
     if as_json:
         print(json.dumps(st.to_json(), indent=1))

@@ -1,18 +1,18 @@
-"""`segtrain export` and `segtrain ls`: a run's model for use elsewhere, and the runs under a folder."""
+"""`segtrain export`, `segtrain ls` and `segtrain verify`: a run's model for use elsewhere, the runs under a folder,
+and every byte of a run's checkpoints checked."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
+from segtrain import api
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, err, errors, out
-
-if TYPE_CHECKING:
-    from segtrain.runs.listing import Listed
+from segtrain.runs.verify import summary
+from segtrain.search.listing import UNREADABLE, Listed, ago, human_size, list_runs
 
 
 @command
@@ -31,8 +31,6 @@ def export(
 
     Example: segtrain export checkpoints/spirals spirals.keras
     """
-    from segtrain import api
-
     with errors(debug):
         done = api.export(run_dir, path, checkpoint=checkpoint)
     what = "a .keras file" if done.kind == "keras" else "a SavedModel directory"
@@ -59,8 +57,6 @@ def ls(
 
     Example: segtrain ls checkpoints
     """
-    from segtrain.runs.listing import list_runs
-
     with errors():
         found = list_runs(root)
     if as_json:
@@ -69,12 +65,35 @@ def ls(
     _render(found, root)
 
 
+@command
+def verify(
+    run_dir: Path = typer.Argument(..., help="Run directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print what was found as JSON."),
+) -> None:
+    """Check every byte of a run's checkpoints against the checksums recorded at saving: one line per checkpoint.
+
+    status and ls check the recorded sizes only (cheap on a big model); resuming checks every byte of the
+    checkpoint it goes on from. Exits 0 where every checkpoint is complete, 1 where one is damaged (the last line
+    says which checkpoint a resume would use), 2 where RUN_DIR holds no run.
+
+    Example: segtrain verify checkpoints/spirals
+    """
+    with errors():
+        found = api.verify(run_dir)
+    if as_json:
+        print(json.dumps(found.to_json(), indent=1))
+    else:
+        for c in found.checkpoints:
+            out.print(f"{c.name}  {'complete' if c.complete else 'damaged: ' + c.why}", highlight=False, markup=False)
+        out.print(summary(found), highlight=False, markup=False, soft_wrap=True)
+    if found.exit_code:
+        raise typer.Exit(found.exit_code)
+
+
 def _render(found: list[Listed], root: Path) -> None:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
-
-    from segtrain.runs.listing import UNREADABLE, ago, human_size
 
     if not found:
         err.print(f"No runs under {root}.", highlight=False, markup=False)

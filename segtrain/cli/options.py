@@ -1,82 +1,22 @@
-"""Options that several commands share, declared once, and the parsing of their values."""
+"""The commands' options, built from the fields that declare them (`segtrain.options`), and `-v`/`-q`."""
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import inspect
 import logging
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, get_args, get_type_hints
 
 import typer
 
-from segtrain.backends.distribution import Distribute
-from segtrain.backends.hosts import DEFAULT_TIMEOUT_SECONDS
-from segtrain.config import DEFAULT_SIGNALS, Format, Isolation
+from segtrain.config import RunConfig, Verbosity
 from segtrain.errors import ConfigError
+from segtrain.options import FIELD_DEFAULT, Command, Flag, flag_of, flags
 
-EPOCHS = typer.Option(..., "--epochs", "-e", help="Total number of epochs (of each trial or fold).")
-SEGMENT = typer.Option(
-    ...,
-    "--segment",
-    "-s",
-    help="Epochs per segment (save, clear, reload between), "
-    "or 'auto': a boundary wherever the time lost to slowdown exceeds a boundary's cost.",
-)
-SEED = typer.Option(None, "--seed", help="Seed everything: segmented training then equals unsegmented bit for bit.")
-ISOLATION = typer.Option(
-    Isolation.PROCESS,
-    "--isolation",
-    help="process: a fresh interpreter per segment; session: clear the Keras session in one process.",
-)
-FORMAT = typer.Option(
-    Format.KERAS,
-    "--format",
-    help="Checkpoint format: keras, h5 (.weights.h5 with optimizer) or savedmodel (tf.train.Checkpoint).",
-)
-DISTRIBUTE = typer.Option(
-    Distribute.NONE.value,
-    "--distribute",
-    help="data-parallel: train each segment over every local device (TensorFlow's MirroredStrategy, Keras' "
-    "DataParallel on JAX); the batch size is the global batch. SEGTRAIN_CPU_DEVICES=N splits the CPU into N devices.",
-)
-COORDINATOR = typer.Option(
-    None,
-    "--coordinator",
-    metavar="HOST:PORT",
-    help="With --distribute data-parallel: train on many hosts, one process each; HOST:PORT reaches process 0 "
-    "[default: from KERAS_DISTRIBUTION_* or Slurm's srun].",
-)
-NUM_PROCESSES = typer.Option(None, "--num-processes", help="How many processes (hosts) train the run.")
-PROCESS_ID = typer.Option(None, "--process-id", help="This process's id, 0 to N-1; process 0 writes the run.")
-PEER_TIMEOUT = typer.Option(
-    DEFAULT_TIMEOUT_SECONDS,
-    "--peer-timeout",
-    help="Seconds to wait for the other processes to join each segment, or for a lost one's heartbeat; then exit 75.",
-)
-SAVE_EVERY = typer.Option(None, "--save-every", help="Also checkpoint every K epochs inside a segment.")
-KEEP = typer.Option(2, "--keep", help="Complete checkpoints to keep.")
-PRESTART = typer.Option(True, "--prestart/--no-prestart", help="Start the next worker while a segment trains.")
-SIGNALS = typer.Option(",".join(DEFAULT_SIGNALS), "--signals", help="Signals that stop training resumably (exit 75).")
-MAX_MEMORY = typer.Option(
-    None,
-    "--max-memory",
-    help="End a segment early once memory (device memory on a GPU, else RSS) exceeds this many MB.",
-)
-PARAM = typer.Option(
-    [],
-    "--param",
-    "-p",
-    help="A hyperparameter NAME=VALUE for the script's build_model(params) and load_data(params) "
-    "(repeatable; VALUE is parsed as JSON, else kept as a string).",
-)
-# A value is required: an option whose value may be left out would take the SCRIPT or RUN_DIR that follows it.
-TENSORBOARD = typer.Option(
-    None,
-    "--tensorboard",
-    metavar="DIR|auto",
-    help="Write segtrain's telemetry (seconds per epoch, slowdown, memory, each boundary's cost) as TensorBoard "
-    "scalars to DIR/segtrain, beside the script's own TensorBoard logs; 'auto': RUN_DIR/tensorboard.",
-)
-PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show the progress bar.")
+F = TypeVar("F", bound=Callable[..., None])
+_KIND = inspect.Parameter.KEYWORD_ONLY
+
 VERBOSE = typer.Option(
     False,
     "--verbose",
@@ -89,43 +29,92 @@ QUIET = typer.Option(
     "-q",
     help="Show only errors: no progress bar, no warnings, no worker's stderr (the script's stdout stays).",
 )
-DEBUG = typer.Option(False, "--debug", help="Show tracebacks for errors in the script.")
 
 
-def verbosity(verbose: bool, quiet: bool) -> str:
+def verbosity(verbose: bool, quiet: bool) -> Verbosity:
     """`-v`/`-q` as a verbosity; `--quiet` also keeps segtrain's own warnings off the terminal."""
     if verbose and quiet:
         raise ConfigError("--verbose and --quiet contradict each other: give one.")
     if quiet:
         logging.getLogger("segtrain").setLevel(logging.ERROR)
-    return "verbose" if verbose else "quiet" if quiet else "normal"
+    return Verbosity.VERBOSE if verbose else Verbosity.QUIET if quiet else Verbosity.NORMAL
 
 
-def segment_length(text: str) -> int | str:
-    """`--segment`: a number of epochs or `auto` (RunConfig says what is wrong with anything else)."""
-    text = text.strip().lower()
-    try:
-        return int(text)
-    except ValueError:
-        return text
+def argument(name: str, annotation: object, default: object = ..., **info: Any) -> inspect.Parameter:
+    """A command's positional argument, for `takes(head=...)`; `info`: typer.Argument's (help, metavar)."""
+    return inspect.Parameter(name, _KIND, default=typer.Argument(default, **info), annotation=annotation)
 
 
-def signal_names(text: str) -> tuple[str, ...]:
-    names = tuple(n.strip().upper() for n in text.split(",") if n.strip())
-    return tuple(n if n.startswith("SIG") else "SIG" + n for n in names)
+def takes(command: Command, *sources: type, head: Sequence[inspect.Parameter] = ()) -> Callable[[F], F]:
+    """Give a command function the options that `command` takes from the fields of the dataclasses `sources`.
+
+    typer reads a function's signature: this one is `head` (the arguments), then one typer Option per field
+    whose `Flag` names `command` (its names, help, metavar and default as declared), in the fields' order;
+    the verbosity field is `-v`/`-q`. The function takes them as `**given`; `values` turns them into the
+    fields' values.
+    """
+
+    def apply(function: F) -> F:
+        params, moved = list(head), []
+        for cls in sources:
+            hints = get_type_hints(cls)
+            for field, flag in flags(cls, command):
+                if field.name == "verbosity":
+                    params += [_option("verbose", bool, VERBOSE), _option("quiet", bool, QUIET)]
+                elif flag.names and flag.before is None:
+                    params.append(_parameter(field, flag, hints[field.name]))
+                elif flag.names:
+                    moved.append((flag.before, _parameter(field, flag, hints[field.name])))
+        for before, param in moved:  # each just before that field's option, in declaration order
+            params.insert(next(i for i, p in enumerate(params) if p.name == before), param)
+        function.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        return function
+
+    return apply
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
-    """`--param NAME=VALUE` options as a dict: VALUE parsed as JSON (`3`, `0.1`, `true`, `[1, 2]`), else a string."""
-    params: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ConfigError(
-                f"--param takes NAME=VALUE, such as --param units=64 or --param act=relu. Received: {item!r}"
-            )
-        try:
-            params[name.strip()] = json.loads(text)
-        except ValueError:
-            params[name.strip()] = text
-    return params
+def values(command: Command, cls: type, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `cls` that `command` took, as the dataclass takes them (`None`: left out, on resume).
+
+    Any: the values typer parsed, of the types the fields' flags declare; the dataclass checks them.
+    """
+    found: dict[str, Any] = {}
+    for field, flag in flags(cls, command):
+        if field.name == "verbosity":
+            found["verbosity"] = verbosity(given["verbose"], given["quiet"])
+        elif field.name in given and given[field.name] is not None:
+            value = given[field.name]
+            found[field.name] = flag.parse(value) if flag.parse is not None else value
+        elif field.name in given and command != Command.RESUME:
+            found[field.name] = None
+    return found
+
+
+def _parameter(field: dataclasses.Field[Any], flag: Flag, annotation: object) -> inspect.Parameter:
+    shown = flag.shown
+    if shown is FIELD_DEFAULT:  # the field's own default; none: a required option
+        shown = _default(field)
+    annotation = flag.cli or annotation
+    if shown is None and type(None) not in get_args(annotation):
+        annotation = annotation | None  # type: ignore[operator]
+    info = typer.Option(shown, *flag.names, help=flag.help, metavar=flag.metavar)
+    return inspect.Parameter(field.name, _KIND, default=info, annotation=annotation)
+
+
+def _default(field: dataclasses.Field[Any]) -> object:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    return ... if field.default_factory is dataclasses.MISSING else field.default_factory()
+
+
+def _option(name: str, annotation: object, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, _KIND, default=info, annotation=annotation)
+
+
+def option_of(cls: type, name: str) -> Any:  # Any: a typer OptionInfo, as typer.Option returns it
+    """The typer Option of one field's flag, for a command that takes that option alone (`export --debug`)."""
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return _parameter(field, flag_of(field), object).default
+
+
+DEBUG = option_of(RunConfig, "debug")

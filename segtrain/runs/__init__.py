@@ -1,1 +1,1 @@
-"""A run: its directory (paths, manifest, lock), the segment loop, and the runners behind it."""
+"""A run: its directory and lock (its files named in `segtrain.paths`), the segment loop, and its runners."""

@@ -14,8 +14,9 @@ import dataclasses
 from segtrain.config import EPOCHS_FROM_SCRIPT, RunConfig
 from segtrain.errors import SegtrainError
 from segtrain.outcomes import RunOutcome
+from segtrain.paths import RunPaths
 from segtrain.runs import loop
-from segtrain.runs.paths import RunLock, RunPaths
+from segtrain.runs.paths import RunLock
 from segtrain.runs.runners import failure
 from segtrain.worker.handle import WorkerSpec
 from segtrain.worker.pool import WorkerPool

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import CheckpointError, ConfigError, ScriptError
+from segtrain.paths import CKPT_PREFIX, RunPaths
 from segtrain.runs import script_copy
-from segtrain.runs.paths import CKPT_PREFIX, RunPaths, read_run
-from segtrain.state import atomic, checkpoint, model_state
+from segtrain.state import checkpoint, model_state
+from segtrain.state.export import export as write
+from segtrain.state.manifest import RunManifest, read_run
+from segtrain.training.data import Fold, prepare
+from segtrain.training.references import import_failure, on_file
+from segtrain.training.script import TrainingScript
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +46,21 @@ def load(run_dir: Path, checkpoint_name: str | None = None) -> tuple[Any, checkp
     ckpt = named(paths, checkpoint_name) if checkpoint_name is not None else checkpoint.latest(paths)
     if ckpt is None:
         raise CheckpointError(f"{run_dir} holds no complete checkpoint yet.")
-    config = manifest["config"]
+    config = manifest.config
     if config.get("launched"):
         model = _load_launched(run_dir, ckpt)
     else:
         model = _load_scripted(paths, manifest, ckpt)
-    model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    model_state.restore_seed_states(model, ckpt.state["rng"])
+    model_state.verify(model, ckpt.state.fingerprint, f"Checkpoint {ckpt.path}")
+    model_state.restore_seed_states(model, ckpt.state.rng)
     return model, ckpt
 
 
-def _load_scripted(paths: RunPaths, manifest: dict[str, Any], ckpt: checkpoint.Checkpoint) -> Any:
+def _load_scripted(paths: RunPaths, manifest: RunManifest, ckpt: checkpoint.Checkpoint) -> Any:
     """The model through the run's script: its `build_model()` where the format needs it, its custom objects."""
-    from segtrain.training.data import Fold, prepare
-    from segtrain.training.segment import first_batch
+    from segtrain.training.segment import first_batch  # deferred: imports Keras
 
-    config = manifest["config"]
+    config = manifest.config
     script = _script(paths, manifest)
 
     def sample() -> tuple:  # only to build an unbuilt subclassed model, or its own optimizers (load_model_files)
@@ -64,7 +68,7 @@ def _load_scripted(paths: RunPaths, manifest: dict[str, Any], ckpt: checkpoint.C
         data = prepare(
             script.call("load_data"),
             {**script.fit_kwargs, **config.get("fit_kwargs", {})},
-            manifest["data_seed"],
+            manifest.seed,
             script.path,
             None if fold is None else Fold(**fold),
         )
@@ -73,17 +77,14 @@ def _load_scripted(paths: RunPaths, manifest: dict[str, Any], ckpt: checkpoint.C
     return checkpoint.load_model_files(ckpt, script.build_model, script.custom_objects, sample)
 
 
-def _script(paths: RunPaths, manifest: dict[str, Any]) -> Any:
+def _script(paths: RunPaths, manifest: RunManifest) -> Any:
     """The run's training code: by name where it trained by name (a module, functions), else its file.
 
     Code by name that does not import here (a run directory moved to a machine
     without the package) is taken from the run's copy of its file, where every
     function the run names lives in that file.
     """
-    from segtrain.training.references import import_failure, on_file
-    from segtrain.training.script import TrainingScript
-
-    config = manifest["config"]
+    config = manifest.config
     params = config.get("params")
     module, functions = config.get("module"), config.get("functions") or {}
     if not (module or functions):
@@ -128,7 +129,7 @@ def named(paths: RunPaths, name: str) -> checkpoint.Checkpoint:
     else:
         ok, why = checkpoint.is_complete(path)
         if ok:
-            return checkpoint.Checkpoint(path, atomic.read_json(path / checkpoint.STATE_FILE))
+            return checkpoint.Checkpoint.read(path)
     complete = [c.path.name for c in checkpoint.committed(paths) if checkpoint.is_complete(c.path)[0]]
     raise ConfigError(
         f"{name} is not a complete checkpoint of {paths.root} ({why}). "
@@ -136,25 +137,8 @@ def named(paths: RunPaths, name: str) -> checkpoint.Checkpoint:
     )
 
 
-def run_dir_of(path: Path) -> Path:
-    """`path` itself, or for a sweep's directory the run directory of its best trial."""
-    from segtrain.search.config import is_sweep_dir
-
-    if not is_sweep_dir(path):
-        return path
-    from segtrain.search.report import build
-
-    best = build(path).best
-    if best is None:
-        raise CheckpointError(f"The sweep in {path} has no complete trial yet.")
-    return Path(best["run_dir"])
-
-
 def export(run_dir: Path, path: Path, checkpoint_name: str | None = None) -> Exported:
-    """Write the model of `run_dir` (a sweep's: its best trial's) to `path`: `.keras`, else a SavedModel."""
-    from segtrain.state.export import export as write
-
-    run_dir = run_dir_of(run_dir)
+    """Write the model of `run_dir` to `path`: `.keras`, else a SavedModel (a sweep's: `search.report.run_dir_of`)."""
     model, ckpt = load(run_dir, checkpoint_name)
     write(model, path)
     kind = "keras" if path.suffix == ".keras" else "savedmodel"

@@ -17,11 +17,14 @@ from typing import Any
 from segtrain.config import RunConfig
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus, SegmentOutcome
+from segtrain.paths import RunPaths
 from segtrain.runs.directory import open_run, wait_for_run
-from segtrain.runs.paths import RunLock, RunPaths, update_manifest
+from segtrain.runs.paths import RunLock
 from segtrain.runs.records import append_segment, write_history
 from segtrain.runs.runners import FailedAfterTraining, Launch, runner_for
 from segtrain.state import checkpoint
+from segtrain.state import manifest as run_manifest
+from segtrain.state.manifest import Reason, RunManifest
 from segtrain.telemetry import scalars
 from segtrain.telemetry.figures import BoundaryCost
 from segtrain.telemetry.progress import RunProgress
@@ -58,14 +61,14 @@ def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) ->
             assert newest is not None
             scalars.catch_up(cfg.tensorboard, paths, newest.epoch)  # --tensorboard given after the run finished
             return _done(paths, manifest, newest, cfg)
-        update_manifest(paths, status=RunStatus.RUNNING, pid=os.getpid(), stop_reason=None, error=None)
+        run_manifest.start(paths, os.getpid(), _why_again(newest, cfg) if manifest.status.done else Reason.ORDINARY)
         loop = SegmentLoop(cfg, paths, manifest, newest, progress, hooks)
         try:
             outcome = loop.execute()
         except BaseException as e:
             _mark_failed(paths, e)
             raise
-        update_manifest(paths, status=outcome.status, stop_reason=outcome.message, epochs_done=outcome.epochs_done)
+        run_manifest.end(paths, outcome.status, outcome.message, outcome.epochs_done)
         return outcome
 
 
@@ -83,9 +86,18 @@ def _mark_failed(paths: RunPaths, error: BaseException) -> None:
     """Record the failure in the manifest, if the disk still lets us (it may be full)."""
     text = str(error).splitlines()[0] if isinstance(error, SegtrainError) else f"{type(error).__name__}: {error}"
     try:
-        update_manifest(paths, status=RunStatus.FAILED, error=text)
-    except OSError:
-        pass
+        run_manifest.fail(paths, text)
+    except (OSError, run_manifest.TransitionError):
+        pass  # the error that ended the run is the one to report
+
+
+def _why_again(newest: checkpoint.Checkpoint | None, cfg: RunConfig) -> Reason:
+    """Why a run that its manifest records as ended (finished, stopped) trains again now."""
+    if cfg.launched:
+        return Reason.REPLAYED  # the script runs again; a complete run's worker trains nothing
+    if newest is None or not newest.final:
+        return Reason.FELL_BACK  # the checkpoint that ended it is gone or damaged
+    return Reason.CONTINUED if newest.stopped else Reason.EXTENDED
 
 
 def _is_done(newest: checkpoint.Checkpoint | None, cfg: RunConfig) -> bool:
@@ -100,20 +112,20 @@ def _is_done(newest: checkpoint.Checkpoint | None, cfg: RunConfig) -> bool:
 
 
 def _done(
-    paths: RunPaths, manifest: dict[str, Any], newest: checkpoint.Checkpoint, cfg: RunConfig, writes: bool = True
+    paths: RunPaths, manifest: RunManifest, newest: checkpoint.Checkpoint, cfg: RunConfig, writes: bool = True
 ) -> RunOutcome:
     """A run that ended already: report it, changing nothing, except records a kill -9 left behind the checkpoint."""
     status = RunStatus.STOPPED if newest.stopped else RunStatus.FINISHED
     if newest.stopped:
         message = (
-            f"stopped early: {newest.state.get('stop_reason')}; the run stays stopped "
+            f"stopped early: {newest.state.stop_reason}; the run stays stopped "
             f"(`segtrain resume {paths.root} --continue` trains it on)"
         )
     else:
         message = f"finished all {newest.epoch} epochs"
-    if writes and manifest.get("status") != status:  # killed between its last checkpoint and its records
+    if writes and manifest.status != status:  # killed between its last checkpoint and its records
         write_history(paths, newest.path)
-        update_manifest(paths, status=status, epochs_done=newest.epoch, stop_reason=message, error=None)
+        run_manifest.repair(paths, status, newest.epoch, message)
     return RunOutcome(
         status, EXIT_OK, newest.epoch, cfg.epochs, message, paths.root, writes, newest.pruned, cfg.launched
     )
@@ -130,7 +142,7 @@ class SegmentLoop:
         self,
         cfg: RunConfig,
         paths: RunPaths,
-        manifest: dict[str, Any],
+        manifest: RunManifest,
         newest: checkpoint.Checkpoint | None,
         progress: bool,
         hooks: RunHooks,
@@ -140,7 +152,7 @@ class SegmentLoop:
         # Where the next segment starts; a checkpoint this loop's own segments committed is trusted by its size.
         self.start: CheckpointRef | None = None if newest is None else CheckpointRef(newest.path.name)
         self.epochs_done = 0 if newest is None else newest.epoch
-        self.index = 0 if newest is None else newest.state.get("segment", -1) + 1
+        self.index = 0 if newest is None else newest.state.segment + 1
         # Done: a launched script's worker then trains nothing, and the script goes on.
         self.complete = _is_done(newest, cfg)
         self.flag = StopFlag()
@@ -151,7 +163,7 @@ class SegmentLoop:
         self.hook = hooks.on_epoch
         self.runner = runner_for(
             cfg,
-            manifest["data_seed"],
+            manifest.seed,
             self.flag,
             self.on_epoch,
             verdicts=hooks.verdicts and hooks.on_epoch is not None,

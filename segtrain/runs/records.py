@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import atomic
 from segtrain.state.checkpoint import STATE_FILE
+from segtrain.state.checkpoint_state import read_state
 
 
 def append_segment(paths: RunPaths, record: dict[str, Any]) -> None:
@@ -20,8 +21,7 @@ def append_segment(paths: RunPaths, record: dict[str, Any]) -> None:
 
 def write_history(paths: RunPaths, ckpt_path: Path) -> None:
     """history.json and history.csv, derived from a checkpoint's state (the one source of truth)."""
-    state = atomic.read_json(ckpt_path / STATE_FILE)
-    history = state.get("history", {})
+    history = read_state(ckpt_path / STATE_FILE).history
     atomic.write_json(paths.history_json, history)
     keys = sorted(history)
     rows = max((len(v) for v in history.values()), default=0)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from segtrain import backends
 from segtrain.backends.distribution import split_cpu_early
-from segtrain.config import RunConfig
+from segtrain.config import Isolation, RunConfig
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.state import checkpoint
@@ -85,7 +85,7 @@ def runner_for(
     more_runs: bool = False,
 ) -> Runner:
     """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
-    if cfg.isolation == "process":
+    if cfg.isolation == Isolation.PROCESS:
         own = pool is None
         pool = pool or WorkerPool(WorkerSpec.of(cfg))
         return ProcessRunner(cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs)
@@ -215,7 +215,7 @@ class ProcessRunner:
         if self.flag.requested and self.cfg.hosts is None:
             worker.close()
             self.current = None
-            return SegmentResult.not_started(segment, self.flag.signal), launch
+            return SegmentResult.not_started(segment, signal=self.flag.signal), launch
         if not ready:
             raise failure(worker, worker.early_error, self.cfg, f"of segment {segment.index + 1}")
         worker.assign(
@@ -234,11 +234,11 @@ class ProcessRunner:
         self.current = None
         stopped_early = code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
         if result is None and error is None and self.flag.requested and stopped_early:
-            return SegmentResult.not_started(segment, self.flag.signal), launch  # stopped before it read the segment
+            return SegmentResult.not_started(segment, signal=self.flag.signal), launch  # stopped before its segment
         if result is None:
             lost = self._peers_lost(worker, error)
             if lost is not None:  # many hosts: another process is gone; the run goes on when all start again
-                return SegmentResult.not_started(segment, lost), launch
+                return SegmentResult.not_started(segment, lost=lost), launch
             raise failure(worker, error, self.cfg, f"of segment {segment.index + 1}")
         if error is not None or code < 0:  # it ended badly after its result: many hosts, leaving the others?
             lost = self._peers_lost(worker, error)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import ScriptError
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import atomic
+from segtrain.state.manifest import RunManifest
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +65,13 @@ def is_copy(paths: RunPaths, script: Path | str) -> bool:
     return Path(script).resolve().parent == paths.script_dir.resolve()
 
 
-def copy_of(paths: RunPaths, manifest: dict[str, Any]) -> Path | None:
+def copy_of(paths: RunPaths, manifest: RunManifest | dict[str, Any]) -> Path | None:
     """The run's copy of its script, as its manifest names it; None for a run made before copies were kept."""
-    relative = (manifest.get("script") or {}).get("copy")
+    relative = _typed(manifest).script.copy
     return None if not relative else paths.root / relative
 
 
-def to_load(paths: RunPaths, manifest: dict[str, Any]) -> Path:
+def to_load(paths: RunPaths, manifest: RunManifest | dict[str, Any]) -> Path:
     """The script to import to load the run's model (`load_model`, `export`).
 
     The original where its SHA-256 is the manifest's; else the run's copy, where
@@ -78,7 +79,8 @@ def to_load(paths: RunPaths, manifest: dict[str, Any]) -> Path:
     both). A file whose SHA-256 is not the manifest's is imported only where no
     other is left, with a warning that says so.
     """
-    original, digest = Path(manifest["script"]["path"]), manifest["script"]["sha256"]
+    manifest = _typed(manifest)
+    original, digest = Path(manifest.script.path), manifest.script.sha256
     copy = copy_of(paths, manifest)
     if _matches(original, digest):
         return original
@@ -115,14 +117,15 @@ def to_load(paths: RunPaths, manifest: dict[str, Any]) -> Path:
     raise _missing(paths, original)
 
 
-def to_resume(paths: RunPaths, manifest: dict[str, Any]) -> Path:
+def to_resume(paths: RunPaths, manifest: RunManifest | dict[str, Any]) -> Path:
     """The script `resume` trains with: the original where it is there, else the run's copy.
 
     Either is checked against the manifest's SHA-256 by `open_run`, which refuses
     a script that changed: only the copy of an unchanged script stands in for a
     missing original.
     """
-    original = Path((manifest.get("script") or {}).get("path") or manifest["config"]["script"])
+    manifest = _typed(manifest)
+    original = Path(manifest.script.path or manifest.config["script"])
     if original.is_file():
         return original
     copy = copy_of(paths, manifest)
@@ -130,6 +133,11 @@ def to_resume(paths: RunPaths, manifest: dict[str, Any]) -> Path:
         log.info("%s is not there: resuming with the run's copy of the script, %s.", original, copy)
         return copy
     raise _missing(paths, original)
+
+
+def _typed(manifest: RunManifest | dict[str, Any]) -> RunManifest:
+    """The manifest, typed: a caller may give manifest.json's JSON as it reads it."""
+    return manifest if isinstance(manifest, RunManifest) else RunManifest.from_json(manifest)
 
 
 def _matches(path: Path, digest: str) -> bool:

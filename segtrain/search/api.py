@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from segtrain.config import DEFAULT_SIGNALS, RunConfig
+from segtrain.config import RunConfig
+from segtrain.options import Command, build, split
 from segtrain.telemetry.scalars import setting as tensorboard_setting
 
 if TYPE_CHECKING:
@@ -17,31 +17,8 @@ if TYPE_CHECKING:
 def sweep(
     script: str | Path,
     *,
-    trials: int,
-    epochs: int,
-    segment: int | str,
-    sweep_dir: str | Path | None = None,
-    storage: str | None = None,
-    study: str | None = None,
-    metric: str = "val_loss",
-    direction: str | None = None,
-    sampler: str = "tpe",
-    pruner: str = "median",
-    jobs: int = 1,
-    seed: int | None = None,
-    isolation: str = "process",
-    distribute: str = "none",
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
     tensorboard: str | Path | bool | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
+    **options: object,
 ) -> SweepOutcome:
     """Search the hyperparameters of `script` (its `search_space(trial)`) with Optuna, each trial a segtrain run.
 
@@ -62,6 +39,8 @@ def sweep(
     Args:
         script: the training script; defines `search_space(trial) -> dict` and takes the params in
             `build_model(params)` (and `load_data(params)`, `callbacks(params)` if it wants).
+        **options: `SweepConfig`'s fields and the `RunConfig` fields that `segtrain sweep` takes, by name
+            (those below), passed into them whole.
         trials: finished trials (complete or pruned) the study should have.
         epochs, segment: of every trial, as in `fit`.
         sweep_dir: defaults to `checkpoints/<script name>-sweep`.
@@ -86,60 +65,16 @@ def sweep(
     from segtrain.search.config import SweepConfig
     from segtrain.search.sweep import sweep as run_sweep
 
-    run = RunConfig(
-        script=Path(script),
-        epochs=epochs,
-        segment=segment,
-        seed=seed,
-        isolation=isolation,
-        distribute=distribute,
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        prestart=prestart,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        verbosity=verbosity,
-        tensorboard=tensorboard_setting(tensorboard),
-    )
-    cfg = SweepConfig(
-        run=run,
-        trials=trials,
-        sweep_dir=None if sweep_dir is None else Path(sweep_dir),
-        storage=storage,
-        study=study,
-        metric=metric,
-        direction=direction,
-        sampler=sampler,
-        pruner=pruner,
-        jobs=jobs,
-        force=force,
-    )
-    return run_sweep(cfg, progress=progress and verbosity != "quiet")
+    own, given = split(options, Command.SWEEP, "sweep", SweepConfig, RunConfig)
+    run = build(RunConfig, dict(given, script=Path(script), tensorboard=tensorboard_setting(tensorboard)))
+    return run_sweep(build(SweepConfig, dict(own, run=run)), progress=run.shows_progress)
 
 
 def cv(
     script: str | Path,
     *,
-    folds: int,
-    epochs: int,
-    segment: int | str,
-    cv_dir: str | Path | None = None,
-    params: dict[str, Any] | None = None,
-    seed: int | None = None,
-    isolation: str = "process",
-    format: str = "keras",
-    save_every: int | None = None,
-    keep: int = 2,
-    prestart: bool = True,
-    force: bool = False,
-    signals: Sequence[str] = DEFAULT_SIGNALS,
-    max_memory: float | None = None,
     tensorboard: str | Path | bool | None = None,
-    progress: bool = True,
-    verbosity: str = "normal",
-    debug: bool = False,
+    **options: object,
 ) -> CvOutcome:
     """K-fold cross-validation of `script`: each fold a segtrain run of its own, in its own processes.
 
@@ -156,6 +91,8 @@ def cv(
     ```
 
     Args:
+        **options: `CvConfig`'s fields and the `RunConfig` fields that `segtrain cv` takes, by name (those
+            below), passed into them whole.
         folds: K, at least 2. Each fold's run directory is `cv_dir/folds/fold-K`.
         cv_dir: defaults to `checkpoints/<script name>-cv`.
         params: passed to the script's functions, with `fold` and `folds` added.
@@ -166,25 +103,9 @@ def cv(
     Returns:
         A `CvOutcome`: status, exit code, and the report (each fold's final metrics, their mean and std).
     """
-    from segtrain.search.cv import CvConfig
     from segtrain.search.cv import cv as run_cv
+    from segtrain.search.cv_config import CvConfig
 
-    run = RunConfig(
-        script=Path(script),
-        epochs=epochs,
-        segment=segment,
-        seed=seed,
-        isolation=isolation,
-        format=format,
-        save_every=save_every,
-        keep=keep,
-        prestart=prestart,
-        signals=tuple(signals),
-        max_memory=max_memory,
-        debug=debug,
-        params=dict(params or {}),
-        verbosity=verbosity,
-        tensorboard=tensorboard_setting(tensorboard),
-    )
-    cv_cfg = CvConfig(run=run, folds=folds, cv_dir=None if cv_dir is None else Path(cv_dir), force=force)
-    return run_cv(cv_cfg, progress=progress and verbosity != "quiet")
+    own, given = split(options, Command.CV, "cv", CvConfig, RunConfig)
+    run = build(RunConfig, dict(given, script=Path(script), tensorboard=tensorboard_setting(tensorboard)))
+    return run_cv(build(CvConfig, dict(own, run=run)), progress=run.shows_progress)

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import RunLockedError
-from segtrain.runs.paths import RunLock, RunPaths
+from segtrain.paths import RunPaths, SweepPaths
+from segtrain.runs.paths import RunLock
 from segtrain.search.study import SweepStudy
 
 SWEEP_ATTR = "segtrain:sweep"  # the token of the sweep directory that trains the trial
@@ -41,7 +42,7 @@ ERROR_ATTR_NAMES = (ERROR_ATTR, PRUNED_ATTR)
 
 
 def trial_dir(sweep_dir: Path, number: int) -> Path:
-    return Path(sweep_dir) / "trials" / f"trial-{number:04d}"
+    return SweepPaths(Path(sweep_dir)).trial(number)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Next:
 def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     """The sweep directory's lock (flock on DIR/claims.lock): one process at a time opens, claims, asks."""
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    path = Path(sweep_dir) / "claims.lock"
+    path = SweepPaths(Path(sweep_dir)).claims_lock
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -18,16 +18,20 @@ from typing import Any
 
 from segtrain.config import DEFAULT_ROOT, RunConfig
 from segtrain.errors import ConfigError
+from segtrain.options import Command, member, option
+from segtrain.paths import SweepPaths
 from segtrain.runs.directory import script_digest
-from segtrain.runs.paths import read_manifest_file
-from segtrain.search.study import DIRECTIONS, PRUNERS, SAMPLERS, default_direction, redacted, storage_url
-from segtrain.state import atomic
+from segtrain.runs.opener import open_directory
+from segtrain.search.study import Direction, Pruner, Sampler, default_direction, open_storage, redacted, storage_url
+from segtrain.state import search_manifests
+from segtrain.state.manifest import ScriptRecord
+from segtrain.state.search_manifests import SweepManifest
 from segtrain.telemetry import scalars
 from segtrain.version import __version__
 
-MANIFEST = "sweep.json"
 # What changes a trial's result: a sweep going on must keep them (its trials would not compare otherwise).
 IDENTITY_FIELDS = ("epochs", "seed", "format", "save_every", "metric", "direction")
+_SWEEP = frozenset({Command.SWEEP})  # `segtrain sweep` and `segtrain.sweep` take these; in --help before --seed
 
 
 @dataclass
@@ -39,23 +43,77 @@ class SweepConfig:
     """
 
     run: RunConfig
-    trials: int
-    sweep_dir: Path | None = None
-    storage: str | None = None
-    study: str | None = None
-    metric: str = "val_loss"
-    direction: str | None = None
-    sampler: str = "tpe"
-    pruner: str = "median"
-    jobs: int = 1
-    force: bool = False
+    trials: int = option(
+        "--trials",
+        "-n",
+        help="Finished trials (complete or pruned) the study should have.",
+        commands=_SWEEP,
+        before="epochs",
+    )
+    sweep_dir: Path | None = option(
+        "--dir",
+        default=None,
+        help="Sweep directory [default: checkpoints/<script name>-sweep]; each trial is a run directory under "
+        "DIR/trials/.",
+        commands=_SWEEP,
+        before="seed",
+    )
+    storage: str | None = option(
+        "--storage",
+        default=None,
+        help="The study's database URL [default: SQLite in DIR/study.db], e.g. postgresql://user:pass@host/db to "
+        "share it across machines.",
+        commands=_SWEEP,
+        before="seed",
+    )
+    study: str | None = option(
+        "--study", default=None, help="The study's name [default: the script's name].", commands=_SWEEP, before="seed"
+    )
+    metric: str = option(
+        "--metric",
+        default="val_loss",
+        help="The logged metric to optimise; reported after every epoch for pruning.",
+        commands=_SWEEP,
+        before="seed",
+    )
+    direction: Direction | None = option(
+        "--direction",
+        default=None,
+        help="[default: maximize for accuracy-like metrics, else minimize].",
+        commands=_SWEEP,
+        before="seed",
+    )
+    sampler: Sampler = option(
+        "--sampler", default=Sampler.TPE, help="grid: from the script's `grid` dict.", commands=_SWEEP, before="seed"
+    )
+    pruner: Pruner = option(
+        "--pruner",
+        default=Pruner.MEDIAN,
+        help="Stops a trial that does worse than the others.",
+        commands=_SWEEP,
+        before="seed",
+    )
+    jobs: int = option(
+        "--jobs",
+        "-j",
+        default=1,
+        help="Trials at once, each in its own workers (one GPU each where GPUs are visible and "
+        "CUDA_VISIBLE_DEVICES is not set).",
+        commands=_SWEEP,
+        before="seed",
+    )
+    force: bool = option(
+        "--force",
+        default=False,
+        help="Start over if DIR holds a sweep with other settings (its trials and study are deleted).",
+        commands=_SWEEP,
+        before="signals",
+    )
 
     def __post_init__(self) -> None:
         if self.sweep_dir is None:
             self.sweep_dir = DEFAULT_ROOT / f"{self.run.script.stem}-sweep"
         self.sweep_dir = Path(self.sweep_dir)
-        if self.direction is None:
-            self.direction = default_direction(self.metric)
         self.validate()
 
     @property
@@ -78,11 +136,9 @@ class SweepConfig:
                 raise ConfigError(f"--{name} must be a positive integer. Received: {name}={value!r}")
         if not self.metric:
             raise ConfigError("--metric must name a metric that training logs, such as val_loss or val_accuracy.")
-        for name, allowed in (("direction", DIRECTIONS), ("sampler", SAMPLERS), ("pruner", PRUNERS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(
-                    f"--{name} must be one of {', '.join(allowed)}. Received: {name}={getattr(self, name)!r}"
-                )
+        self.direction = member(Direction, self.direction or default_direction(self.metric), "--direction", "direction")
+        self.sampler = member(Sampler, self.sampler, "--sampler", "sampler")
+        self.pruner = member(Pruner, self.pruner, "--pruner", "pruner")
         if self.directory.exists() and not self.directory.is_dir():
             raise ConfigError(f"--dir {self.directory} is a file: give a directory (it is created if missing).")
 
@@ -112,65 +168,77 @@ class SweepConfig:
         )
 
 
-def open_sweep(cfg: SweepConfig) -> dict[str, Any]:
+def open_sweep(cfg: SweepConfig) -> SweepManifest:
     """Create the sweep directory's manifest, or check `cfg` against it; returns it (with its token)."""
-    root = cfg.directory
-    path = root / MANIFEST
-    digest = script_digest(cfg.run.script)
-    existing = read_sweep_manifest(root) if path.exists() else None
-    if existing is not None:
-        differences = _differences(existing, cfg, digest)
-        if not differences:
-            return existing
-        if not cfg.force:
-            raise ConfigError(
-                f"{root} holds a sweep with other settings: "
-                + "; ".join(differences)
-                + ". Use another --dir (or --study), or --force to start this sweep over (its trials are deleted)."
-            )
-        _wipe(root, existing, cfg)
-    manifest = {
-        "segtrain_version": __version__,
-        "created": time.time(),
-        "token": secrets.token_hex(8),  # tells this directory's trials from other directories' in a shared study
-        "script": {"path": str(cfg.run.script.resolve()), "sha256": digest},
-        "study": cfg.study_name,
-        "config": cfg.to_json(),
-        "identity": cfg.identity(),
-    }
-    root.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(path, manifest)
-    return manifest
+    return open_directory(_SweepDirectory(cfg, SweepPaths(cfg.directory)), cfg.force)
 
 
-def read_sweep_manifest(root: Path) -> dict[str, Any]:
-    return read_manifest_file(Path(root) / MANIFEST, "sweep", "token")
+def read_sweep_manifest(root: Path) -> SweepManifest:
+    return search_manifests.read_sweep_manifest(SweepPaths(Path(root)).manifest)
 
 
 def is_sweep_dir(path: Path) -> bool:
-    return (Path(path) / MANIFEST).is_file()
+    return SweepPaths(Path(path)).manifest.is_file()
 
 
-def _differences(manifest: dict[str, Any], cfg: SweepConfig, digest: str) -> list[str]:
-    found = []
-    if manifest["script"]["sha256"] != digest:
-        found.append(f"the script {cfg.run.script} changed since the sweep began (SHA-256 differs)")
-    if manifest.get("study") != cfg.study_name:
-        found.append(f"study: {manifest.get('study')!r} in the sweep, {cfg.study_name!r} now")
-    saved, now = manifest.get("identity", {}), cfg.identity()
-    found += [f"{k}: {saved.get(k)!r} in the sweep, {now[k]!r} now" for k in IDENTITY_FIELDS if saved.get(k) != now[k]]
-    return found
+@dataclass
+class _SweepDirectory:
+    """A sweep directory, as `open_directory` opens it."""
 
+    cfg: SweepConfig
+    paths: SweepPaths
 
-def _wipe(root: Path, manifest: dict[str, Any], cfg: SweepConfig) -> None:
-    """--force: delete the old sweep's trials and its study."""
-    import optuna
+    def read(self) -> SweepManifest | None:
+        return read_sweep_manifest(self.paths.root) if self.paths.manifest.exists() else None
 
-    from segtrain.search.study import open_storage
+    def differences(self, existing: SweepManifest) -> list[str]:
+        cfg, found = self.cfg, []
+        if existing.script.sha256 != script_digest(cfg.run.script):
+            found.append(f"the script {cfg.run.script} changed since the sweep began (SHA-256 differs)")
+        if existing.study != cfg.study_name:
+            found.append(f"study: {existing.study!r} in the sweep, {cfg.study_name!r} now")
+        saved, now = existing.identity, cfg.identity()
+        found += [
+            f"{k}: {saved.get(k)!r} in the sweep, {now[k]!r} now" for k in IDENTITY_FIELDS if saved.get(k) != now[k]
+        ]
+        return found
 
-    shutil.rmtree(root / "trials", ignore_errors=True)
-    try:
-        optuna.delete_study(study_name=manifest.get("study") or cfg.study_name, storage=open_storage(cfg.storage_url))
-    except KeyError:
-        pass  # no such study (yet)
-    (root / MANIFEST).unlink(missing_ok=True)
+    def refusal(self, differences: list[str]) -> str:
+        return (
+            f"{self.paths.root} holds a sweep with other settings: "
+            + "; ".join(differences)
+            + ". Use another --dir (or --study), or --force to start this sweep over (its trials are deleted)."
+        )
+
+    def orphaned(self) -> str | None:
+        return None
+
+    def wipe(self, existing: SweepManifest | None) -> None:
+        """--force: delete the old sweep's trials and its study."""
+        import optuna
+
+        cfg = self.cfg
+        shutil.rmtree(self.paths.trials, ignore_errors=True)
+        study = existing.study if existing is not None and existing.study else cfg.study_name
+        try:
+            optuna.delete_study(study_name=study, storage=open_storage(cfg.storage_url))
+        except KeyError:
+            pass  # no such study (yet)
+        self.paths.manifest.unlink(missing_ok=True)
+
+    def keep(self, existing: SweepManifest) -> SweepManifest:
+        return existing
+
+    def new(self) -> SweepManifest:
+        cfg = self.cfg
+        created = SweepManifest(
+            token=secrets.token_hex(8),  # tells this directory's trials from other directories' in a shared study
+            study=cfg.study_name,
+            script=ScriptRecord(str(cfg.run.script.resolve()), script_digest(cfg.run.script)),
+            config=cfg.to_json(),
+            identity=cfg.identity(),
+            segtrain_version=__version__,
+            created=time.time(),
+        )
+        search_manifests.write(self.paths.manifest, created)
+        return created

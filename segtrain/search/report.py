@@ -11,10 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segtrain.errors import ConfigError
+from segtrain.errors import CheckpointError, ConfigError
+from segtrain.paths import RunPaths
 from segtrain.search.claims import BEST_EPOCH_ATTR, ERROR_ATTR_NAMES, PARAMS_ATTR, trial_dir
-from segtrain.search.config import read_sweep_manifest
+from segtrain.search.config import is_sweep_dir, read_sweep_manifest
 from segtrain.search.study import open_storage, storage_url
+from segtrain.state import atomic
+from segtrain.telemetry.plot import require_matplotlib
+from segtrain.telemetry.report import build as build_run
 
 
 @dataclass
@@ -60,24 +64,22 @@ def build(sweep_dir: Path | str, storage: str | None = None) -> SweepReport:
     """The report of the sweep in `sweep_dir`; `storage`: its database URL where the manifest's has a password."""
     import optuna
 
-    from segtrain.telemetry.report import build as build_run
-
     root = Path(sweep_dir)
     manifest = read_sweep_manifest(root)
-    saved = manifest["config"]
+    saved = manifest.config
     url = storage or saved.get("storage") or storage_url(root, None)
     if "***" in url:
         raise ConfigError(f"{root}'s study is in {url}: give its URL with the password, --storage URL.")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.load_study(study_name=manifest["study"], storage=open_storage(url))
+        study = optuna.load_study(study_name=manifest.study, storage=open_storage(url))
     except KeyError:
-        raise ConfigError(f"The study {manifest['study']!r} is not in {url}.") from None
-    report = SweepReport(str(root), manifest["study"], saved["metric"], saved["direction"], int(saved["trials"]), 0)
+        raise ConfigError(f"The study {manifest.study!r} is not in {url}.") from None
+    report = SweepReport(str(root), manifest.study, manifest.metric, manifest.direction, manifest.trials, 0)
     for t in study.get_trials(deepcopy=False):
         run_dir = trial_dir(root, t.number)
         epochs, seconds, peak, alive = 0, None, None, False
-        if (run_dir / "manifest.json").exists():
+        if RunPaths(run_dir).manifest.exists():
             run = build_run(run_dir)
             epochs, seconds, alive = run.epochs_done, run.seconds, run.alive
             peaks = [r.peak_rss_mb for r in run.segments if r.peak_rss_mb is not None]
@@ -105,6 +107,16 @@ def build(sweep_dir: Path | str, storage: str | None = None) -> SweepReport:
         best = pick(complete, key=lambda r: r.value if r.value is not None else math.nan)
         report.best = {"number": best.number, "value": best.value, "params": best.params, "run_dir": best.run_dir}
     return report
+
+
+def run_dir_of(path: Path) -> Path:
+    """`path` itself, or for a sweep's directory the run directory of its best trial (`load_model`, `export`)."""
+    if not is_sweep_dir(path):
+        return path
+    best = build(path).best
+    if best is None:
+        raise CheckpointError(f"The sweep in {path} has no complete trial yet.")
+    return Path(best["run_dir"])
 
 
 def render(report: SweepReport, console: Any) -> None:
@@ -157,9 +169,6 @@ def _short(value: Any) -> str:
 def draw(report: SweepReport, out: Path) -> Path:
     """Three panels over the trials: the value (best so far drawn through it), peak RSS, and seconds."""
     import io
-
-    from segtrain.state import atomic
-    from segtrain.telemetry.plot import require_matplotlib
 
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg

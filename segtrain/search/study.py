@@ -12,27 +12,28 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from segtrain.errors import ConfigError
+from segtrain.options import Choice
+from segtrain.paths import SweepPaths
 
 
-class Sampler(str, Enum):
+class Sampler(Choice):
     TPE = "tpe"
     RANDOM = "random"
     GRID = "grid"
     CMAES = "cmaes"
 
 
-class Pruner(str, Enum):
+class Pruner(Choice):
     MEDIAN = "median"
     HYPERBAND = "hyperband"
     NONE = "none"
 
 
-class Direction(str, Enum):
+class Direction(Choice):
     MINIMIZE = "minimize"
     MAXIMIZE = "maximize"
 
@@ -40,7 +41,6 @@ class Direction(str, Enum):
 OPEN_ATTEMPTS = 3  # opening a database that another machine is creating the tables of, just now
 SAMPLERS = tuple(s.value for s in Sampler)
 PRUNERS = tuple(p.value for p in Pruner)
-DIRECTIONS = tuple(d.value for d in Direction)
 
 # Metrics where more is better (Keras' names, with or without "val_"): the direction when none is given.
 _HIGHER_IS_BETTER = re.compile(r"(accuracy|acc|auc|precision|recall|f1|f1_score|fbeta_score|iou|r2_score)$")
@@ -53,7 +53,7 @@ def default_direction(metric: str) -> str:
 
 def storage_url(sweep_dir: Path, storage: str | None) -> str:
     """The study's storage: `--storage`, else SQLite in the sweep directory."""
-    return storage or f"sqlite:///{(Path(sweep_dir) / 'study.db').resolve()}"
+    return storage or f"sqlite:///{SweepPaths(Path(sweep_dir)).study_db.resolve()}"
 
 
 def redacted(url: str) -> str:
@@ -90,18 +90,18 @@ def open_storage(url: str) -> Any:
 def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None) -> Any:
     import optuna
 
-    if name == "tpe":
+    if name == Sampler.TPE:
         return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
+    if name == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
+    if name == Sampler.GRID:
         if not grid:
             raise ConfigError(
                 "--sampler grid needs the grid in the script: `grid = {'units': [32, 64], 'lr': [1e-3, 1e-2]}` "
                 "(search_space(trial) then suggests from those values)."
             )
         return optuna.samplers.GridSampler(grid, seed=seed)
-    if name == "cmaes":
+    if name == Sampler.CMAES:
         try:
             import cmaes  # noqa: F401
         except ImportError:
@@ -113,11 +113,11 @@ def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None)
 def make_pruner(name: str, epochs: int) -> Any:
     import optuna
 
-    if name == "median":
+    if name == Pruner.MEDIAN:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if name == "hyperband":
+    if name == Pruner.HYPERBAND:
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
-    if name == "none":
+    if name == Pruner.NONE:
         return optuna.pruners.NopPruner()
     raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}. Received: {name!r}")
 

@@ -25,12 +25,18 @@ from typing import Any
 
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError, ScriptError
 from segtrain.outcomes import RunStatus
+from segtrain.paths import SweepPaths
+from segtrain.runs.loop import RunHooks
 from segtrain.search import claims
-from segtrain.search.config import SweepConfig, open_sweep
-from segtrain.search.study import SweepStudy, make_pruner, make_sampler, open_study
+from segtrain.search.claims import trial_dir
+from segtrain.search.config import SweepConfig, open_sweep, read_sweep_manifest
+from segtrain.search.study import Pruner, SweepStudy, make_pruner, make_sampler, open_study
 from segtrain.search.trial import Pruning, TrialResult, run_trial
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
+from segtrain.worker.handle import WorkerSpec
+from segtrain.worker.output import filtered_import_output
+from segtrain.worker.pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,14 @@ class SweepOutcome:
     best_run_dir: Path | None
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """Why a sweep's loop stopped before the study had its trials: the status it ends with, and the words."""
+
+    status: RunStatus  # INTERRUPTED (a signal, or a trial stopped resumably: exit 75) or FAILED
+    message: str
+
+
 def sweep(cfg: SweepConfig, progress: bool = True, job: int | None = None) -> SweepOutcome:
     """Run the sweep `cfg` describes (or go on with it) until the study has `cfg.trials` finished trials."""
     with claims.sweep_lock(cfg.directory):  # processes starting together write one manifest, create one study
@@ -67,7 +81,7 @@ def sweep(cfg: SweepConfig, progress: bool = True, job: int | None = None) -> Sw
     study.study.sampler = make_sampler(cfg.sampler, _sampler_seed(cfg.run.seed, study, job), grid)
     if job is None and cfg.jobs > 1:
         return _outcome(cfg, study.study, [], _run_jobs(cfg))
-    token = (manifest or _read_manifest(cfg))["token"]
+    token = (manifest or read_sweep_manifest(cfg.directory)).token
     return _outcome(cfg, study.study, *_loop(cfg, study, script, token, progress))
 
 
@@ -86,9 +100,7 @@ def _sampler_seed(seed: int | None, study: SweepStudy, job: int | None) -> int |
 
 def _script(cfg: SweepConfig) -> TrainingScript:
     """The script, imported here for its `search_space` (the backend's start-up lines go to DIR/logs/sweep.log)."""
-    from segtrain.worker.output import filtered_import_output
-
-    with filtered_import_output(cfg.directory / "logs" / "sweep.log", cfg.run.verbosity):
+    with filtered_import_output(SweepPaths(cfg.directory).sweep_log, cfg.run.verbosity):
         script = TrainingScript.load(cfg.run.script, cfg.run.debug)
     if script.search_space is None:
         raise ScriptError(
@@ -101,20 +113,10 @@ def _script(cfg: SweepConfig) -> TrainingScript:
     return script
 
 
-def _read_manifest(cfg: SweepConfig) -> dict[str, Any]:
-    from segtrain.search.config import read_sweep_manifest
-
-    return read_sweep_manifest(cfg.directory)
-
-
 def _loop(
     cfg: SweepConfig, study: SweepStudy, script: TrainingScript, token: str, progress: bool
-) -> tuple[list[TrialResult], str | None]:
+) -> tuple[list[TrialResult], Stopped | None]:
     """Claim and train trials until the study has enough; the trials and why the loop stopped early (or None)."""
-    from segtrain.runs.loop import RunHooks
-    from segtrain.worker.handle import WorkerSpec
-    from segtrain.worker.pool import WorkerPool
-
     flag = StopFlag()
     pool = WorkerPool(WorkerSpec.of(cfg.run))
     done: list[TrialResult] = []
@@ -123,7 +125,7 @@ def _loop(
         finished, running, _ = claims.counts(study.study)  # the claimed trial runs: another may follow it?
         return RunHooks(
             on_epoch=pruning,
-            verdicts=cfg.pruner != "none",
+            verdicts=cfg.pruner != Pruner.NONE,
             pool=pool,
             more_runs=finished + running < cfg.trials,
             lock=claim.lock,
@@ -142,15 +144,17 @@ def _loop(
                 done.append(result)
                 _say(result, study.study, cfg.trials)
                 if result.exit_code in (EXIT_RESUMABLE, EXIT_BAD_INPUT):
-                    return done, result.message
+                    resumable = result.exit_code == EXIT_RESUMABLE
+                    return done, Stopped(RunStatus.INTERRUPTED if resumable else RunStatus.FAILED, result.message)
                 _, _, failed = claims.counts(study.study)
                 if failed >= cfg.trials:
-                    return done, (
+                    return done, Stopped(
+                        RunStatus.FAILED,
                         f"{failed} trials failed, as many as the sweep wants to finish; the newest: "
                         f"{result.message}. Fix the script (see each trial's run directory), then run "
-                        "the same command again."
+                        "the same command again.",
                     )
-            return done, f"stopped by {flag.signal}"
+            return done, Stopped(RunStatus.INTERRUPTED, f"stopped by {flag.signal}")
     finally:
         pool.close()
 
@@ -160,7 +164,7 @@ def _say(result: TrialResult, study: Any, wanted: int) -> None:
 
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     best = ""
-    if result.state == "COMPLETE":
+    if result.state == TrialState.COMPLETE:
         try:
             best = " (best so far)" if study.best_trial.number == result.number else ""
         except ValueError:
@@ -169,7 +173,7 @@ def _say(result: TrialResult, study: Any, wanted: int) -> None:
     log.info(
         "trial %d %s%s: %s [%s] (%d/%d finished)",
         result.number,
-        result.state.lower(),
+        result.state.name.lower(),
         best,
         result.message,
         params,
@@ -178,10 +182,8 @@ def _say(result: TrialResult, study: Any, wanted: int) -> None:
     )
 
 
-def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: str | None) -> SweepOutcome:
+def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: Stopped | None) -> SweepOutcome:
     from optuna.trial import TrialState
-
-    from segtrain.search.claims import trial_dir
 
     finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     best_dir = None
@@ -193,12 +195,12 @@ def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: s
         return SweepOutcome(
             RunStatus.FINISHED, EXIT_OK, f"{finished} trials finished", cfg.directory, study, trials, best_dir
         )
-    interrupted = stopped.startswith("stopped by") or any(t.exit_code == EXIT_RESUMABLE for t in trials)
+    interrupted = stopped.status == RunStatus.INTERRUPTED or any(t.exit_code == EXIT_RESUMABLE for t in trials)
     if interrupted:
         return SweepOutcome(
             RunStatus.INTERRUPTED,
             EXIT_RESUMABLE,
-            f"{stopped}; {finished}/{cfg.trials} trials finished; run the same command to go on "
+            f"{stopped.message}; {finished}/{cfg.trials} trials finished; run the same command to go on "
             "(an interrupted trial goes on from its checkpoint)",
             cfg.directory,
             study,
@@ -206,13 +208,13 @@ def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: s
             best_dir,
         )
     code = EXIT_BAD_INPUT if any(t.exit_code == EXIT_BAD_INPUT for t in trials) else EXIT_FAILED
-    return SweepOutcome(RunStatus.FAILED, code, stopped, cfg.directory, study, trials, best_dir)
+    return SweepOutcome(RunStatus.FAILED, code, stopped.message, cfg.directory, study, trials, best_dir)
 
 
 # -- several jobs ---------------------------------------------------------------------------------------
 
 
-def _run_jobs(cfg: SweepConfig) -> str | None:
+def _run_jobs(cfg: SweepConfig) -> Stopped | None:
     """Start `cfg.jobs` job processes on the sweep directory, forward stop signals, wait; why one stopped early."""
     gpus = _gpus()
     procs = []
@@ -239,10 +241,10 @@ def _run_jobs(cfg: SweepConfig) -> str | None:
     if all(code == EXIT_OK for code in codes):
         return None
     if EXIT_RESUMABLE in codes:
-        return "stopped by a signal"
+        return Stopped(RunStatus.INTERRUPTED, "stopped by a signal")
     if EXIT_BAD_INPUT in codes:
         raise ConfigError(f"a job of the sweep stopped on bad input (exit codes {codes}); see its messages above.")
-    return f"jobs ended with exit codes {codes}; see their messages above"
+    return Stopped(RunStatus.FAILED, f"jobs ended with exit codes {codes}; see their messages above")
 
 
 def _gpus() -> list[int]:

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segtrain.errors import ConfigError, SegtrainError
 from segtrain.outcomes import RunStatus
-from segtrain.runs.paths import RunPaths, read_manifest
+from segtrain.paths import RunPaths
+from segtrain.runs import loop
 from segtrain.search.claims import BEST_EPOCH_ATTR, ERROR_ATTR, PARAMS_ATTR, PRUNED_ATTR, Claim
 from segtrain.search.config import SweepConfig
-from segtrain.search.study import SweepStudy
+from segtrain.search.study import Pruner, SweepStudy
 from segtrain.state import atomic
+from segtrain.state.manifest import read_manifest
 from segtrain.training.script import TrainingScript
+
+if TYPE_CHECKING:
+    from optuna.trial import TrialState  # imported where a trial runs: `import segtrain` stays without Optuna
 
 
 class MetricMissing(ConfigError):
@@ -32,7 +37,7 @@ class Pruning:
 
     trial: Any  # optuna.trial.Trial
     metric: str
-    pruner: str  # "none": only report
+    pruner: Pruner  # NONE: only report
     reported: set[int] = field(default_factory=set)  # epochs the study already has (a resumed trial's)
 
     def __call__(self, record: dict[str, Any]) -> str | None:
@@ -48,7 +53,7 @@ class Pruning:
         if epoch not in self.reported:
             self.trial.report(value, epoch)
             self.reported.add(epoch)
-        if self.pruner != "none" and self.trial.should_prune():
+        if self.pruner != Pruner.NONE and self.trial.should_prune():
             return f"pruned by Optuna's {self.pruner} pruner after epoch {epoch + 1} ({self.metric} {value:.4g})"
         return None
 
@@ -56,7 +61,7 @@ class Pruning:
 @dataclass(frozen=True)
 class TrialResult:
     number: int
-    state: str  # Optuna's TrialState name: COMPLETE, PRUNED, FAIL, or RUNNING (interrupted, resumable)
+    state: TrialState  # COMPLETE, PRUNED, FAIL, or RUNNING (interrupted, resumable)
     value: float | None
     params: dict[str, Any]
     message: str
@@ -65,9 +70,9 @@ class TrialResult:
 
 def trial_params(claim: Claim, script: TrainingScript) -> dict[str, Any]:
     """A taken-over trial's params as its run recorded them; a new trial's from the script's `search_space(trial)`."""
-    manifest = read_manifest(RunPaths(claim.run_dir)) if (claim.run_dir / "manifest.json").exists() else None
+    manifest = read_manifest(RunPaths(claim.run_dir))
     if manifest is not None:
-        return dict(manifest["config"].get("params") or {})
+        return dict(manifest.config.get("params") or {})
     space = script.search_space
     assert space is not None  # checked when the sweep opened
     try:
@@ -88,8 +93,6 @@ def run_trial(
     """Train the claimed trial and tell the study how it ended; release its lock."""
     from optuna.trial import TrialState
 
-    from segtrain.runs import loop
-
     trial, number = claim.trial, claim.trial.number
     study = trial.study
     try:
@@ -104,23 +107,23 @@ def run_trial(
             outcome = loop.fit(cfg.trial_config(claim.run_dir, params), progress, hooks_for(pruning, claim))
         except MetricMissing as e:
             _fail(trial, params, str(e))
-            return TrialResult(number, "FAIL", None, params, str(e), e.exit_code)
+            return TrialResult(number, TrialState.FAIL, None, params, str(e), e.exit_code)
         except SegtrainError as e:
             return _fail(trial, params, str(e).splitlines()[0])
         if outcome.status == RunStatus.INTERRUPTED:
-            return TrialResult(number, "RUNNING", None, params, outcome.message, outcome.exit_code)
+            return TrialResult(number, TrialState.RUNNING, None, params, outcome.message, outcome.exit_code)
         if outcome.status == RunStatus.FAILED:
             return _fail(trial, params, outcome.message)
         if outcome.pruned:  # now, or before an interruption: the run's stop checkpoint says so
             trial.set_user_attr(PRUNED_ATTR, outcome.message)
             study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-            return TrialResult(number, "PRUNED", None, params, outcome.message)
+            return TrialResult(number, TrialState.PRUNED, None, params, outcome.message)
         value, best_epoch = best_value(claim.run_dir, cfg.metric, cfg.direction or "minimize")
         if value is None:
             return _fail(trial, params, f"no finite {cfg.metric} was logged")
         trial.set_user_attr(BEST_EPOCH_ATTR, best_epoch)
         study.tell(trial, value, skip_if_finished=True)
-        return TrialResult(number, "COMPLETE", value, params, f"{cfg.metric} {value:.4g} (epoch {best_epoch})")
+        return TrialResult(number, TrialState.COMPLETE, value, params, f"{cfg.metric} {value:.4g} (epoch {best_epoch})")
     finally:
         claim.lock.release()
 
@@ -142,4 +145,4 @@ def _fail(trial: Any, params: dict[str, Any], reason: str) -> TrialResult:
 
     trial.set_user_attr(ERROR_ATTR, reason)
     trial.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-    return TrialResult(trial.number, "FAIL", None, params, reason)
+    return TrialResult(trial.number, TrialState.FAIL, None, params, reason)

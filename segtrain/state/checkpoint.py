@@ -15,6 +15,7 @@ newer one is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -25,8 +26,9 @@ from typing import Any
 
 from segtrain.errors import CheckpointError
 from segtrain.outcomes import SegmentOutcome
-from segtrain.runs.paths import TMP_PREFIX, RunPaths
+from segtrain.paths import TMP_PREFIX, RunPaths
 from segtrain.state import atomic, formats, model_state
+from segtrain.state.checkpoint_state import CheckpointState, read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -38,29 +40,34 @@ class Checkpoint:
     """A complete checkpoint found on disk."""
 
     path: Path
-    state: dict[str, Any]
+    state: CheckpointState
+
+    @classmethod
+    def read(cls, path: Path) -> Checkpoint:
+        """The checkpoint at `path` by its state.json (OSError, ValueError where that is missing or damaged)."""
+        return cls(path, read_state(path / STATE_FILE))
 
     @property
     def epoch(self) -> int:
-        return self.state["epoch"]
+        return self.state.epoch
 
     @property
     def batch(self) -> int:
-        return self.state.get("batch", 0)
+        return self.state.batch
 
     @property
     def final(self) -> bool:
-        return bool(self.state.get("final"))
+        return self.state.final
 
     @property
     def stopped(self) -> bool:
         """Whether a callback (or a sweep's pruner) ended the run at this checkpoint: the stop is part of it."""
-        return self.final and self.state.get("outcome") == SegmentOutcome.STOPPED
+        return self.final and self.state.outcome == SegmentOutcome.STOPPED
 
     @property
     def pruned(self) -> bool:
         """Whether the stop came from the job's hook (a sweep's pruner), not from the script's callbacks."""
-        return self.stopped and bool(self.state.get("pruned"))
+        return self.stopped and self.state.pruned
 
     def ends_run(self, epochs: int) -> bool:
         """Whether the run is done at this checkpoint: stopped early, or final with all of `epochs` trained.
@@ -80,17 +87,21 @@ class Checkpoint:
 
     @property
     def format(self) -> formats.CheckpointFormat:
-        return formats.get(self.state["format"])
+        return formats.get(self.state.format)
 
 
 @dataclass
 class Snapshot:
-    """What a checkpoint holds besides the model: filled by the training side."""
+    """What a checkpoint holds besides the model: filled by the training side.
+
+    `state`: the checkpoint's state (`save` fills in its position, format and
+    files), or a mapping of state.json keys (a test's few).
+    """
 
     epoch: int
     batch: int = 0
     final: bool = False
-    state: dict[str, Any] = field(default_factory=dict)
+    state: CheckpointState | dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, Any] = field(default_factory=dict)  # saved to arrays.npz
 
 
@@ -115,8 +126,11 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
                 atomic.fsync_file(p)
             checksums = {name: digest.result() for name, digest in digests.items()}
         sizes = {p.name: p.stat().st_size for p in files}
-        state = dict(
-            snapshot.state,
+        given = snapshot.state
+        if not isinstance(given, CheckpointState):  # a mapping of state.json keys
+            given = CheckpointState.from_json(dict(given, format=fmt, epoch=snapshot.epoch, files={}))
+        state = dataclasses.replace(
+            given,
             format=fmt,
             epoch=snapshot.epoch,
             batch=snapshot.batch,
@@ -124,7 +138,7 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
             files=checksums,
             sizes=sizes,
         )
-        atomic.write_json(tmp / STATE_FILE, state)
+        write_state(tmp / STATE_FILE, state)
         atomic.fsync_dir(tmp)
         if final.exists():  # a stale checkpoint at the same position: replace it
             stale = paths.root / f"{TMP_PREFIX}{os.getpid()}-stale-{final.name}"
@@ -155,12 +169,11 @@ def is_complete(path: Path, hashed: bool = True) -> tuple[bool, str]:
     if not state_file.exists():
         return False, "no state.json"
     try:
-        state = atomic.read_json(state_file)
-        files = state["files"]
+        state = read_state(state_file)
     except (ValueError, KeyError, OSError) as e:
         return False, f"unreadable state.json ({e})"
-    sizes = state.get("sizes", {})
-    for name, digest in files.items():
+    sizes = state.sizes
+    for name, digest in state.files.items():
         p = path / name
         if not p.exists():
             return False, f"{name} is missing"
@@ -177,16 +190,19 @@ def committed(paths: RunPaths) -> list[Checkpoint]:
     found = []
     for path in paths.checkpoint_dirs():
         try:
-            found.append(Checkpoint(path, atomic.read_json(path / STATE_FILE)))
+            found.append(Checkpoint.read(path))
         except (OSError, ValueError):
             continue
     return sorted(found, key=lambda c: c.order)
 
 
-def latest(paths: RunPaths) -> Checkpoint | None:
-    """The newest complete checkpoint: verified newest first, so only as many are read as needed."""
+def latest(paths: RunPaths, hashed: bool = True) -> Checkpoint | None:
+    """The newest complete checkpoint: verified newest first, so only as many are read as needed.
+
+    `hashed=False` checks the recorded sizes only (`segtrain status`: cheap on a big model); resuming checks every byte.
+    """
     for ckpt in reversed(committed(paths)):
-        ok, why = is_complete(ckpt.path)
+        ok, why = is_complete(ckpt.path, hashed)
         if ok:
             return ckpt
         log.warning("Skipping damaged checkpoint %s: %s; using the one before it.", ckpt.path.name, why)
@@ -204,7 +220,7 @@ def named_or_latest(paths: RunPaths, name: str | None, just_committed: bool = Fa
     path = paths.root / name
     ok, why = is_complete(path, hashed=not just_committed)
     if ok:
-        return Checkpoint(path, atomic.read_json(path / STATE_FILE))
+        return Checkpoint.read(path)
     log.warning("Checkpoint %s is damaged (%s); using the newest complete one before it.", name, why)
     newest = latest(paths)
     if newest is None:
@@ -249,7 +265,7 @@ def load_model_files(
     `.keras` file's variables load into it as they would into its own model).
     """
     fmt = ckpt.format
-    own_optimizers = bool(ckpt.state.get("fingerprint", {}).get("optimizers"))
+    own_optimizers = bool(ckpt.state.fingerprint.get("optimizers"))
     if model is None and fmt.stores_architecture and not own_optimizers:
         return fmt.load(ckpt.model_path, custom_objects)
     if model is None:

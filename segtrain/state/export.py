@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.errors import CheckpointError
-from segtrain.runs.paths import TMP_PREFIX
+from segtrain.paths import TMP_PREFIX
 from segtrain.state import atomic
 
 

@@ -86,8 +86,8 @@ class SavedModelFormat(CheckpointFormat):
             raise CheckpointError(f"{target.parent}: the checkpoint does not match the model: {e}") from e
 
 
-FORMATS: dict[str, CheckpointFormat] = {f.name: f for f in (KerasFormat(), H5Format(), SavedModelFormat())}
+CHECKPOINT_FORMATS: dict[str, CheckpointFormat] = {f.name: f for f in (KerasFormat(), H5Format(), SavedModelFormat())}
 
 
 def get(name: str) -> CheckpointFormat:
-    return FORMATS[name]
+    return CHECKPOINT_FORMATS[name]

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from segtrain import backends
 from segtrain.errors import CheckpointError
 
 
@@ -49,8 +50,6 @@ def restore_seed_states(model: Any, saved: list[dict[str, Any]]) -> None:
 
 def global_rng_state() -> dict[str, str] | None:
     """The backend's global generator, where unseeded ops draw from one (`Backend.global_rng_state`)."""
-    from segtrain import backends
-
     backend = backends.current()
     state = backend.global_rng_state()
     return None if state is None else {"backend": backend.name, "state": state}
@@ -58,8 +57,6 @@ def global_rng_state() -> dict[str, str] | None:
 
 def restore_global_rng_state(saved: dict[str, str] | None) -> None:
     """Set the backend's global generator back, right before training goes on (same backend only)."""
-    from segtrain import backends
-
     backend = backends.current()
     if saved is not None and saved.get("backend") == backend.name:
         backend.set_global_rng_state(saved["state"])

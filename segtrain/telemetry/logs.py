@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from segtrain.runs.paths import RunPaths, is_locked, read_run
+from segtrain.paths import RunPaths, is_locked
 from segtrain.state import atomic
+from segtrain.state.manifest import RunManifest, read_run
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ class RunLogs:
     """A run directory's manifest and logs, with every repeated epoch reduced to its newest attempt."""
 
     paths: RunPaths
-    manifest: dict[str, Any]
+    manifest: RunManifest
     epochs: list[EpochRecord]  # newest attempt of each epoch, in epoch order
     segment_records: list[dict[str, Any]]  # every line of segments.jsonl, oldest first
     epochs_rerun: int  # epoch lines superseded by a later attempt (work a crash cost)
@@ -70,8 +71,7 @@ class RunLogs:
     @property
     def config(self) -> dict[str, Any]:
         """The options the run was started with (the manifest's `config`)."""
-        config = self.manifest.get("config")
-        return config if isinstance(config, dict) else {}
+        return self.manifest.config
 
 
 def load(run_dir: Path | str) -> RunLogs:

@@ -11,6 +11,8 @@ import resource
 import sys
 from typing import Any
 
+from segtrain import backends
+
 
 def rss_mb() -> float:
     """Current resident set size of this process, in MB (Linux /proc, else peak)."""
@@ -30,8 +32,6 @@ def peak_rss_mb() -> float:
 
 def device_memory_mb() -> dict[str, float] | None:
     """Memory in use and its peak on the first accelerator, in MB; None on CPU (see `Backend.device_memory_mb`)."""
-    from segtrain import backends
-
     return backends.current().device_memory_mb()
 
 
@@ -71,8 +71,6 @@ class CpuMeter:
 
 def reset_device_peak() -> None:
     """Start a new peak for device memory (each segment reports its own)."""
-    from segtrain import backends
-
     backends.current().reset_device_peak()
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from segtrain.errors import ConfigError
 from segtrain.outcomes import RunStatus, SegmentOutcome
+from segtrain.state.manifest import RunManifest
 from segtrain.telemetry.figures import (
     BoundaryCost,
     SegmentCost,
@@ -159,13 +160,13 @@ def build_from(logs: RunLogs) -> Report:
     typical = length or (max(1, round(rows[-1].end_epoch / len(rows))) if rows else 1)
     costs = [r.cost() for r in rows]
     cost = SegmentingCost.of(costs)
-    status = _manifest_status(manifest)
+    status = manifest.status
     return Report(
         run_dir=str(logs.paths.root),
         status=status,
         alive=logs.alive,
         epochs_total=total,
-        epochs_done=rows[-1].end_epoch if rows else int(manifest.get("epochs_done") or 0),
+        epochs_done=rows[-1].end_epoch if rows else manifest.epochs_done,
         segment_length=length,
         segments_planned=-(-total // length) if length else 0,
         isolation=config.get("isolation", ""),
@@ -186,18 +187,6 @@ def build_from(logs: RunLogs) -> Report:
         findings=_findings(groups, rows, costs, typical, total),
         params=dict(config.get("params") or {}),
     )
-
-
-def _manifest_status(manifest: dict[str, Any]) -> RunStatus:
-    """The status the manifest records: NEW for one that records none yet (it has not started training)."""
-    value = manifest.get("status") or RunStatus.NEW
-    try:
-        return RunStatus(value)
-    except ValueError:
-        raise ConfigError(
-            f"manifest.json records an unknown status {value!r}: it is not a manifest that this "
-            "version of segtrain wrote."
-        ) from None
 
 
 def _outcome(rec: dict[str, Any] | None, unrecorded: SegmentOutcome) -> SegmentOutcome:
@@ -248,11 +237,11 @@ def _findings(
     return found + ([overhead] if overhead is not None else [])
 
 
-def _stop_reason(status: RunStatus, manifest: dict[str, Any]) -> str | None:
+def _stop_reason(status: RunStatus, manifest: RunManifest) -> str | None:
     """Why the run stopped; a reason left from an earlier invocation is not shown for a run going on."""
     if status is RunStatus.FAILED:
-        return manifest.get("error") or manifest.get("stop_reason")
-    return manifest.get("stop_reason") if status.done or status is RunStatus.INTERRUPTED else None
+        return manifest.error or manifest.stop_reason
+    return manifest.stop_reason if status.done or status is RunStatus.INTERRUPTED else None
 
 
 def _row(

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segtrain.runs.paths import RunPaths
+from segtrain.options import AUTO
+from segtrain.paths import RunPaths
 from segtrain.state import atomic
 from segtrain.telemetry.event_file import EventFileWriter, event_files, read_events
 from segtrain.telemetry.figures import (
@@ -42,7 +43,7 @@ from segtrain.telemetry.logs import EpochRecord, newest_attempts
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"  # --tensorboard auto: RUN_DIR/tensorboard, which moves with the run directory
+# AUTO: --tensorboard auto: RUN_DIR/tensorboard, which moves with the run directory
 OFF = "off"  # segtrain resume --tensorboard off: write no more
 SUBFOLDER = "segtrain"  # the TensorBoard run segtrain writes, beside Keras' `train` and `validation`
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from segtrain.outcomes import RunStatus
-from segtrain.runs.paths import lock_holder
+from segtrain.paths import lock_holder
 from segtrain.state import checkpoint
 from segtrain.telemetry.logs import RunLogs, load
 from segtrain.telemetry.report import build_from, json_ready
@@ -80,7 +80,7 @@ def read_status(run_dir: Path | str) -> StatusReport:
         status=report.status,
         state=state,
         alive=logs.alive,
-        pid=lock_holder(logs.paths) if logs.alive else logs.manifest.get("pid"),
+        pid=lock_holder(logs.paths) if logs.alive else logs.manifest.pid,
         epochs_total=report.epochs_total,
         epochs_done=report.epochs_done,
         segments_total=report.segments_planned,
@@ -97,7 +97,7 @@ def read_status(run_dir: Path | str) -> StatusReport:
 def run_state(status: RunStatus, alive: bool) -> RunStatus:
     """Where the run stands: a live process decides RUNNING; recorded as running (or new) without one, CRASHED.
 
-    `status`: the manifest's; `alive`: whether a live process holds the run's lock (`runs.paths.is_locked`).
+    `status`: the manifest's; `alive`: whether a live process holds the run's lock (`segtrain.paths.is_locked`).
     """
     if alive:
         return RunStatus.RUNNING
@@ -107,7 +107,7 @@ def run_state(status: RunStatus, alive: bool) -> RunStatus:
 
 
 def _checkpoint(logs: RunLogs) -> CheckpointInfo | None:
-    newest = checkpoint.latest(logs.paths)
+    newest = checkpoint.latest(logs.paths, hashed=False)  # sizes only: `segtrain verify` reads every byte
     if newest is None:
         return None
     return CheckpointInfo(newest.path.name, newest.epoch, newest.batch, newest.final)

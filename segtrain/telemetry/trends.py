@@ -23,9 +23,9 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from enum import Enum
 from typing import Any
 
+from segtrain.options import Choice
 from segtrain.telemetry.figures import SegmentCost, SegmentingCost
 
 _MAX_POINTS = 200  # pairwise statistics are O(n²): thin longer series evenly
@@ -46,16 +46,13 @@ class Thresholds:
 DEFAULT = Thresholds()
 
 
-class FindingKind(str, Enum):
-    """What a finding is about. A `str` enum: equal to, and serialised as, its value."""
+class FindingKind(Choice):
+    """What a finding is about. A `Choice`: equal to, and serialised as, its value."""
 
     TIME_CLIMB = "time_climb"  # seconds per epoch climbing within a segment
     RSS_CLIMB = "rss_climb"  # RSS climbing within a segment
     DEVICE_CLIMB = "device_climb"  # device memory climbing within a segment
     BOUNDARY_COST = "boundary_cost"  # boundaries costing too much of training time
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 @dataclass(frozen=True)
@@ -86,6 +83,10 @@ class Climb:
     @property
     def ratio(self) -> float:
         return self.end / self.start if self.start > 0 else math.inf
+
+    def finding(self, kind: FindingKind, segment: int, first: int, end: int, message: str) -> Finding:
+        """This climb, within `segment`'s epochs [first, end), as a finding that says `message`."""
+        return Finding(kind, segment, first, end, self.start, self.end, self.ratio, message)
 
 
 def steady_climb(
@@ -134,14 +135,11 @@ def time_climb(seconds: Sequence[float], segment: int, start_epoch: int, th: Thr
     if climb is None:
         return None
     first, end = start_epoch + 1, start_epoch + len(seconds)
-    return Finding(
+    return climb.finding(
         FindingKind.TIME_CLIMB,
         segment,
         first,
         end,
-        climb.start,
-        climb.end,
-        climb.ratio,
         f"Seconds per epoch climbed {_percent(climb.ratio)} within segment {segment + 1} "
         f"(epochs {first + 1}–{end}: {climb.start:.3g} → {climb.end:.3g} s). Something grows as "
         "training goes (a leak, a growing graph or dataset cache); a shorter --segment resets it sooner.",
@@ -162,14 +160,11 @@ def memory_climb(
     first, end = start_epoch + 1, start_epoch + len(mb)
     what = "RSS" if kind == "rss" else "Device memory"
     per_epoch = (climb.end - climb.start) / max(1, len(rest) - 1)
-    return Finding(
+    return climb.finding(
         FindingKind.RSS_CLIMB if kind == "rss" else FindingKind.DEVICE_CLIMB,
         segment,
         first,
         end,
-        climb.start,
-        climb.end,
-        climb.ratio,
         f"{what} climbed {_percent(climb.ratio)} within segment {segment + 1} (epochs {first + 1}–{end}: "
         f"{climb.start:.0f} → {climb.end:.0f} MB, {per_epoch:.1f} MB per epoch). If it keeps growing, "
         "a shorter --segment bounds it.",

@@ -30,10 +30,9 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from segtrain.options import AUTO
 from segtrain.telemetry.figures import BoundaryCost, SegmentCost, retrace_seconds, run_clean_seconds, typical_seconds
 from segtrain.training.records import Segment
-
-AUTO = "auto"
 
 
 def next_segment(epochs_done: int, total: int, length: int | str, index: int) -> Segment:

@@ -8,8 +8,9 @@ from typing import Any
 
 from segtrain.backends.hosts import ALONE, Peers
 from segtrain.outcomes import SegmentOutcome
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
+from segtrain.state.checkpoint_state import CheckpointState
 from segtrain.training.records import Segment, SegmentResult
 
 
@@ -72,21 +73,24 @@ class Checkpointer:
     def _write(self, epoch: int, batch: int, final: bool, metrics: list | None) -> str:
         result = self.progress.result
         cb_states, arrays = callback_state.capture(self.callbacks)
-        state: dict[str, Any] = {
-            "fingerprint": model_state.fingerprint(self.model),
-            "rng": model_state.seed_states(self.model),
-            "global_rng": self.progress.global_rng or model_state.global_rng_state(),
-            "callbacks": cb_states,
-            "history": self.progress.history,
-            "steps_per_epoch": self.steps_per_epoch,
-            "segment": self.segment.index,
-            "outcome": result.outcome if final else None,
-            "stop_reason": result.stop_reason,
-            "pruned": result.pruned,
-            "created": time.time(),
-        }
-        if metrics is not None:
-            state["metrics"] = metrics
+        state = CheckpointState(
+            format=self.format,
+            epoch=epoch,
+            batch=batch,
+            final=final,
+            fingerprint=model_state.fingerprint(self.model),
+            rng=model_state.seed_states(self.model),
+            global_rng=self.progress.global_rng or model_state.global_rng_state(),
+            callbacks=cb_states,
+            history=self.progress.history,
+            steps_per_epoch=self.steps_per_epoch,
+            segment=self.segment.index,
+            outcome=result.outcome if final else None,
+            stop_reason=result.stop_reason,
+            pruned=result.pruned,
+            metrics=metrics,
+            created=time.time(),
+        )
         snap = checkpoint.Snapshot(epoch=epoch, batch=batch, final=final, state=state, arrays=arrays)
         ckpt = checkpoint.save(self.model, self.paths, self.format, snap)
         checkpoint.prune(self.paths, self.keep, ckpt)

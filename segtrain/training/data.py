@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from segtrain import backends
 from segtrain.errors import ScriptError
 from segtrain.training.pydataset import (
     GeneratorBatches,
@@ -133,8 +134,6 @@ class ArrayBatches:
 
     def fit_input(self, first_step: int, last_step: int) -> Any:
         """Steps [first_step, last_step) as something `fit` iterates in order."""
-        from segtrain import backends
-
         return backends.current().array_input(self, first_step, last_step)
 
 

@@ -3,8 +3,8 @@
 `segtrain run train.py` runs the script as `__main__` in every worker, with its
 own arguments, the way `python train.py` would. While it runs, `keras.Model.fit`
 is segtrain's: the script's one call to `fit` hands segtrain its model and its
-arguments (`FitCall`), which become the script contract of `segtrain fit`
-(`FitCall.as_script`): `build_model()` returns the script's model, `load_data()`
+arguments (`InterceptedFit`), which become the script contract of `segtrain fit`
+(`InterceptedFit.as_script`): `build_model()` returns the script's model, `load_data()`
 its data, `callbacks()` its callbacks, and the other arguments are `fit_kwargs`.
 The worker then trains its segment into that very model (restored from the
 run's checkpoint) and, where the run goes on, ends inside `fit`. The worker of
@@ -38,7 +38,7 @@ _DEFAULTS = {"validation_split": 0.0, "shuffle": True, "validation_freq": 1, "ve
 
 
 @dataclass
-class FitCall:
+class InterceptedFit:
     """The script's call to `model.fit`: the model, and every argument by Keras' name."""
 
     path: Path
@@ -46,7 +46,9 @@ class FitCall:
     arguments: dict[str, Any]
 
     @classmethod
-    def bind(cls, path: Path, fit: Callable[..., Any], model: Any, args: tuple, kwargs: dict[str, Any]) -> FitCall:
+    def bind(
+        cls, path: Path, fit: Callable[..., Any], model: Any, args: tuple, kwargs: dict[str, Any]
+    ) -> InterceptedFit:
         """The call `model.fit(*args, **kwargs)`, its arguments named as Keras' own `fit` names them."""
         try:
             bound = inspect.signature(fit).bind(model, *args, **kwargs)
@@ -138,7 +140,7 @@ def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:
     return result
 
 
-def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[FitCall], Any], debug: bool = False) -> None:
+def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedFit], Any], debug: bool = False) -> None:
     """Run the script at `path` as `__main__` with `args`; its `model.fit(...)` call returns `on_fit(call)`.
 
     One `fit` call per script: a second one, or none at all, is a ScriptError
@@ -159,7 +161,7 @@ def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[FitCall], An
                 "in segments; train the other model in a script of its own (or write the script for "
                 "`segtrain fit`, with train_epoch() for a custom loop)."
             )
-        call = FitCall.bind(path, original, model, fit_args, fit_kwargs)
+        call = InterceptedFit.bind(path, original, model, fit_args, fit_kwargs)
         keras.Model.fit = original  # segtrain's own training calls Keras' fit
         try:
             return on_fit(call)

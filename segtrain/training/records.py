@@ -52,9 +52,11 @@ class SegmentResult:
         self.outcome = SegmentOutcome(self.outcome)
 
     @classmethod
-    def not_started(cls, segment: Segment, signal_name: str | None) -> SegmentResult:
-        """A segment that a signal stopped before it trained anything."""
-        return cls(segment.index, segment.start_epoch, segment.start_epoch, SegmentOutcome.PREEMPTED, signal_name)
+    def not_started(cls, segment: Segment, *, signal: str | None = None, lost: str | None = None) -> SegmentResult:
+        """A segment stopped before it trained anything: by the stop signal named `signal`, or (many hosts) the
+        loss of another process, `lost` saying what the others saw. Its `stop_reason` is whichever was given."""
+        reason = signal if lost is None else lost
+        return cls(segment.index, segment.start_epoch, segment.start_epoch, SegmentOutcome.PREEMPTED, reason)
 
     @property
     def trained_nothing(self) -> bool:

@@ -124,7 +124,7 @@ def resolve(ref: str, debug: bool = False) -> Callable[..., Any]:
 
 def import_module(target: str, debug: bool = False) -> ModuleType:
     """A module by name, or a script by path (under the name `segtrain_script_<stem>`, once per process)."""
-    from segtrain.training.script import describe_failure
+    from segtrain.training.script import describe_failure  # deferred: script imports this module (a cycle)
 
     if not target.endswith(".py"):
         _importable_from_cwd()

@@ -38,6 +38,7 @@ from types import ModuleType
 from typing import Any
 
 from segtrain.errors import ScriptError
+from segtrain.training import references
 
 # fit() arguments segtrain sets itself, and what a script writes instead.
 _RESERVED_FIT_KWARGS = {
@@ -74,8 +75,6 @@ class TrainingScript:
         file. `functions`: the contract's functions by reference (`segtrain.fit(build_model=fn, ...)`, see
         `segtrain.training.references`); `path` is the file of `build_model`.
         """
-        from segtrain.training import references
-
         path = Path(path).resolve()
         if functions:
             namespace = ModuleType(f"segtrain_functions_{path.stem}")

@@ -22,12 +22,13 @@ from segtrain import backends
 from segtrain.backends import distribution
 from segtrain.backends.distribution import ONE, Replicas
 from segtrain.backends.hosts import ALONE, Peers
-from segtrain.config import RunConfig
+from segtrain.config import Isolation, RunConfig
 from segtrain.errors import ConfigError, Preempted, ScriptError
 from segtrain.outcomes import SegmentOutcome
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state import callback_state, checkpoint, model_state
 from segtrain.state.atomic import read_lines_json
+from segtrain.state.checkpoint_state import CheckpointState
 from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost, estimate_spare_cost
@@ -123,7 +124,7 @@ def warm_up(ctx: ProcessContext) -> float:
     return time.perf_counter() - t0
 
 
-def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tuple[SegmentResult, dict[str, Any]]:
+def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tuple[SegmentResult, CheckpointState]:
     """Load a complete run's final checkpoint into `model`, training nothing.
 
     For a launched script (`segtrain run`) whose run is complete: its `fit`
@@ -136,15 +137,15 @@ def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tup
         loaded = checkpoint.load_model_files(
             ckpt, lambda: model, ctx.script.custom_objects, ctx.first_batch, model=model
         )
-    model_state.verify(loaded, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-    model_state.restore_seed_states(loaded, ckpt.state["rng"])
+    model_state.verify(loaded, ckpt.state.fingerprint, f"Checkpoint {ckpt.path}")
+    model_state.restore_seed_states(loaded, ckpt.state.rng)
     callbacks = ctx.script.callbacks(ctx.cfg.debug)
     for cb in callbacks:
         cb.set_model(loaded)
-    if ckpt.state.get("callbacks") is not None:
-        callback_state.restore(callbacks, ckpt.state["callbacks"], _load_arrays(ckpt))
+    if ckpt.state.callbacks is not None:
+        callback_state.restore(callbacks, ckpt.state.callbacks, _load_arrays(ckpt))
     outcome = SegmentOutcome.STOPPED if ckpt.stopped else SegmentOutcome.FINISHED
-    return SegmentResult(0, ckpt.epoch, ckpt.epoch, outcome, ckpt.state.get("stop_reason"), ckpt.pruned), ckpt.state
+    return SegmentResult(0, ckpt.epoch, ckpt.epoch, outcome, ckpt.state.stop_reason, ckpt.pruned), ckpt.state
 
 
 def _as_new_fit_call(model: Any, callbacks: list, restored: Restored) -> Restored:
@@ -210,10 +211,8 @@ class _SegmentTrainer:
             self.result.resumed_from = ckpt.path.name
             model = self._load(ckpt, warm)
             state = ckpt.state
-            self.progress.history = {k: list(v) for k, v in state.get("history", {}).items()}
-            restored = Restored(
-                state.get("callbacks"), _load_arrays(ckpt), state.get("metrics"), state.get("global_rng")
-            )
+            self.progress.history = {k: list(v) for k, v in state.history.items()}
+            restored = Restored(state.callbacks, _load_arrays(ckpt), state.metrics, state.global_rng)
             start_batch = ckpt.batch
         callbacks = self.ctx.script.callbacks(self.cfg.debug)
         if ckpt is not None and ckpt.stopped and restored is not None:
@@ -234,7 +233,7 @@ class _SegmentTrainer:
             self.ctx.peers,
         )
         self.result.load_seconds = time.perf_counter() - t0
-        cold_start = self.cfg.isolation == "process" and not self.cfg.prestart
+        cold_start = self.cfg.isolation == Isolation.PROCESS and not self.cfg.prestart
         records = read_lines_json(self.ctx.paths.segments_log)
         self.policy = BoundaryPolicy(
             auto=self.cfg.segment == AUTO,
@@ -251,7 +250,7 @@ class _SegmentTrainer:
             self.result.train_seconds = time.perf_counter() - t1 - self.result.save_seconds
             # A worker's lifetime peak is the segment's; in session isolation it is the whole run's.
             samples = [*self.progress.rss_samples, rss_mb()]
-            self.result.peak_rss_mb = peak_rss_mb() if self.cfg.isolation == "process" else max(samples)
+            self.result.peak_rss_mb = peak_rss_mb() if self.cfg.isolation == Isolation.PROCESS else max(samples)
             device = device_memory_mb()
             self.result.peak_device_mb = None if device is None else device["peak"]
         return self.result
@@ -265,8 +264,8 @@ class _SegmentTrainer:
             self.ctx.first_batch,
             model=warm,
         )
-        model_state.verify(model, ckpt.state["fingerprint"], f"Checkpoint {ckpt.path}")
-        model_state.restore_seed_states(model, ckpt.state["rng"])
+        model_state.verify(model, ckpt.state.fingerprint, f"Checkpoint {ckpt.path}")
+        model_state.restore_seed_states(model, ckpt.state.rng)
         return model
 
     def _fit_segment(self, start_batch: int, restored: Restored | None) -> None:

@@ -15,8 +15,8 @@ import time
 
 from segtrain.backends.hosts import Peers
 from segtrain.errors import CheckpointError
-from segtrain.runs.paths import RunPaths
-from segtrain.state import atomic, checkpoint
+from segtrain.paths import RunPaths
+from segtrain.state import checkpoint
 from segtrain.training.records import Segment
 from segtrain.training.signals import StopFlag
 
@@ -52,7 +52,7 @@ def wait_for_checkpoint(paths: RunPaths, name: str, timeout: float) -> checkpoin
     while True:
         ok, why = checkpoint.is_complete(paths.root / name)
         if ok:
-            return checkpoint.Checkpoint(paths.root / name, atomic.read_json(paths.root / name / checkpoint.STATE_FILE))
+            return checkpoint.Checkpoint.read(paths.root / name)
         if time.monotonic() > deadline:
             raise CheckpointError(
                 f"Process 0 trains on from checkpoint {name}, but this host does not see it complete in "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import select
@@ -12,10 +13,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from segtrain.backends.hosts import Hosts
-from segtrain.worker.output import STDERR, STDOUT, Echo, Verbosity, WorkerOutput
+from segtrain.config import RunConfig
+from segtrain.worker.output import STDERR, STDOUT, Echo, WorkerOutput
 from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
 
 
@@ -34,35 +34,15 @@ def _to_terminal(line: str, stream: str) -> None:
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What every worker of a process's runs shares: the script, the stop signals, what it may print."""
+    """What every worker of a process's runs shares: the run's options, whole, and where their lines go."""
 
-    script: Path
-    signals: tuple[str, ...]
-    debug: bool = False
-    verbosity: str = Verbosity.NORMAL
+    config: RunConfig  # the script, the stop signals, what it may print, a launched script's seed and args, hosts
     echo: Echo = _to_terminal  # where a worker's lines that are shown go: its stdout's to stdout, stderr's to stderr
-    launched: bool = False  # `segtrain run`: each worker runs the script from the top
-    seed: int | None = None  # a launched script's
-    script_args: tuple[str, ...] = ()  # a launched script's
-    module: str | None = None  # the script as a module name
-    functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference
-    hosts: Hosts | None = None  # many hosts: this process's place among them
 
     @classmethod
-    def of(cls, cfg: Any) -> WorkerSpec:
+    def of(cls, cfg: RunConfig) -> WorkerSpec:
         """The spec of a `RunConfig`'s workers."""
-        return cls(
-            cfg.script,
-            cfg.signals,
-            cfg.debug,
-            cfg.verbosity,
-            launched=cfg.launched,
-            seed=cfg.seed,
-            script_args=tuple(cfg.script_args),
-            module=cfg.module,
-            functions=tuple(sorted(cfg.functions.items())),
-            hosts=cfg.hosts,
-        )
+        return cls(cfg)
 
 
 class WorkerProcess:
@@ -79,19 +59,10 @@ class WorkerProcess:
         env = WorkerEnv(
             event_fd=write_fd,
             parent_pid=os.getpid(),
-            script=str(Path(spec.script).resolve()),
+            config=dataclasses.replace(spec.config, script=Path(spec.config.script).resolve()),
             run_dir=None if run_dir is None else str(run_dir),
-            signals=spec.signals,
-            debug=spec.debug,
             prestarted=prestarted,
             backend=backend,
-            verbosity=spec.verbosity,
-            launched=spec.launched,
-            seed=spec.seed,
-            script_args=spec.script_args,
-            module=spec.module,
-            functions=spec.functions,
-            hosts=spec.hosts,
         )
         self.run_dir = run_dir
         self.prestarted = prestarted
@@ -112,9 +83,12 @@ class WorkerProcess:
             STDERR: io.TextIOWrapper(self.proc.stderr, encoding="utf-8", errors="replace"),
         }
         # Many hosts: the others' workers log apart, in RUN/logs/process-I/ (the only files they write in the run).
-        logs = "logs" if spec.hosts is None or spec.hosts.writes else f"logs/process-{spec.hosts.index}"
+        hosts = spec.config.hosts
+        logs = "logs" if hosts is None or hosts.writes else f"logs/process-{hosts.index}"
         # A worker started ahead prints while another trains: its lines wait until it takes over (`assign`).
-        self.output = WorkerOutput(streams, self.proc.pid, run_dir, spec.echo, spec.verbosity, logs, hold=prestarted)
+        self.output = WorkerOutput(
+            streams, self.proc.pid, run_dir, spec.echo, spec.config.verbosity, logs, hold=prestarted
+        )
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: Ready | None = None  # what it did before taking over

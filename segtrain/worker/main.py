@@ -24,11 +24,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from segtrain import backends
+from segtrain.backends import distribution
+from segtrain.backends.devices import defer_data, device_runtime_started
 from segtrain.backends.distribution import split_cpu_early
 from segtrain.backends.hosts import ALONE
-from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, SegtrainError
+from segtrain.backends.low_priority import import_at_low_priority
+from segtrain.config import RunConfig, Verbosity
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
+from segtrain.state import checkpoint
+from segtrain.state.manifest import read_run
+from segtrain.training import launched
+from segtrain.training.records import SegmentResult
 from segtrain.training.references import IN_WORKER
+from segtrain.training.script import TrainingScript
+from segtrain.training.signals import SignalPolicy, StopFlag
+from segtrain.training.together import start_together
 from segtrain.worker.protocol import (
     PROTOCOL,
     Assignment,
@@ -65,7 +77,7 @@ def _exit(code: int) -> None:
 
 def _warm_up(ctx: Any) -> float | None:
     """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh."""
-    from segtrain.training.segment import warm_up
+    from segtrain.training.segment import warm_up  # deferred: imports Keras
 
     try:
         return warm_up(ctx)
@@ -76,24 +88,21 @@ def _warm_up(ctx: Any) -> float | None:
 
 
 def main() -> None:
-    from segtrain.backends.low_priority import import_at_low_priority
-    from segtrain.training.script import TrainingScript
-    from segtrain.training.signals import SignalPolicy, StopFlag
-
     split_cpu_early()  # before anything imports JAX
-    env = WorkerEnv.from_environ()
-    _die_with_parent(env.parent_pid)
-    os.environ[IN_WORKER] = "1"  # the script's own segtrain.fit(...) call, unguarded, must not start a run here
-    if env.protocol != PROTOCOL:
+    if (parents := WorkerEnv.protocol_of()) != PROTOCOL:  # before reading the rest, in whatever format it is
         print(
-            f"segtrain: this worker speaks protocol {PROTOCOL}, its parent {env.protocol}: segtrain changed "
+            f"segtrain: this worker speaks protocol {PROTOCOL}, its parent {parents}: segtrain changed "
             "while the run trained. Run the same command again.",
             file=sys.stderr,
             flush=True,
         )
         _exit(EXIT_FAILED)
-    levels = {"quiet": logging.ERROR, "verbose": logging.INFO}
-    logging.basicConfig(level=levels.get(env.verbosity, logging.WARNING), format="segtrain: %(message)s")
+    env = WorkerEnv.from_environ()
+    cfg = env.config
+    _die_with_parent(env.parent_pid)
+    os.environ[IN_WORKER] = "1"  # the script's own segtrain.fit(...) call, unguarded, must not start a run here
+    levels = {Verbosity.QUIET: logging.ERROR, Verbosity.VERBOSE: logging.INFO}
+    logging.basicConfig(level=levels.get(cfg.verbosity, logging.WARNING), format="segtrain: %(message)s")
     stream = os.fdopen(env.event_fd, "w", buffering=1)
 
     def send(message: Message) -> None:
@@ -101,21 +110,21 @@ def main() -> None:
 
     flag = StopFlag()
     try:
-        SignalPolicy(env.signals, flag).install()
+        SignalPolicy(cfg.signals, flag).install()
         t0 = time.perf_counter()
         if env.prestarted and env.backend:
             import_at_low_priority(env.backend)
-        if env.launched:
+        if cfg.launched:
             _serve_launched(env, flag, send, t0)
             _exit(EXIT_OK)  # the script's own end, after its last segment
-        script = TrainingScript.load(env.script, env.debug, module=env.module, functions=dict(env.functions))
+        script = TrainingScript.load(cfg.script, cfg.debug, module=cfg.module, functions=cfg.functions)
         send(Imported(time.perf_counter() - t0))
         _serve(env, script, flag, send)
     except SegtrainError as e:
         send(Failed(e.exit_code, str(e)))
         _exit(e.exit_code)
     except BaseException as e:  # report anything to the parent
-        if env.hosts is not None and _peers_lost(str(e)):
+        if cfg.hosts is not None and _peers_lost(str(e)):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             send(Failed(EXIT_RESUMABLE, f"the loss of another process of the run ({first[:300]})"))
             _exit(EXIT_RESUMABLE)
@@ -127,23 +136,19 @@ def _peers_lost(text: str) -> bool:
     """Whether an error says another host's process is gone (its collective's peer closed, the runtime lost it)."""
     if "keras" not in sys.modules:
         return False
-    from segtrain import backends
 
     return backends.current().peers_lost(text)
 
 
 def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], None]) -> None:
     """Prepare what can be prepared, say so, wait for the assignment, train it, report, exit."""
-    from segtrain import backends
-    from segtrain.backends.devices import defer_data, device_runtime_started
-
-    deferred = defer_data() or env.hosts is not None  # the runtime starts after joining the other hosts
+    deferred = defer_data() or env.config.hosts is not None  # the runtime starts after joining the other hosts
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
-    assignment = _assignment(flag, together=env.hosts is not None)
+    assignment = _assignment(flag, together=env.config.hosts is not None)
     run_dir = Path(assignment.run_dir)
-    peers = ALONE if env.hosts is None else backends.current().join(env.hosts)
+    peers = ALONE if env.config.hosts is None else backends.current().join(env.config.hosts)
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
         ctx = _context(run_dir, script, peers)
     result = _train(ctx, assignment, flag, send)
@@ -168,10 +173,7 @@ def _assignment(flag: Any, together: bool = False) -> Assignment:
 
 def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message], None]) -> Any:
     """Train the assigned segment; send its result and return it."""
-    from segtrain.state import checkpoint
-    from segtrain.training.records import SegmentResult
-    from segtrain.training.segment import run_segment
-    from segtrain.training.together import start_together
+    from segtrain.training.segment import run_segment  # deferred: imports Keras
 
     ref, segment = assignment.checkpoint, assignment.segment
     ckpt = None
@@ -180,7 +182,7 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
     if ctx.peers.count > 1:
         segment, ckpt = start_together(ctx.peers, ctx.paths, segment, ckpt, flag)
         if flag.requested:  # a process got a stop signal before the segment: all stop before it trains
-            result = SegmentResult.not_started(segment, flag.signal)
+            result = SegmentResult.not_started(segment, signal=flag.signal)
             send(Finished(result))
             return result
 
@@ -208,17 +210,12 @@ def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], 
     the segment, the worker ends inside `fit`; after the run's last segment,
     `fit` returns the run's `History` and the script goes on.
     """
-    from segtrain import backends
-    from segtrain.backends import distribution
-    from segtrain.backends.devices import defer_data, device_runtime_started
-    from segtrain.errors import ScriptError
-    from segtrain.training import launched
-    from segtrain.training.segment import restore
+    from segtrain.training.segment import restore  # deferred: imports Keras
 
     backend = backends.current()
     distribution.split_cpu()  # before the script makes tensors
-    if env.seed is not None:
-        backend.seed(env.seed)
+    if env.config.seed is not None:
+        backend.seed(env.config.seed)
     send(Imported(time.perf_counter() - t0))
     deferred = env.prestarted and defer_data()
     assignment = None
@@ -226,7 +223,7 @@ def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], 
         send(Ready(os.getpid(), backend.name, True, device_runtime_started(), None))
         assignment = _assignment(flag)
 
-    def on_fit(call: launched.FitCall) -> Any:
+    def on_fit(call: launched.InterceptedFit) -> Any:
         nonlocal assignment
         if assignment is None:
             send(Ready(os.getpid(), backend.name, False, device_runtime_started(), None, call.epochs))
@@ -234,29 +231,27 @@ def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], 
         ctx = _context(Path(assignment.run_dir), call.as_script())
         if call.epochs != ctx.cfg.epochs:
             raise ScriptError(
-                f"{env.script}: model.fit(epochs={call.epochs}), but the run in {ctx.paths.root} trains "
+                f"{env.config.script}: model.fit(epochs={call.epochs}), but the run in {ctx.paths.root} trains "
                 f"{ctx.cfg.epochs} epochs: run it with `segtrain run` (the script's epochs extend the run), "
                 "or use another --run-dir."
             )
         segment = assignment.segment
         if segment.start_epoch == segment.end_epoch:  # the run is complete: its model, for the rest of the script
             result, state = restore(ctx, call.model, _final_checkpoint(ctx, assignment))
+            history = state.history
             send(Finished(result))
         else:
             ctx.warm_model = call.model  # the script's own model object trains (and is what it evaluates after)
             result = _train(ctx, assignment, flag, send)
             if result.outcome not in (SegmentOutcome.FINISHED, SegmentOutcome.STOPPED):
                 _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
-            state = _checkpoint_state(ctx, result.checkpoint)
-        return launched.history(call.model, state.get("history", {}), ctx.data.steps_per_epoch)
+            history = _checkpoint_history(ctx, result.checkpoint)
+        return launched.history(call.model, history, ctx.data.steps_per_epoch)
 
-    launched.run_script(Path(env.script), env.script_args, on_fit, env.debug)
+    launched.run_script(env.config.script, tuple(env.config.script_args), on_fit, env.config.debug)
 
 
 def _final_checkpoint(ctx: Any, assignment: Assignment) -> Any:
-    from segtrain.errors import CheckpointError
-    from segtrain.state import checkpoint
-
     ref = assignment.checkpoint
     ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
     if ckpt is None:
@@ -264,19 +259,15 @@ def _final_checkpoint(ctx: Any, assignment: Assignment) -> Any:
     return ckpt
 
 
-def _checkpoint_state(ctx: Any, name: str | None) -> dict[str, Any]:
-    from segtrain.state import checkpoint
-
+def _checkpoint_history(ctx: Any, name: str | None) -> dict[str, list[float]]:
     ckpt = None if name is None else checkpoint.named_or_latest(ctx.paths, name, True)
-    return {} if ckpt is None else ckpt.state
+    return {} if ckpt is None else ckpt.state.history
 
 
 def _context(run_dir: Path, script: Any, peers: Any = ALONE) -> Any:
     """The run's options, its data and the script with its params: what training in `run_dir` needs."""
-    from segtrain.config import RunConfig
-    from segtrain.runs.paths import read_run
-    from segtrain.training.segment import ProcessContext
+    from segtrain.training.segment import ProcessContext  # deferred: imports Keras
 
     _, manifest = read_run(run_dir)
-    cfg = RunConfig.from_json(dict(manifest["config"], run_dir=str(run_dir)))
-    return ProcessContext.open(cfg, manifest["data_seed"], script, peers)
+    cfg = RunConfig.from_json(dict(manifest.config, run_dir=str(run_dir)))
+    return ProcessContext.open(cfg, manifest.seed, script, peers)

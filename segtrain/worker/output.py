@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from segtrain.config import Verbosity
+
 # The backend's own start-up lines: a Google-log prefix (I1129 18:51:45.123 1234 file.cc:12], or with the
 # seconds since the epoch: I0000 00:00:1795980809.976754 5177 port.cc:153]), absl's
 # notice, and what TensorFlow prints about CPU instructions and CUDA when it loads.
@@ -46,11 +48,6 @@ STDOUT, STDERR = "stdout", "stderr"  # a worker's streams, and segtrain's own th
 
 #: Where a worker's line that is shown goes: `echo(line, stream)`, `stream` STDOUT or STDERR.
 Echo = Callable[[str, str], None]
-
-
-class Verbosity:
-    QUIET, NORMAL, VERBOSE = "quiet", "normal", "verbose"
-    ALL = (QUIET, NORMAL, VERBOSE)
 
 
 def shown(line: str, verbosity: str, stream: str = STDERR) -> bool:

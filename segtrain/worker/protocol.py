@@ -29,81 +29,52 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from segtrain.backends.hosts import Hosts
+from segtrain.config import RunConfig
 from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
-# run trains) says so and exits, instead of speaking a format the parent would not understand.
-PROTOCOL = 5
+# run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
+# environment is one JSON variable with the run's options whole (`WorkerEnv`).
+PROTOCOL = 6
+_PREFIX = "SEGTRAIN_"
+_PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
+_VARIABLE = _PREFIX + "WORKER"
 
 
 @dataclass(frozen=True)
 class WorkerEnv:
-    """What the parent tells a worker through its environment."""
+    """What the parent tells a worker through its environment: the run's options whole, and this worker's own.
+
+    `config` is the `RunConfig` of the worker's runs (its script resolved), all its fields, `hosts` too (many
+    hosts: the worker joins the others' workers at its assignment): the script, its module and functions, the
+    stop signals, debug, verbosity (the worker's logging level follows it), a launched script's seed and args.
+    """
 
     event_fd: int  # the write end of the pipe the worker sends its messages on
     parent_pid: int  # the worker dies with this process (PR_SET_PDEATHSIG) and exits if it is gone already
-    script: str  # the training script it imports
+    config: RunConfig
     run_dir: str | None = None  # the run it prepares for; None: named by its assignment
-    signals: tuple[str, ...] = ()  # the signals that stop it resumably
-    debug: bool = False
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
     backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
-    verbosity: str = "normal"  # quiet, normal or verbose: the worker's logging level follows it
-    launched: bool = False  # `segtrain run`: run the script from the top; its `model.fit` trains the segment
-    seed: int | None = None  # a launched script's seed, set before it runs
-    script_args: tuple[str, ...] = ()  # a launched script's sys.argv[1:]
-    module: str | None = None  # the script is this module, imported by name (`script` is its file)
-    functions: tuple[tuple[str, str], ...] = ()  # the script's functions by reference (`training.references`)
-    hosts: Hosts | None = None  # many hosts: it joins the others' workers at its assignment
     protocol: int = PROTOCOL
 
-    _PREFIX: ClassVar[str] = "SEGTRAIN_"
-
     def to_environ(self) -> dict[str, str]:
-        values = {
-            "event_fd": str(self.event_fd),
-            "parent_pid": str(self.parent_pid),
-            "script": self.script,
-            "run_dir": self.run_dir or "",
-            "signals": ",".join(self.signals),
-            "debug": "1" if self.debug else "0",
-            "prestarted": "1" if self.prestarted else "0",
-            "backend": self.backend or "",
-            "verbosity": self.verbosity,
-            "launched": "1" if self.launched else "0",
-            "seed": "" if self.seed is None else str(self.seed),
-            "script_args": json.dumps(list(self.script_args)),
-            "module": self.module or "",
-            "functions": json.dumps(dict(self.functions)),
-            "hosts": "" if self.hosts is None else self.hosts.to_text(),
-            "protocol": str(self.protocol),
-        }
-        return {self._PREFIX + name.upper(): value for name, value in values.items()}
+        """Two variables: the protocol, and everything else as one JSON object."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "protocol"}
+        values["config"] = self.config.to_json(saved=False)
+        return {_PROTOCOL_VARIABLE: str(self.protocol), _VARIABLE: json.dumps(values)}
+
+    @staticmethod
+    def protocol_of(environ: Mapping[str, str] = os.environ) -> int:
+        """The parent's protocol, readable by a worker of any version (0: none given)."""
+        return int(environ.get(_PROTOCOL_VARIABLE) or 0)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WorkerEnv:
-        def get(name: str) -> str:
-            return environ.get(cls._PREFIX + name.upper(), "")
-
-        return cls(
-            event_fd=int(get("event_fd")),
-            parent_pid=int(get("parent_pid") or os.getppid()),
-            script=get("script"),
-            run_dir=get("run_dir") or None,
-            signals=tuple(s for s in get("signals").split(",") if s),
-            debug=get("debug") == "1",
-            prestarted=get("prestarted") == "1",
-            backend=get("backend") or None,
-            verbosity=get("verbosity") or "normal",
-            launched=get("launched") == "1",
-            seed=int(get("seed")) if get("seed") else None,
-            script_args=tuple(json.loads(get("script_args") or "[]")),
-            module=get("module") or None,
-            functions=tuple(sorted(json.loads(get("functions") or "{}").items())),
-            hosts=Hosts.from_text(get("hosts")),
-            protocol=int(get("protocol") or 0),
-        )
+        values = json.loads(environ[_VARIABLE])
+        values["config"] = RunConfig.from_json(values["config"])
+        values["parent_pid"] = values.get("parent_pid") or os.getppid()
+        return cls(**values, protocol=cls.protocol_of(environ))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import json
 import time
 from pathlib import Path
 
-from segtrain.runs.paths import RunPaths
+from segtrain.paths import RunPaths
 from segtrain.state.atomic import file_digest
 
 

@@ -18,16 +18,14 @@ from typing import Any
 
 from segtrain.errors import ConfigError, SegtrainError
 from segtrain.outcomes import RunStatus
-from segtrain.runs.paths import RunPaths
-from segtrain.search.config import MANIFEST as SWEEP_MANIFEST
+from segtrain.paths import CV_MANIFEST, RUN_MANIFEST, SWEEP_MANIFEST, CvPaths, RunPaths, SweepPaths
 from segtrain.search.config import read_sweep_manifest
-from segtrain.search.cv import MANIFEST as CV_MANIFEST
-from segtrain.search.cv import read_cv_manifest
+from segtrain.search.cv_config import read_cv_manifest
+from segtrain.telemetry.logs import load
 from segtrain.telemetry.report import build_from
 from segtrain.telemetry.status import run_state
 
 UNREADABLE = "unreadable"  # the state of a directory whose manifest does not parse
-_RUN_MANIFEST = RunPaths(Path(".")).manifest.name
 
 
 @dataclass
@@ -83,7 +81,7 @@ def _kind(files: list[str]) -> str | None:
         return "sweep"
     if CV_MANIFEST in files:
         return "cv"
-    if _RUN_MANIFEST in files:
+    if RUN_MANIFEST in files:
         return "run"
     return None
 
@@ -96,12 +94,10 @@ def _entry(path: Path, kind: str) -> Listed:
 
 
 def _run(path: Path) -> Listed:
-    from segtrain.telemetry.logs import load
-
     logs = load(path)
     report = build_from(logs)
     state = run_state(report.status, logs.alive)
-    script = logs.manifest.get("script", {}).get("path")
+    script = logs.manifest.script.path
     return Listed(
         str(path),
         "run",
@@ -119,13 +115,13 @@ def _run(path: Path) -> Listed:
 def _group(path: Path, kind: str) -> Listed:
     """A sweep's or cv's row, from the runs inside it (a sweep's study in its database is not opened)."""
     manifest = read_sweep_manifest(path) if kind == "sweep" else read_cv_manifest(path)
-    config = manifest.get("config", {})
+    config = manifest.config
     wanted = int(config.get("trials" if kind == "sweep" else "folds") or 0)
     epochs = int(config.get("run", {}).get("epochs") or 0)
     inside = [found for sub in sorted(path.iterdir()) if sub.is_dir() for found in _found(sub)]
     runs = [_run(p) for p, k in inside if k == "run"]
     done = sum(RunStatus(r.state).done for r in runs)
-    script = manifest.get("script", {}).get("path")
+    script = manifest.script.path or None
     activities = [a for a in [_activity(path), *(r.last_activity for r in runs)] if a is not None]
     return Listed(
         str(path),
@@ -157,7 +153,7 @@ def _activity(path: Path) -> float | None:
     """When the directory's manifest(s) or epoch log was last written."""
     paths = RunPaths(path)
     times = []
-    for file in (paths.manifest, paths.epochs_log, path / SWEEP_MANIFEST, path / CV_MANIFEST):
+    for file in (paths.manifest, paths.epochs_log, SweepPaths(path).manifest, CvPaths(path).manifest):
         try:
             times.append(file.stat().st_mtime)
         except OSError:
