@@ -12,8 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from conftest import assert_bitwise_equal, assert_exit, final_variables, run_cli
+from segtrain.cli import app
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run-32995aa"
 
@@ -25,16 +27,18 @@ def legacy(tmp_path: Path) -> Path:
     return run_dir
 
 
-def test_status_report_and_ls_read_an_earlier_run(legacy):
-    status = run_cli("status", legacy, "--json")
+def test_status_report_ls_and_verify_read_an_earlier_run(legacy):
+    cli = CliRunner()
+    status = cli.invoke(app, ["status", str(legacy), "--json"])
     assert_exit(status, 0)
     assert json.loads(status.stdout)["status"] == "finished"
-    report = run_cli("report", legacy, "--json")
+    report = cli.invoke(app, ["report", str(legacy), "--json"])
     assert_exit(report, 0)
     assert json.loads(report.stdout)["epochs_done"] == 4
-    listing = run_cli("ls", legacy.parent, "--json")
+    listing = cli.invoke(app, ["ls", str(legacy.parent), "--json"])
     assert_exit(listing, 0)
     assert [Path(entry["path"]).name for entry in json.loads(listing.stdout)] == ["legacy"]
+    assert_exit(cli.invoke(app, ["verify", str(legacy)]), 0)
 
 
 @pytest.mark.slow
