@@ -52,9 +52,9 @@ class Flag:
 
     `cli`: the type typer parses where it is not the field's own (text that `parse` turns into the field's
     value, as `--signals TERM,USR1`); `shown`: the default typer shows and starts from where it is not the
-    field's; `on_resume`: `resume` (the API) may change it; `per_call`: a request of one call (`resume` starts
-    from its default, not from the run's); `saved`: kept in the run's manifest; `before`: the field whose option
-    it precedes in `--help`; `variants`: per command, what differs (`{Command.RUN: {"help": ...}}`).
+    field's; `on_resume`: `resume` (the API) may change it; `per_call`: a request of one call (a `resume`
+    starts it at its default, not at the run's value); `saved`: kept in the run's manifest; `before`: the field
+    whose option it precedes in `--help`; `variants`: per command, what differs (`{Command.RUN: {"help": ...}}`).
     """
 
     names: tuple[str, ...] = ()
