@@ -9,19 +9,21 @@ import dataclasses
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from segtrain.config import RunConfig
+from segtrain.config import EPOCHS_FROM_SCRIPT, RunConfig
+from segtrain.errors import ScriptError
 from segtrain.options import AUTO, Command, build, fields_of, per_call_defaults
 from segtrain.outcomes import RunOutcome
+from segtrain.runs import launch, loading
 from segtrain.runs.directory import load_config
+from segtrain.runs.loading import Exported
 from segtrain.runs.verify import Verification, verify_checkpoints
 from segtrain.search.api import cv, sweep
 from segtrain.search.report import run_dir_of
 from segtrain.telemetry.scalars import setting as tensorboard_setting
-
-if TYPE_CHECKING:
-    from segtrain.runs.loading import Exported
+from segtrain.training.references import locate
+from segtrain.training.script import check_fit_kwargs
 
 __all__ = ["cv", "export", "fit", "load_model", "resume", "run", "sweep", "verify"]
 
@@ -100,9 +102,6 @@ def fit(
         SegtrainError: bad options or script (`exit_code` 2), a locked or
             damaged run directory, a failed save (1).
     """
-    from segtrain.training.references import locate
-    from segtrain.training.script import check_fit_kwargs
-
     source = locate(script, build_model=build_model, load_data=load_data, callbacks=callbacks)
     check_fit_kwargs(fit_kwargs or {}, "fit_kwargs")
     given = fields_of(RunConfig, Command.FIT, options, "fit")
@@ -154,15 +153,10 @@ def run(
     Raises:
         SegtrainError: bad options; a script that fails, calls `fit` twice or never (`exit_code` 2).
     """
-    from segtrain.config import EPOCHS_FROM_SCRIPT
-    from segtrain.runs import launch
-
     given = fields_of(RunConfig, Command.RUN, options, "run")
     launched = {"epochs": EPOCHS_FROM_SCRIPT, "launched": True, "tensorboard": tensorboard_setting(tensorboard)}
     cfg = build(RunConfig, dict(given, script=Path(script), segment=segment, **launched))
     if not cfg.script.is_file():
-        from segtrain.errors import ScriptError
-
         raise ScriptError(f"Training script not found: {cfg.script}")
     return launch.run(cfg, progress=cfg.shows_progress)
 
@@ -243,8 +237,6 @@ def load_model(run_dir: str | Path, *, checkpoint: str | None = None) -> Any:
         SegtrainError: not a run directory, or `checkpoint` not a complete checkpoint
             (`exit_code` 2); no complete checkpoint, or one that does not load back (1).
     """
-    from segtrain.runs import loading
-
     return loading.load(run_dir_of(Path(run_dir)), checkpoint)[0]
 
 
@@ -274,8 +266,6 @@ def export(run_dir: str | Path, path: str | Path, *, checkpoint: str | None = No
     Raises:
         SegtrainError: as `load_model`; a failed write (`exit_code` 1).
     """
-    from segtrain.runs import loading
-
     return loading.export(run_dir_of(Path(run_dir)), Path(path), checkpoint)
 
 

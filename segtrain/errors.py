@@ -37,13 +37,9 @@ class ScriptError(SegtrainError):
 class RunLockedError(SegtrainError):
     """Another live process holds the run directory."""
 
-    exit_code = EXIT_FAILED
-
 
 class CheckpointError(SegtrainError):
     """A checkpoint could not be written, or did not load back completely."""
-
-    exit_code = EXIT_FAILED
 
 
 class Preempted(SegtrainError):

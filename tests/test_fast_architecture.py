@@ -174,3 +174,41 @@ def test_the_parent_of_a_process_isolated_run_imports_no_backend(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert list((tmp_path / "r" / "tensorboard" / "segtrain").glob("events.out.tfevents.*"))
+
+
+# What a function may import where a module would be too heavy to import at the top: the frameworks and the
+# libraries that only some commands need, so that `import segtrain`, `status` and the sweep's supervisor stay
+# light (tests/test_fast_architecture.py::test_the_parent_of_a_process_isolated_run_imports_no_backend).
+DEFERRABLE = {"tensorflow", "keras", "jax", "torch", "optuna", "sqlalchemy", "cmaes", "matplotlib", "rich", "tqdm"}
+
+
+def deferred_import_faults(source: str, file: str) -> list[str]:
+    """Function-level imports in `source` of a module not in DEFERRABLE, without a comment saying why."""
+    tree = ast.parse(source)
+    lines = source.splitlines()
+    top = {id(node) for node in tree.body}
+    top |= {id(n) for node in tree.body if isinstance(node, ast.If) for n in node.body}  # `if TYPE_CHECKING:`
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in top:
+            continue
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        if "#" in lines[node.lineno - 1]:
+            continue
+        roots = sorted({name.split(".")[0] for name in names} - DEFERRABLE)
+        found += [f"{file}:{node.lineno}: {r} imported in a function: at the top, or say why (#)" for r in roots]
+    return found
+
+
+def test_an_import_is_deferred_only_to_keep_something_heavy_out():
+    found = [
+        fault
+        for path in _modules().values()
+        for fault in deferred_import_faults(path.read_text(), str(path.relative_to(PACKAGE.parent)))
+    ]
+    assert not found, "\n".join(found)
+    source = "def f():\n    import io\n    from segtrain import api\n    import keras\n    import os  # a reason\n"
+    assert deferred_import_faults(source, "m.py") == [
+        "m.py:2: io imported in a function: at the top, or say why (#)",
+        "m.py:3: segtrain imported in a function: at the top, or say why (#)",
+    ]

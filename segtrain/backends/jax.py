@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from segtrain.backends.base import KerasBackend
 from segtrain.backends.distribution import Replicas
 from segtrain.errors import ConfigError
@@ -130,7 +132,6 @@ class JaxPeers:
         return self.index == 0
 
     def gather(self, values: Any) -> list[list[int]]:
-        import numpy as np
         from jax.experimental import multihost_utils
 
         gathered = multihost_utils.process_allgather(np.asarray(values, dtype=np.int32))

@@ -10,10 +10,10 @@ from typing import Any
 import typer
 
 from segtrain.cli.app import command, err, errors, out
+from segtrain.paths import CvPaths
 from segtrain.search import cv_report
 from segtrain.search import report as sweep_report
 from segtrain.search.config import is_sweep_dir
-from segtrain.search.cv_config import is_cv_dir
 from segtrain.telemetry import plot as run_plot
 from segtrain.telemetry import render as run_render
 from segtrain.telemetry.logs import load
@@ -74,7 +74,7 @@ def _show(rep: Any, as_json: bool, render: Callable[[Any, Any], None], plot: Pat
 
 def _cv_report(path: Path, as_json: bool) -> bool:
     """Show a cross-validation's folds if `path` holds one; whether it did."""
-    if not is_cv_dir(path):
+    if not CvPaths(path).manifest.is_file():
         return False
     rep = cv_report.build(path)
     if as_json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from segtrain import api
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, errors
 from segtrain.cli.train import finish
@@ -40,8 +41,6 @@ def run(script: Path, script_args: list[str] | None, **given: Any) -> None:
 
     Example: segtrain run train.py --segment 50 --seed 0 -- --learning-rate 0.01
     """
-    from segtrain import api
-
     with errors(given["debug"]):
         outcome = api.run(script, script_args=script_args or [], **opt.values(Command.RUN, RunConfig, given))
     finish(outcome, given["quiet"])

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from segtrain import api
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, errors, out
 from segtrain.config import RunConfig
 from segtrain.options import Command
+from segtrain.search import cv_report
+from segtrain.search import report as sweep_report
 from segtrain.search.config import SweepConfig
 from segtrain.search.cv_config import CvConfig
 
@@ -32,13 +35,10 @@ def sweep(script: Path, **given: Any) -> None:
 
     Example: segtrain sweep model.py --trials 40 --epochs 30 --segment 10 --metric val_accuracy --seed 0
     """
-    from segtrain import api
-    from segtrain.search.report import build, render
-
     with errors(given["debug"]):
         options = opt.values(Command.SWEEP, SweepConfig, given) | opt.values(Command.SWEEP, RunConfig, given)
         outcome = api.sweep(script, **options)
-        render(build(outcome.sweep_dir, given["storage"]), out)
+        sweep_report.render(sweep_report.build(outcome.sweep_dir, given["storage"]), out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.sweep_dir)
 
 
@@ -57,10 +57,7 @@ def cv(script: Path, **given: Any) -> None:
 
     Example: segtrain cv model.py --folds 5 --epochs 20 --segment 10 --seed 0
     """
-    from segtrain import api
-    from segtrain.search.cv_report import render
-
     with errors(given["debug"]):
         outcome = api.cv(script, **opt.values(Command.CV, CvConfig, given) | opt.values(Command.CV, RunConfig, given))
-    render(outcome.report, out)
+    cv_report.render(outcome.report, out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.cv_dir)

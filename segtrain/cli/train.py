@@ -7,11 +7,14 @@ from typing import Any
 
 import typer
 
+from segtrain import api
 from segtrain.cli import options as opt
 from segtrain.cli.app import command, ending, err, errors, out
 from segtrain.config import RunConfig
 from segtrain.options import Command
 from segtrain.outcomes import RunOutcome
+from segtrain.telemetry.render import render
+from segtrain.telemetry.report import build
 
 
 def finish(outcome: RunOutcome, quiet: bool) -> None:
@@ -20,9 +23,6 @@ def finish(outcome: RunOutcome, quiet: bool) -> None:
     The table goes to stdout, except for a launched script's run (`segtrain run`), whose stdout is the
     script's own: there everything segtrain says goes to stderr.
     """
-    from segtrain.telemetry.render import render
-    from segtrain.telemetry.report import build
-
     if quiet and outcome.exit_code == 0:
         raise typer.Exit(0)
     if not quiet and outcome.writes:  # many hosts: process 0 reports the run
@@ -43,8 +43,6 @@ def fit(script: Path, **given: Any) -> None:
 
     Example: segtrain fit examples/spirals.py --epochs 12 --segment 4 --seed 0
     """
-    from segtrain import api
-
     with errors(given["debug"]):
         outcome = api.fit(script, **opt.values(Command.FIT, RunConfig, given))
     finish(outcome, given["quiet"])
@@ -61,8 +59,6 @@ def resume(run_dir: Path, **given: Any) -> None:
 
     Example: segtrain resume checkpoints/spirals --epochs 24
     """
-    from segtrain import api
-
     with errors(given["debug"]):
         outcome = api.resume(run_dir, **opt.values(Command.RESUME, RunConfig, given))
     finish(outcome, given["quiet"])

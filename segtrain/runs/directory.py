@@ -24,7 +24,7 @@ from segtrain.config import IDENTITY_FIELDS, RunConfig
 from segtrain.errors import ConfigError, PeersLost
 from segtrain.paths import RunPaths
 from segtrain.runs import script_copy
-from segtrain.runs.opener import open_directory
+from segtrain.runs.opener import Directory, open_directory
 from segtrain.state import checkpoint, manifest
 from segtrain.state.manifest import RunManifest, ScriptRecord, read_manifest, read_run, write_manifest
 from segtrain.version import __version__
@@ -55,7 +55,7 @@ def open_run(cfg: RunConfig) -> RunManifest:
 
 
 @dataclass
-class _RunDirectory:
+class _RunDirectory(Directory[RunManifest]):
     """A run directory, as `open_directory` opens it."""
 
     cfg: RunConfig

@@ -11,34 +11,42 @@ deletes (`runs.directory.open_run`, `search.config.open_sweep`, `search.cv_confi
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from abc import ABC, abstractmethod
+from typing import Generic, TypeVar
 
 from segtrain.errors import ConfigError
 
 M = TypeVar("M")
 
 
-class Directory(Protocol[M]):
+class Directory(ABC, Generic[M]):
     """One kind of job directory, as `open_directory` sees it; `M` is its manifest."""
 
+    @abstractmethod
     def read(self) -> M | None:
         """The manifest there, None where there is none; ConfigError where it does not parse."""
 
+    @abstractmethod
     def differences(self, existing: M) -> list[str]:
         """What differs between `existing` and the settings now, each as a phrase for the refusal."""
 
+    @abstractmethod
     def refusal(self, differences: list[str]) -> str:
         """The message that refuses other settings without `--force`."""
 
     def orphaned(self) -> str | None:
         """Where the directory holds work but no manifest: the message that refuses it without `--force`."""
+        return None
 
+    @abstractmethod
     def wipe(self, existing: M | None) -> None:
         """`--force`: delete the old work (and its manifest); `existing`: its manifest, where it read."""
 
     def keep(self, existing: M) -> M:
         """The same settings: going on (record what may change, such as more epochs)."""
+        return existing
 
+    @abstractmethod
     def new(self) -> M:
         """Make the directory and write a new manifest; return it."""
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from segtrain.config import RunConfig
 from segtrain.options import Command, build, split
+from segtrain.search.config import SweepConfig
+from segtrain.search.cv import CvOutcome
+from segtrain.search.cv import cv as run_cv
+from segtrain.search.cv_config import CvConfig
+from segtrain.search.sweep import SweepOutcome
+from segtrain.search.sweep import sweep as run_sweep
 from segtrain.telemetry.scalars import setting as tensorboard_setting
-
-if TYPE_CHECKING:
-    from segtrain.search.cv import CvOutcome
-    from segtrain.search.sweep import SweepOutcome
 
 
 def sweep(
@@ -62,9 +63,6 @@ def sweep(
     Returns:
         A `SweepOutcome` with the status, exit code, the Optuna study and the best trial's run directory.
     """
-    from segtrain.search.config import SweepConfig
-    from segtrain.search.sweep import sweep as run_sweep
-
     own, given = split(options, Command.SWEEP, "sweep", SweepConfig, RunConfig)
     run = build(RunConfig, dict(given, script=Path(script), tensorboard=tensorboard_setting(tensorboard)))
     return run_sweep(build(SweepConfig, dict(own, run=run)), progress=run.shows_progress)
@@ -103,9 +101,6 @@ def cv(
     Returns:
         A `CvOutcome`: status, exit code, and the report (each fold's final metrics, their mean and std).
     """
-    from segtrain.search.cv import cv as run_cv
-    from segtrain.search.cv_config import CvConfig
-
     own, given = split(options, Command.CV, "cv", CvConfig, RunConfig)
     run = build(RunConfig, dict(given, script=Path(script), tensorboard=tensorboard_setting(tensorboard)))
     return run_cv(build(CvConfig, dict(own, run=run)), progress=run.shows_progress)

@@ -21,7 +21,7 @@ from segtrain.errors import ConfigError
 from segtrain.options import Command, member, option
 from segtrain.paths import SweepPaths
 from segtrain.runs.directory import script_digest
-from segtrain.runs.opener import open_directory
+from segtrain.runs.opener import Directory, open_directory
 from segtrain.search.study import Direction, Pruner, Sampler, default_direction, open_storage, redacted, storage_url
 from segtrain.state import search_manifests
 from segtrain.state.manifest import ScriptRecord
@@ -182,7 +182,7 @@ def is_sweep_dir(path: Path) -> bool:
 
 
 @dataclass
-class _SweepDirectory:
+class _SweepDirectory(Directory[SweepManifest]):
     """A sweep directory, as `open_directory` opens it."""
 
     cfg: SweepConfig
@@ -210,9 +210,6 @@ class _SweepDirectory:
             + ". Use another --dir (or --study), or --force to start this sweep over (its trials are deleted)."
         )
 
-    def orphaned(self) -> str | None:
-        return None
-
     def wipe(self, existing: SweepManifest | None) -> None:
         """--force: delete the old sweep's trials and its study."""
         import optuna
@@ -225,9 +222,6 @@ class _SweepDirectory:
         except KeyError:
             pass  # no such study (yet)
         self.paths.manifest.unlink(missing_ok=True)
-
-    def keep(self, existing: SweepManifest) -> SweepManifest:
-        return existing
 
     def new(self) -> SweepManifest:
         cfg = self.cfg

@@ -21,7 +21,7 @@ from segtrain.errors import ConfigError
 from segtrain.options import Command, option
 from segtrain.paths import CvPaths
 from segtrain.runs.directory import script_digest
-from segtrain.runs.opener import open_directory
+from segtrain.runs.opener import Directory, open_directory
 from segtrain.state import search_manifests
 from segtrain.state.manifest import ScriptRecord
 from segtrain.state.search_manifests import CvManifest
@@ -99,23 +99,15 @@ def open_cv(cfg: CvConfig) -> CvManifest:
     return open_directory(_CvDirectory(cfg, CvPaths(cfg.directory)), cfg.force)
 
 
-def read_cv_manifest(root: Path) -> CvManifest:
-    return search_manifests.read_cv_manifest(CvPaths(Path(root)).manifest)
-
-
-def is_cv_dir(path: Path) -> bool:
-    return CvPaths(Path(path)).manifest.is_file()
-
-
 @dataclass
-class _CvDirectory:
+class _CvDirectory(Directory[CvManifest]):
     """A cross-validation's directory, as `open_directory` opens it."""
 
     cfg: CvConfig
     paths: CvPaths
 
     def read(self) -> CvManifest | None:
-        return read_cv_manifest(self.paths.root) if self.paths.manifest.exists() else None
+        return search_manifests.read_cv_manifest(self.paths.manifest) if self.paths.manifest.exists() else None
 
     def differences(self, existing: CvManifest) -> list[str]:
         cfg, saved = self.cfg, existing.identity
@@ -131,14 +123,8 @@ class _CvDirectory:
             + ". Use another --dir, or --force to start it over (its folds are deleted)."
         )
 
-    def orphaned(self) -> str | None:
-        return None
-
     def wipe(self, existing: CvManifest | None) -> None:
         shutil.rmtree(self.paths.folds, ignore_errors=True)
-
-    def keep(self, existing: CvManifest) -> CvManifest:
-        return existing
 
     def new(self) -> CvManifest:
         cfg, seed = self.cfg, self.cfg.run.seed

@@ -11,8 +11,7 @@ from typing import Any
 
 from segtrain.outcomes import RunStatus
 from segtrain.paths import CvPaths, RunPaths
-from segtrain.search.cv_config import read_cv_manifest
-from segtrain.state import atomic
+from segtrain.state import atomic, search_manifests
 from segtrain.state.manifest import read_manifest
 
 
@@ -39,7 +38,7 @@ class CvReport:
 def build(cv_dir: Path | str) -> CvReport:
     """Each fold's final metrics, from its run directory, and their mean ± std over the finished folds."""
     root = Path(cv_dir)
-    manifest = read_cv_manifest(root)
+    manifest = search_manifests.read_cv_manifest(CvPaths(root).manifest)
     folds = []
     for index in range(manifest.folds):
         run_dir = CvPaths(root).fold(index)

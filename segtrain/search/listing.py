@@ -20,7 +20,7 @@ from segtrain.errors import ConfigError, SegtrainError
 from segtrain.outcomes import RunStatus
 from segtrain.paths import CV_MANIFEST, RUN_MANIFEST, SWEEP_MANIFEST, CvPaths, RunPaths, SweepPaths
 from segtrain.search.config import read_sweep_manifest
-from segtrain.search.cv_config import read_cv_manifest
+from segtrain.state.search_manifests import read_cv_manifest
 from segtrain.telemetry.logs import load
 from segtrain.telemetry.report import build_from
 from segtrain.telemetry.status import run_state
@@ -114,7 +114,7 @@ def _run(path: Path) -> Listed:
 
 def _group(path: Path, kind: str) -> Listed:
     """A sweep's or cv's row, from the runs inside it (a sweep's study in its database is not opened)."""
-    manifest = read_sweep_manifest(path) if kind == "sweep" else read_cv_manifest(path)
+    manifest = read_sweep_manifest(path) if kind == "sweep" else read_cv_manifest(CvPaths(path).manifest)
     config = manifest.config
     wanted = int(config.get("trials" if kind == "sweep" else "folds") or 0)
     epochs = int(config.get("run", {}).get("epochs") or 0)

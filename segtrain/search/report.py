@@ -6,6 +6,7 @@ on a trial's own directory (`DIR/trials/trial-NNNN`) they show that run.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,8 +169,6 @@ def _short(value: Any) -> str:
 
 def draw(report: SweepReport, out: Path) -> Path:
     """Three panels over the trials: the value (best so far drawn through it), peak RSS, and seconds."""
-    import io
-
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -21,6 +21,8 @@ from segtrain.paths import SweepPaths
 
 
 class Sampler(Choice):
+    """Which Optuna sampler proposes the trials (`--sampler`)."""
+
     TPE = "tpe"
     RANDOM = "random"
     GRID = "grid"
@@ -28,12 +30,16 @@ class Sampler(Choice):
 
 
 class Pruner(Choice):
+    """Which Optuna pruner stops unpromising trials (`--pruner`); `none` trains every trial to the end."""
+
     MEDIAN = "median"
     HYPERBAND = "hyperband"
     NONE = "none"
 
 
 class Direction(Choice):
+    """Whether the study minimizes or maximizes the metric (`--direction`)."""
+
     MINIMIZE = "minimize"
     MAXIMIZE = "maximize"
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from segtrain.errors import CheckpointError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.paths import TMP_PREFIX, RunPaths
@@ -115,8 +117,6 @@ def save(model: Any, paths: RunPaths, fmt: str, snapshot: Snapshot) -> Checkpoin
         checkpoint_format = formats.get(fmt)
         checkpoint_format.save(model, tmp / checkpoint_format.model_file)
         if snapshot.arrays:
-            import numpy as np
-
             with open(tmp / "arrays.npz", "wb") as f:
                 np.savez(f, **snapshot.arrays)
         files = sorted(p for p in tmp.iterdir() if p.is_file())

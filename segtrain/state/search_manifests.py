@@ -24,26 +24,28 @@ VERSION = 1  # what this segtrain writes, for both; a file without "version" is 
 M = TypeVar("M", "SweepManifest", "CvManifest")
 
 
-class _ByKey:
-    """Read-only `manifest["key"]`: the file's value for `key`, as it holds it (JSON), for readers of its keys."""
+@dataclass(frozen=True, kw_only=True)
+class _Manifest:
+    """What both files record besides their own keys; `manifest["key"]` reads the file's value as JSON holds it."""
+
+    identity: dict[str, Any] = field(default_factory=dict)  # what changes a trial's (a fold's) result
+    segtrain_version: str = ""
+    created: float = 0.0
+    version: int = VERSION
+    extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept
 
     def __getitem__(self, key: str) -> Any:
         return to_json(self)[key]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
-class SweepManifest(_ByKey):
-    """sweep.json."""
+class SweepManifest(_Manifest):
+    """sweep.json; `identity` is `SweepConfig.identity`."""
 
     token: str  # tells this directory's trials from other directories' in a shared study
     script: ScriptRecord
     config: dict[str, Any]  # SweepConfig's JSON
     study: str = ""  # the study's name in its storage
-    identity: dict[str, Any] = field(default_factory=dict)  # what changes a trial's result (`SweepConfig.identity`)
-    segtrain_version: str = ""
-    created: float = 0.0
-    version: int = VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
@@ -59,17 +61,12 @@ class SweepManifest(_ByKey):
 
 
 @dataclass(frozen=True)
-class CvManifest(_ByKey):
-    """cv.json."""
+class CvManifest(_Manifest):
+    """cv.json; `identity` is `CvConfig.identity`."""
 
     split_seed: int  # one split for every fold
     script: ScriptRecord
     config: dict[str, Any]  # {"folds": K, "run": RunConfig's JSON}
-    identity: dict[str, Any] = field(default_factory=dict)  # what changes a fold's result (`CvConfig.identity`)
-    segtrain_version: str = ""
-    created: float = 0.0
-    version: int = VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def folds(self) -> int:

@@ -36,13 +36,17 @@ class Source:
             return f"the data passed to model.fit(...) in {self.script.name}"
         return "the data from `load_data()`"
 
+    def _either(self, fit_verb: str, load_data_words: str) -> str:
+        """`model.fit(...) in SCRIPT <fit_verb>` under `segtrain run`, else `load_data_words`."""
+        return f"model.fit(...) in {self.script.name} {fit_verb}" if self.launched else load_data_words
+
     @property
     def must(self) -> str:
-        return f"model.fit(...) in {self.script.name} must be given" if self.launched else "`load_data()` must return"
+        return self._either("must be given", "`load_data()` must return")
 
     @property
     def gave(self) -> str:
-        return f"model.fit(...) in {self.script.name} was given" if self.launched else "`load_data()` returned"
+        return self._either("was given", "`load_data()` returned")
 
     @property
     def model(self) -> str:
@@ -50,7 +54,7 @@ class Source:
 
     @property
     def returns(self) -> str:
-        return f"model.fit(...) in {self.script.name} is given" if self.launched else "load_data() returns"
+        return self._either("is given", "load_data() returns")
 
     @property
     def steps_fix(self) -> str:

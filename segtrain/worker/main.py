@@ -14,6 +14,7 @@ imports ahead. It dies with its parent (PR_SET_PDEATHSIG on Linux).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -58,8 +59,6 @@ from segtrain.worker.protocol import (
 
 def _die_with_parent(parent: int) -> None:
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
