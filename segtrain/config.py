@@ -13,12 +13,12 @@ from typing import Any
 
 from segtrain.backends.distribution import Distribute
 from segtrain.backends.hosts import DEFAULT_TIMEOUT_SECONDS, Hosts, hosts_for
+from segtrain.choices import Format, Isolation, Start, Verbosity
 from segtrain.errors import ConfigError
 from segtrain.options import (
     AUTO,
     EVERY,
     NEW_RUNS,
-    Choice,
     Command,
     defaults,
     flag_of,
@@ -31,29 +31,6 @@ from segtrain.options import (
 )
 
 FIT, RUN, RESUME, SWEEP, CV = Command.FIT, Command.RUN, Command.RESUME, Command.SWEEP, Command.CV
-
-
-class Isolation(Choice):
-    """Where each segment trains: a fresh worker process, or this process after `clear_session()`."""
-
-    PROCESS = "process"
-    SESSION = "session"
-
-
-class Format(Choice):
-    """The checkpoint format (one class each in `segtrain.state.formats`, registered in its `CHECKPOINT_FORMATS`)."""
-
-    KERAS = "keras"
-    H5 = "h5"
-    SAVEDMODEL = "savedmodel"
-
-
-class Verbosity(Choice):
-    """What reaches the terminal (`-q`, `-v`); a worker's whole output is in `RUN/logs/` in any case."""
-
-    QUIET = "quiet"
-    NORMAL = "normal"
-    VERBOSE = "verbose"
 
 
 DEFAULT_ROOT = Path("checkpoints")
@@ -196,6 +173,14 @@ class RunConfig:
         default=None,
         help="Write the final model here: a .keras file, or a SavedModel directory.",
         commands=frozenset({FIT, RUN}),
+        on_resume=True,
+    )
+    start: Start = option(
+        "--start",
+        default=Start.FORK,
+        help="How each worker begins: fork (from a process that imported the backend once; spawn where that is "
+        "not safe, saying why) or spawn (a fresh interpreter, importing it again).",
+        commands=NEW_RUNS,
         on_resume=True,
     )
     prestart: bool = option(

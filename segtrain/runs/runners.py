@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from segtrain import backends
 from segtrain.backends.distribution import split_cpu_early
-from segtrain.config import Isolation, RunConfig
+from segtrain.config import Isolation, RunConfig, Start
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.state import checkpoint
@@ -37,6 +37,8 @@ class Launch:
     start_seconds: float | None = None  # a new process's start, or the wait for a pre-started one
     clear_seconds: float | None = None  # session isolation: clearing the previous segment's session
     prestarted: bool | None = None
+    start: Start | None = None  # how the worker began: forked by the zygote, or a fresh interpreter
+    start_note: str | None = None  # a fresh interpreter where a fork was asked for: why
     prestart_abandoned: bool | None = None  # a pre-started worker could not take over and was replaced
     backend: str | None = None
     data_deferred: bool | None = None
@@ -204,8 +206,11 @@ class ProcessRunner:
             prestarted=prestarted,
             prestart_abandoned=abandoned,
             prestart_cpu_seconds=spare_cpu,
+            start=worker.start,
+            start_note=worker.start_note,
         )
         if worker.ready is not None:
+            launch.start, launch.start_note = worker.ready.start, worker.ready.start_note  # a respawn's too
             launch.backend = worker.ready.backend
             launch.data_deferred = worker.ready.data_deferred
             launch.device_runtime_before_takeover = worker.ready.device_runtime_started

@@ -10,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from segtrain.config import RunConfig
+from segtrain.config import RunConfig, Start
 from segtrain.worker.output import STDERR, STDOUT, Echo, WorkerOutput
 from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
+from segtrain.worker.zygote import ForkedWorker, Zygote
 
 
 def _to_terminal(line: str, stream: str) -> None:
@@ -46,7 +47,7 @@ class WorkerSpec:
 
 
 class WorkerProcess:
-    """One `python -m segtrain.worker` child and its message pipe.
+    """One worker and its message pipe: a `python -m segtrain.worker` child, or the same forked by a zygote.
 
     `run_dir`: the run it prepares for (loads the data, warms up) before its
     assignment; None: it only imports, and sets up the run its assignment names.
@@ -54,7 +55,17 @@ class WorkerProcess:
     only the parent, which forwards it once.
     """
 
-    def __init__(self, spec: WorkerSpec, run_dir: Path | None, prestarted: bool = False, backend: str | None = None):
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        run_dir: Path | None,
+        prestarted: bool = False,
+        backend: str | None = None,
+        zygote: Zygote | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
+        """`zygote`: fork the worker from it where it can (else a fresh interpreter, `start_note` saying why);
+        `environ`: the worker's environment, the parent's where None."""
         read_fd, write_fd = os.pipe()
         env = WorkerEnv(
             event_fd=write_fd,
@@ -64,17 +75,26 @@ class WorkerProcess:
             prestarted=prestarted,
             backend=backend,
         )
+        base = dict(os.environ if environ is None else environ, PYTHONUNBUFFERED="1")
+        # The run in the command line only names it for `ps`: the worker reads everything from `env`.
+        argv = [] if run_dir is None else [str(run_dir)]
         self.run_dir = run_dir
         self.prestarted = prestarted
-        self.proc = subprocess.Popen(
-            # The run in the command line only names it for `ps`: the worker reads everything from `env`.
-            [sys.executable, "-m", "segtrain.worker", *([] if run_dir is None else [str(run_dir)])],
+        forked, self.start_note = None, None
+        if zygote is not None:
+            self.start_note = zygote.wait_ready()
+            if self.start_note is None:
+                own = dataclasses.replace(env, zygote_backend=zygote.backend).to_environ()
+                forked, self.start_note = zygote.fork(dict(base, **own), argv, write_fd)
+        self.start = Start.SPAWN if forked is None else Start.FORK
+        self.proc: subprocess.Popen[bytes] | ForkedWorker = forked or subprocess.Popen(
+            [sys.executable, "-m", "segtrain.worker", *argv],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(os.environ, **env.to_environ(), PYTHONUNBUFFERED="1"),
+            env=dict(base, **dataclasses.replace(env, start_note=self.start_note).to_environ()),
             pass_fds=(write_fd,),
-            start_new_session=True,
+            start_new_session=True,  # a Ctrl-C at the terminal reaches only the parent, which forwards it once
         )
         os.close(write_fd)
         assert self.proc.stdout is not None and self.proc.stderr is not None

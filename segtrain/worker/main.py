@@ -31,7 +31,7 @@ from segtrain.backends.devices import defer_data, device_runtime_started
 from segtrain.backends.distribution import split_cpu_early
 from segtrain.backends.hosts import ALONE
 from segtrain.backends.low_priority import import_at_low_priority
-from segtrain.config import RunConfig, Verbosity
+from segtrain.config import RunConfig, Start, Verbosity
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.state import checkpoint
@@ -97,6 +97,7 @@ def main() -> None:
         )
         _exit(EXIT_FAILED)
     env = WorkerEnv.from_environ()
+    environ = dict(os.environ)  # as the parent gave it, before the script changes it: a respawn starts from it
     cfg = env.config
     _die_with_parent(env.parent_pid)
     os.environ[IN_WORKER] = "1"  # the script's own segtrain.fit(...) call, unguarded, must not start a run here
@@ -114,9 +115,10 @@ def main() -> None:
         if env.prestarted and env.backend:
             import_at_low_priority(env.backend)
         if cfg.launched:
-            _serve_launched(env, flag, send, t0)
+            _serve_launched(env, environ, flag, send, t0)
             _exit(EXIT_OK)  # the script's own end, after its last segment
         script = TrainingScript.load(cfg.script, cfg.debug, module=cfg.module, functions=cfg.functions)
+        _respawn_for_another_backend(env, environ)
         send(Imported(time.perf_counter() - t0))
         _serve(env, script, flag, send)
     except SegtrainError as e:
@@ -129,6 +131,29 @@ def main() -> None:
             _exit(EXIT_RESUMABLE)
         send(Failed(EXIT_FAILED, f"{type(e).__name__}: {e}", traceback.format_exc()))
         _exit(EXIT_FAILED)
+
+
+def _respawn_for_another_backend(env: WorkerEnv, environ: dict[str, str]) -> None:
+    """A forked worker whose script chose another backend than the zygote imported (`KERAS_BACKEND` set before
+    `import keras`) becomes a fresh interpreter in place (same pid, same pipes), as the script expects; the pool
+    then forks the run's next workers from a zygote of that backend (`Ready.backend`)."""
+    wanted = os.environ.get("KERAS_BACKEND")
+    if env.zygote_backend is None or wanted in (None, env.zygote_backend):
+        return
+    note = f"the script chose the backend {wanted!r}, the zygote had imported {env.zygote_backend!r}"
+    os.set_inheritable(env.event_fd, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, "-m", "segtrain.worker", *sys.argv[1:]]
+    os.execve(sys.executable, argv, dict(env.respawned_environ(environ, note), PYTHONUNBUFFERED="1"))
+
+
+def _ready(
+    env: WorkerEnv, backend: str, deferred: bool, warm_seconds: float | None = None, fit_epochs: int | None = None
+) -> Ready:
+    start = Start.SPAWN if env.zygote_backend is None else Start.FORK
+    runtime = device_runtime_started()
+    return Ready(os.getpid(), backend, deferred, runtime, warm_seconds, fit_epochs, start, env.start_note)
 
 
 def _peers_lost(text: str) -> bool:
@@ -144,7 +169,7 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     deferred = defer_data() or env.config.hosts is not None  # the runtime starts after joining the other hosts
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
-    send(Ready(os.getpid(), backends.current().name, deferred, device_runtime_started(), warm_seconds))
+    send(_ready(env, backends.current().name, deferred, warm_seconds))
     assignment = _assignment(flag, together=env.config.hosts is not None)
     run_dir = Path(assignment.run_dir)
     peers = ALONE if env.config.hosts is None else backends.current().join(env.config.hosts)
@@ -199,7 +224,9 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
     return result
 
 
-def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], t0: float) -> None:
+def _serve_launched(
+    env: WorkerEnv, environ: dict[str, str], flag: Any, send: Callable[[Message], None], t0: float
+) -> None:
     """`segtrain run`: run the script from the top; its `model.fit(...)` call trains the assigned segment.
 
     The worker waits for its assignment inside that call, once the script has
@@ -219,13 +246,15 @@ def _serve_launched(env: WorkerEnv, flag: Any, send: Callable[[Message], None], 
     deferred = env.prestarted and defer_data()
     assignment = None
     if deferred:
-        send(Ready(os.getpid(), backend.name, True, device_runtime_started(), None))
+        send(_ready(env, backend.name, True))
         assignment = _assignment(flag)
 
     def on_fit(call: launched.InterceptedFit) -> Any:
         nonlocal assignment
+        if assignment is None:  # (one that has its assignment already began from the backend the run uses)
+            _respawn_for_another_backend(env, environ)
         if assignment is None:
-            send(Ready(os.getpid(), backend.name, False, device_runtime_started(), None, call.epochs))
+            send(_ready(env, backend.name, False, fit_epochs=call.epochs))
             assignment = _assignment(flag)
         ctx = _context(Path(assignment.run_dir), call.as_script())
         if call.epochs != ctx.cfg.epochs:

@@ -10,14 +10,23 @@ the boundary it only waits for the checkpoint:
 
 A spare that cannot take over is replaced by a fresh worker, once: a long
 unattended job should not stop at a boundary for it.
+
+With `start=fork` (the default) the pool also holds the zygote its workers are
+forked from (`segtrain.worker.zygote`): started with the first worker, for the
+backend the run's workers use (once one has said which), replaced where that
+changes, ended with the pool. Where workers cannot be forked the pool says why
+once, and starts fresh interpreters.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
+from segtrain.config import Start
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
+from segtrain.worker.zygote import Zygote, environment_key, forking_supported
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,10 @@ class WorkerPool:
         self.spec = spec
         self.spare: WorkerProcess | None = None
         self.first_import: float | None = None  # seconds the first worker took to import, at full priority
+        self.zygote: Zygote | None = None
+        self.backend: str | None = None  # the backend the run's workers use, once one has said
+        self._retired: list[Zygote] = []  # replaced zygotes: each ends once its workers have
+        self._told: set[str] = set()  # why workers were not forked, said once each
 
     def take(self, run_dir: Path, stopping: bool = False) -> tuple[WorkerProcess, bool, bool]:
         """A worker for `run_dir`, whether it was pre-started, and whether a pre-started one was given up.
@@ -63,7 +76,40 @@ class WorkerPool:
         return self._fresh(run_dir), False, True
 
     def _fresh(self, run_dir: Path) -> WorkerProcess:
-        return WorkerProcess(self.spec, run_dir)
+        return self._start(run_dir, backend=None)
+
+    def _start(self, run_dir: Path | None, backend: str | None, prestarted: bool = False) -> WorkerProcess:
+        self.backend = backend or self.backend
+        zygote = self._zygote(dict(os.environ), self.backend)
+        environ = None if zygote is None else zygote.environ
+        worker = WorkerProcess(self.spec, run_dir, prestarted, backend, zygote, environ)
+        self._tell(worker.start_note)
+        return worker
+
+    def _tell(self, why: str | None) -> None:
+        if why is not None and why not in self._told:
+            self._told.add(why)
+            log.info("Workers start as fresh interpreters: %s.", why)
+
+    def _zygote(self, environ: dict[str, str], backend: str | None) -> Zygote | None:
+        """The zygote for workers of `environ` and `backend` (None: whichever Keras picks): the one there is,
+        or a new one; None where workers are not forked."""
+        if self.spec.config.start != Start.FORK:
+            return None
+        if (why := forking_supported()) is not None:
+            self._tell(why)
+            return None
+        current = self.zygote
+        if current is not None and not (
+            current.alive() and current.key == environment_key(environ) and backend in (None, current.ready_backend())
+        ):
+            current.retire()
+            self._retired.append(current)
+            current = self.zygote = None
+        if current is None:
+            # a backend a worker said the run uses (a script may choose it itself), else Keras' own choice
+            self.zygote = current = Zygote(environ, backend)
+        return current
 
     def note_import(self, worker: WorkerProcess, prestarted: bool) -> None:
         """Remember how long the first worker started at full priority took to import (`take`'s patience)."""
@@ -74,7 +120,7 @@ class WorkerPool:
         """Start the spare: for the next segment of `run_dir`, or (None) for a run not yet known."""
         if self.spare is not None:
             self.spare.close()
-        self.spare = WorkerProcess(self.spec, run_dir, prestarted=True, backend=backend)
+        self.spare = self._start(run_dir, backend, prestarted=True)
 
     def keep(self, worker: WorkerProcess) -> None:
         """Keep `worker`, started for a run, as the one its first segment takes (`segtrain run` asks it first)."""
@@ -92,3 +138,6 @@ class WorkerPool:
         if self.spare is not None:
             self.spare.close()
             self.spare = None
+        for zygote in [*self._retired, *([] if self.zygote is None else [self.zygote])]:
+            zygote.close()
+        self.zygote, self._retired = None, []

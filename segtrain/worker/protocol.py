@@ -29,13 +29,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from segtrain.config import RunConfig
+from segtrain.config import RunConfig, Start
 from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
 # run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
-# environment is one JSON variable with the run's options whole (`WorkerEnv`).
-PROTOCOL = 6
+# environment is one JSON variable with the run's options whole (`WorkerEnv`). 7: workers forked by a zygote
+# (`WorkerEnv.zygote_backend`, `Ready.start`).
+PROTOCOL = 7
 _PREFIX = "SEGTRAIN_"
 _PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
 _VARIABLE = _PREFIX + "WORKER"
@@ -56,6 +57,8 @@ class WorkerEnv:
     run_dir: str | None = None  # the run it prepares for; None: named by its assignment
     prestarted: bool = False  # started ahead of its segment: it may import and warm up while it waits
     backend: str | None = None  # the Keras backend the previous worker ran, imported ahead at low priority
+    zygote_backend: str | None = None  # forked by a zygote that imported this backend; None: a fresh interpreter
+    start_note: str | None = None  # a fresh interpreter where a fork was asked for: why
     protocol: int = PROTOCOL
 
     def to_environ(self) -> dict[str, str]:
@@ -68,6 +71,19 @@ class WorkerEnv:
     def protocol_of(environ: Mapping[str, str] = os.environ) -> int:
         """The parent's protocol, readable by a worker of any version (0: none given)."""
         return int(environ.get(_PROTOCOL_VARIABLE) or 0)
+
+    @staticmethod
+    def forked_environ(environ: Mapping[str, str], event_fd: int, parent_pid: int) -> dict[str, str]:
+        """`environ` for a forked worker: its events pipe's end as the zygote received it, the zygote its parent."""
+        values = json.loads(environ[_VARIABLE])
+        values.update(event_fd=event_fd, parent_pid=parent_pid)
+        return {**environ, _VARIABLE: json.dumps(values)}
+
+    def respawned_environ(self, environ: Mapping[str, str], note: str) -> dict[str, str]:
+        """`environ` for this forked worker made again as a fresh interpreter (`os.execv`), saying why."""
+        values = json.loads(environ[_VARIABLE])
+        values.update(zygote_backend=None, start_note=note)
+        return {**environ, _VARIABLE: json.dumps(values)}
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> WorkerEnv:
@@ -133,6 +149,26 @@ class Verdict:
         return cls(**json.loads(line)) if line.strip() else cls()
 
 
+# The largest message on the zygote's socket: its receive buffer, sized once (a larger one per request would
+# make the zygote's heap creep: 2 kB a fork with 1 MiB). A request that does not fit is started as spawn.
+FORK_MESSAGE_MAX = 1 << 16
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """Parent -> zygote: fork a worker with this environment and these arguments (its pipes go beside, as fds)."""
+
+    environ: dict[str, str]
+    argv: list[str]
+
+    def encode(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ForkRequest:
+        return cls(**json.loads(data))
+
+
 # -- worker -> parent ---------------------------------------------------------------------------
 
 
@@ -154,7 +190,12 @@ class Ready:
     device_runtime_started: bool  # whether it touched a device before taking over (it must not)
     warm_up_seconds: float | None  # building and tracing the model ahead; None where not done or it failed
     fit_epochs: int | None = None  # a launched script's `model.fit(epochs=...)`, where it got there before its turn
+    start: Start = Start.SPAWN  # how it began: forked by the zygote, or a fresh interpreter
+    start_note: str | None = None  # a fresh interpreter where a fork was asked for: why
     KIND: ClassVar[str] = "ready"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", Start(self.start))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""Workers forked from a zygote (`--start fork`, the default): the same run as fresh interpreters give, bit for
+bit; every worker recorded as forked; kill -9 of the zygote or of the parent leaves no process behind and the
+same command resumes; a zygote that forks forty workers stays as it was."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, assert_bitwise_equal, assert_exit, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
+
+pytestmark = pytest.mark.slow
+
+BACKENDS = [
+    "tensorflow",
+    pytest.param(
+        "jax",
+        marks=[
+            pytest.mark.jax,
+            pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (test extra)"),
+        ],
+    ),
+]
+
+
+def _segments(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(predicate, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def _zygote_of(parent: int) -> int | None:
+    return next((p for p in _children(parent) if "segtrain.worker.zygote_main" in _cmdline(p)), None)
+
+
+def _epochs(run_dir: Path) -> int:
+    path = run_dir / "epochs.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fork_and_spawn_train_the_same_run_bit_for_bit(tmp_path, backend):
+    runs = {}
+    for start in ("fork", "spawn"):
+        run_dir = tmp_path / start
+        proc = run_cli(
+            *fit_args("dict_io", run_dir, 6, 2, "--seed", 5, "--start", start), env={"KERAS_BACKEND": backend}
+        )
+        assert_exit(proc, 0)
+        runs[start] = run_dir
+        assert [s["start"] for s in _segments(run_dir)] == [start] * 3
+        assert all(s["start_note"] is None for s in _segments(run_dir))
+    code = (  # loaded on the runs' own backend
+        "import sys; sys.path.insert(0, 'tests'); from conftest import assert_bitwise_equal, final_variables; "
+        f"assert_bitwise_equal(final_variables({str(runs['fork'])!r}), final_variables({str(runs['spawn'])!r}))"
+    )
+    check = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(KERAS_BACKEND=backend), cwd=ROOT
+    )
+    assert_exit(check, 0)
+    history = [json.loads((runs[s] / "history.json").read_text()) for s in ("fork", "spawn")]
+    assert history[0] == history[1]
+
+
+def _reference(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "reference"
+    assert_exit(run_cli(*fit_args("slow_epochs", run_dir, 6, 2, "--seed", 2)), 0)
+    return run_dir
+
+
+def test_kill_9_of_the_zygote_ends_its_workers_and_the_same_command_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = fit_args("slow_epochs", run_dir, 6, 2, "--seed", 2)
+    proc = subprocess.Popen(
+        segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), text=True
+    )
+    try:
+        _wait_for(lambda: _epochs(run_dir) >= 3)  # in the second segment: a forked worker trains
+        zygote = _zygote_of(proc.pid)
+        assert zygote is not None
+        workers = _children(zygote)
+        assert workers, "the training worker is the zygote's child"
+        os.kill(zygote, signal.SIGKILL)
+        _wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, "a run whose worker was killed did not finish"
+    assert "killed by signal 9" in err
+    again = run_cli(*args)
+    assert_exit(again, 0)
+    assert_bitwise_equal(final_variables(_reference(tmp_path)), final_variables(run_dir))
+
+
+def test_kill_9_of_the_parent_leaves_no_zygote_and_no_worker(tmp_path):
+    run_dir = tmp_path / "run"
+    args = fit_args("slow_epochs", run_dir, 6, 2, "--seed", 2)
+    proc = subprocess.Popen(segtrain_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+    _wait_for(lambda: _epochs(run_dir) >= 3)
+    zygote = _zygote_of(proc.pid)
+    assert zygote is not None
+    family = [zygote, *_children(zygote)]
+    assert len(family) >= 2  # the zygote, the training worker (and the spare, where it has started)
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not any(_alive(p) for p in family), timeout=10)
+    assert_exit(run_cli(*args), 0)  # the same command goes on from the newest checkpoint
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_forty_forks_leave_the_zygote_as_it_was():
+    """It never trains: what it holds after its first worker, it holds after its fortieth."""
+    from segtrain.worker.zygote import Zygote
+
+    zygote = Zygote(dict(os.environ))
+    try:
+        assert zygote.wait_ready() is None, zygote.wait_ready()
+        rss = []
+        for _ in range(40):
+            read, write = os.pipe()
+            # A worker without a worker's environment: it fails at once (the fork is what is measured here).
+            worker, why = zygote.fork(dict(os.environ), [], write)
+            os.close(write)
+            assert worker is not None, why
+            assert worker.wait(timeout=30) == 1
+            for stream in (worker.stdin, worker.stdout, worker.stderr):
+                stream.close()
+            os.close(read)
+            rss.append(_rss_kb(zygote.pid))
+        assert rss[-1] == rss[0], f"the zygote grew from {rss[0]} kB to {rss[-1]} kB over 40 forks"
+    finally:
+        zygote.close()
+    assert not _alive(zygote.pid)
