@@ -61,7 +61,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SCRIPT = BENCH / "workloads" / "sweep_mlp.py"
 SCHEMA = "segtrain-bench-sweep/1"
-PEERS = ("optuna", "segtrain", "kerastuner")  # the order they run in
+PEERS = ("optuna", "segtrain", "segtrain-spawn", "kerastuner")  # the order they run in
 BASELINE = "optuna"
 
 WORKLOADS = {
@@ -233,12 +233,15 @@ def peer_main(args: argparse.Namespace) -> int:
 # -- running the peers ----------------------------------------------------------------------------------------
 
 class TreeRSS:
-    """Samples the summed RSS of this process's descendants (a peer: segtrain's supervisor, worker and spare)."""
+    """Samples the summed RSS of this process's descendants (a peer: segtrain's supervisor, zygote, worker and
+    spare), and their summed PSS (/proc/PID/smaps_rollup: a page shared by n processes counts 1/n in each, so
+    pages a zygote shares with the workers it forked count once)."""
 
     def __init__(self, every: float = 0.25):
         import threading
 
         self.every, self.peak_mb, self.peak_processes, self.samples = every, 0.0, 0, 0
+        self.peak_pss_mb, self.last_pss_mb = 0.0, 0.0  # the last: the tree after its last trial, about
         self.peak_split: list[int] = []  # each process's RSS (MB) at the peak, largest first
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -272,10 +275,24 @@ class TreeRSS:
                 frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - tree
                 tree |= frontier
             total = sum(rss.get(pid, 0.0) for pid in tree)
+            pss = sum(_pss_mb(pid) for pid in tree)
+            if pss:
+                self.peak_pss_mb, self.last_pss_mb = max(self.peak_pss_mb, pss), pss
             self.samples += 1
             if total > self.peak_mb:
                 self.peak_mb, self.peak_processes = total, len(tree)
                 self.peak_split = sorted((round(rss.get(pid, 0.0)) for pid in tree), reverse=True)
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -298,12 +315,12 @@ def run_peer(peer: str, cfg: dict[str, Any], runs_dir: Path, bench_run: Any, tim
     folder = runs_dir / peer
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    if peer == "segtrain":
+    if peer.startswith("segtrain"):
         sweep_dir = folder / "sweep"
         cmd = [sys.executable, "-m", "segtrain", "sweep", rel(SCRIPT), "--trials", str(cfg["trials"]),
                "--epochs", str(cfg["epochs"]), "--segment", str(cfg["segment"]), "--dir", rel(sweep_dir),
                "--sampler", "random", "--pruner", "none", "--metric", "val_loss", "--seed", str(cfg["seed"]),
-               "--no-progress"]
+               "--no-progress", "--start", "spawn" if peer == "segtrain-spawn" else "fork"]
     else:
         out = folder / "peer.json"
         cmd = [sys.executable, rel(BENCH / "sweep.py"), "--peer", peer, "--trials", str(cfg["trials"]),
@@ -315,13 +332,14 @@ def run_peer(peer: str, cfg: dict[str, Any], runs_dir: Path, bench_run: Any, tim
     exited = time.time()
     tail = proc.pop("tail")
     record: dict[str, Any] = {"peer": peer, "command": shlex.join(["python", *cmd[1:]]), "spawned": spawned,
-                              "exited": exited, "tree_peak_rss_mb": tree.peak_mb,
+                              "exited": exited, "tree_peak_rss_mb": tree.peak_mb, "tree_peak_pss_mb": tree.peak_pss_mb,
+                              "tree_last_pss_mb": tree.last_pss_mb,
                               "tree_peak_processes": tree.peak_processes, "tree_peak_split_mb": tree.peak_split,
                               **proc}
     if not proc["ok"]:
         record["error"] = tail
         return record
-    if peer == "segtrain":
+    if peer.startswith("segtrain"):
         record.update(_segtrain_trials(sweep_dir, spawned, exited))
         for ck in sweep_dir.glob("trials/*/ckpt-*"):
             shutil.rmtree(ck, ignore_errors=True)  # the numbers are in the jsonl files; free the disk
@@ -455,11 +473,12 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
         "phases": record.get("phases", {}),
         "tree_peak_rss_mb": record.get("tree_peak_rss_mb"), "tree_peak_processes": record.get("tree_peak_processes"),
         "tree_peak_split_mb": record.get("tree_peak_split_mb"),
+        "tree_peak_pss_mb": record.get("tree_peak_pss_mb"), "tree_last_pss_mb": record.get("tree_last_pss_mb"),
     }
     s["train_ratio"] = s["train_seconds_last"] / s["train_seconds_first"] if s["train_seconds_first"] else None
     s["first_epoch_ratio"] = (s["first_epoch_seconds_last"] / s["first_epoch_seconds_first"]
                               if s["first_epoch_seconds_first"] else None)
-    if record["peer"] == "segtrain" and trials:
+    if record["peer"].startswith("segtrain") and trials:
         rest = trials[1:] or trials  # trial 1 starts its worker cold; the others take the pre-started one
         s["split_first"] = trials[0]["split"]
         s["split_median"] = {key: _median([t["split"][key] for t in rest]) for key in trials[0]["split"]}
@@ -484,6 +503,14 @@ def targets(workload: str, summary: dict[str, dict], quick: bool) -> list[dict[s
         add(f"segtrain: training seconds, last {st['window']} trials ÷ first {st['window']}", st["train_ratio"],
             "<=", TIME_FLAT, st["train_ratio"] is not None and st["train_ratio"] <= TIME_FLAT)
     wall = st["wall_seconds"] / base["wall_seconds"] if base.get("wall_seconds") else None
+    if workload == "growth" and base.get("ok"):  # issue 26: the zygote's targets
+        cpu = st["cpu_seconds"] / base["cpu_seconds"] if base.get("cpu_seconds") else None
+        add("segtrain (fork): total wall ÷ in-process Optuna loop", wall, "<=", 1.15, wall is not None and wall <= 1.15)
+        add("segtrain (fork): CPU s ÷ in-process Optuna loop", cpu, "<=", 1.3, cpu is not None and cpu <= 1.3)
+        base_pss = base.get("tree_last_pss_mb")
+        pss = st["tree_peak_pss_mb"] / base_pss if st.get("tree_peak_pss_mb") and base_pss else None
+        add("segtrain (fork): peak PSS of its processes ÷ the Optuna loop's after its last trial", pss, "<=", 1.3,
+            pss is not None and pss <= 1.3)
     if workload == "overhead":
         add("segtrain: total wall ÷ in-process Optuna loop", wall, "<=", OVERHEAD_WALL,
             wall is not None and wall <= OVERHEAD_WALL)
@@ -502,7 +529,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-PEER_NAMES = {"segtrain": "segtrain sweep (process isolation)", "kerastuner": "KerasTuner RandomSearch (in-process)",
+PEER_NAMES = {"segtrain": "segtrain sweep (workers forked from a zygote)",
+              "segtrain-spawn": "segtrain sweep --start spawn (fresh interpreters)",
+              "kerastuner": "KerasTuner RandomSearch (in-process)",
               "optuna": "Optuna loop (in-process)"}
 
 
@@ -550,11 +579,13 @@ def detail_table(result: dict[str, Any]) -> str:
             _f(s["gap_median"], ".3f"),
             f"{_f(ph.get('start_seconds'), '.1f')} / {_f(ph.get('end_seconds'), '.1f')}",
             f"{_f(s['tree_peak_rss_mb'], '.0f')} ({' + '.join(map(str, s['tree_peak_split_mb'] or []))})",
+            f"{_f(s.get('tree_peak_pss_mb'), '.0f')} / {_f(s.get('tree_last_pss_mb'), '.0f')}",
         ])
     k = next((s["window"] for s in result["summary"].values() if s.get("ok")), 5)
     return _table(["peer", "ru_maxrss MB trial 1 → last", f"first epoch s (trace): last {k} / first {k}",
                    "Σ train s", "trial wall s (median)", "gap between trials s (median)",
-                   "before first trial / after last s", "peak RSS of the process tree MB (each process)"], rows)
+                   "before first trial / after last s", "peak RSS of the process tree MB (each process)",
+                   "PSS of the tree MB: peak / last sample"], rows)
 
 
 def split_table(s: dict[str, Any]) -> str:

@@ -17,11 +17,12 @@ A run directory (see README, "The run directory"):
       epochs.jsonl      one line per epoch: time, memory, metrics (append-only)
       segments.jsonl    one line per segment: epochs, time, memory, boundary cost
       history.json      the merged Keras history, history.csv the same as CSV
+      compiled/         compiled code the run's workers share (JAX), made with RUN_DIR's permissions
 
 A sweep directory: `sweep.json`, `claims.lock`, `study.db` (the default
-storage), `logs/sweep.log`, and one run directory per trial in
-`trials/trial-NNNN`. A cross-validation's: `cv.json` and one run directory per
-fold in `folds/fold-K`.
+storage), `compiled/`, and one run directory per trial in
+`trials/trial-NNNN`. A cross-validation's: `cv.json`, `compiled/` and one run
+directory per fold in `folds/fold-K`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ class RunPaths:
     @property
     def manifest(self) -> Path:
         return self.root / RUN_MANIFEST
+
+    @property
+    def compilation_cache(self) -> Path:
+        """Compiled code its workers share (JAX's persistent cache): trusted code, so only ever under this directory."""
+        return self.root / "compiled"
 
     @property
     def script_dir(self) -> Path:
@@ -104,6 +110,11 @@ class SweepPaths:
         return self.root / SWEEP_MANIFEST
 
     @property
+    def compilation_cache(self) -> Path:
+        """Compiled code its workers share (JAX's persistent cache): trusted code, so only ever under this directory."""
+        return self.root / "compiled"
+
+    @property
     def claims_lock(self) -> Path:
         """The lock under which one process at a time opens the sweep, claims a trial, asks the study."""
         return self.root / "claims.lock"
@@ -121,11 +132,6 @@ class SweepPaths:
         """The run directory of trial `number`."""
         return self.trials / f"trial-{number:04d}"
 
-    @property
-    def sweep_log(self) -> Path:
-        """What importing the script printed (the backend's start-up lines)."""
-        return self.root / "logs" / "sweep.log"
-
 
 @dataclass(frozen=True)
 class CvPaths:
@@ -136,6 +142,11 @@ class CvPaths:
     @property
     def manifest(self) -> Path:
         return self.root / CV_MANIFEST
+
+    @property
+    def compilation_cache(self) -> Path:
+        """Compiled code its workers share (JAX's persistent cache): trusted code, so only ever under this directory."""
+        return self.root / "compiled"
 
     @property
     def folds(self) -> Path:

@@ -131,10 +131,11 @@ def _seen_importing_at_low_priority(pid: int) -> bool:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_prestarted_workers_import_at_low_priority_and_train_at_full(tmp_path, backend):
-    """The waiting worker's import yields the CPU to training; no thread keeps that low priority after."""
+    """The waiting worker's import yields the CPU to training; no thread keeps that low priority after.
+    (A fresh interpreter's import: a worker forked from the zygote imports nothing.)"""
     run_dir, log = tmp_path / "run", tmp_path / "priority.jsonl"
     proc = subprocess.Popen(
-        segtrain_cmd(*fit_args("thread_priority", run_dir, 6, 2, "--seed", 2)),
+        segtrain_cmd(*fit_args("thread_priority", run_dir, 6, 2, "--seed", 2, "--start", "spawn")),
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -153,10 +154,11 @@ def test_prestarted_workers_import_at_low_priority_and_train_at_full(tmp_path, b
 
 
 def test_a_prestarted_worker_starved_while_importing_is_replaced(tmp_path):
-    """A waiting worker that gets no CPU at all (stopped while it imports) is given up, not waited for."""
+    """A waiting worker that gets no CPU at all (stopped while it imports) is given up, not waited for.
+    (A fresh interpreter's import: a worker forked from the zygote imports nothing.)"""
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
-        segtrain_cmd(*fit_args("slow", run_dir, 4, 2, "--seed", 11)),
+        segtrain_cmd(*fit_args("slow", run_dir, 4, 2, "--seed", 11, "--start", "spawn")),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

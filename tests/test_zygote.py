@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_bitwise_equal, assert_exit, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
+from conftest import (
+    ROOT,
+    SCRIPTS,
+    assert_bitwise_equal,
+    assert_exit,
+    cli_env,
+    final_variables,
+    fit_args,
+    run_cli,
+    segtrain_cmd,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -178,3 +188,35 @@ def test_forty_forks_leave_the_zygote_as_it_was():
     finally:
         zygote.close()
     assert not _alive(zygote.pid)
+
+
+@pytest.mark.jax
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (test extra)")
+def test_workers_of_a_run_share_compiled_code_inside_the_run_directory(tmp_path):
+    """JAX's persistent compilation cache, in RUN_DIR/compiled with the run directory's permissions, never
+    in a shared place; the run is the same as without it (the fork/spawn test trains without a warm cache)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o750)
+    run_dir.chmod(0o750)
+    proc = run_cli(*fit_args("dict_io", run_dir, 4, 2, "--seed", 5, "--no-prestart"), env={"KERAS_BACKEND": "jax"})
+    assert_exit(proc, 0)
+    cache = run_dir / "compiled"
+    assert any(cache.iterdir()), "no compiled program was kept"
+    assert (cache.stat().st_mode & 0o777) == 0o750
+
+
+def test_the_sweeps_own_process_imports_no_framework(tmp_path):
+    """Its trials' params come from search_space(trial) run in a worker, each call made on the study's trial here."""
+    code = (
+        "import sys, segtrain; "
+        f"out = segtrain.sweep({str(SCRIPTS / 'sweep_mlp.py')!r}, trials=3, epochs=2, segment=1, seed=0, "
+        f"sweep_dir={str(tmp_path / 'sweep')!r}, progress=False, verbosity='quiet'); "
+        "assert out.exit_code == 0, out.message; "
+        "print(sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch') if m in sys.modules)); "
+        "print(sorted(str(t.params) for t in out.study.trials))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), cwd=ROOT)
+    assert_exit(proc, 0)
+    imported, params = proc.stdout.splitlines()[-2:]
+    assert imported == "[]"
+    assert params.count("'units'") == 3  # every trial got its params from the script's search_space

@@ -64,6 +64,9 @@ class Backend(Protocol):
     def peers_lost(self, text: str) -> bool:
         """Whether a worker's error or last words say another process of the run is gone (it died, or never came)."""
 
+    def compilation_cache(self, directory: str) -> dict[str, str]:
+        """Environment variables that keep its compiled code in `directory` for the next worker; {} without one."""
+
 
 def by_name(name: str) -> Backend:
     """The backend Keras calls `name`; one segtrain does not know gets Keras' own behaviour and no device figures."""
@@ -85,6 +88,15 @@ def current() -> Backend:
     import keras
 
     return by_name(keras.backend.backend())
+
+
+def compilation_cache_environ(directory: str) -> dict[str, str]:
+    """What every backend needs in a worker's environment (before its import) to share compiled code in
+    `directory`: each reads its own variables, so one environment serves whichever backend the script runs."""
+    found: dict[str, str] = {}
+    for backend in every():
+        found.update(backend.compilation_cache(directory))
+    return found
 
 
 def every() -> Iterator[Backend]:

@@ -26,7 +26,7 @@ def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
     """Run (or resume) the launched script of `cfg` (`cfg.launched`) until its run ends or is stopped."""
     paths = RunPaths(cfg.directory)
     with RunLock(paths) as lock:
-        pool = WorkerPool(WorkerSpec.of(cfg))
+        pool = WorkerPool(WorkerSpec.of(cfg, paths.compilation_cache))
         try:
             if cfg.epochs == EPOCHS_FROM_SCRIPT:
                 cfg = _with_epochs(cfg, pool)

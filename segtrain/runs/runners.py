@@ -19,6 +19,7 @@ from segtrain.backends.distribution import split_cpu_early
 from segtrain.config import Isolation, RunConfig, Start
 from segtrain.errors import EXIT_BAD_INPUT, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
+from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
 from segtrain.telemetry.probes import CpuMeter, cpu_seconds
 from segtrain.training.boundaries import AUTO
@@ -89,7 +90,7 @@ def runner_for(
     """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
     if cfg.isolation == Isolation.PROCESS:
         own = pool is None
-        pool = pool or WorkerPool(WorkerSpec.of(cfg))
+        pool = pool or WorkerPool(WorkerSpec.of(cfg, RunPaths(cfg.directory).compilation_cache))
         return ProcessRunner(cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs)
     return SessionRunner(cfg, data_seed, flag, on_epoch)
 

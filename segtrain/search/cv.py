@@ -15,6 +15,7 @@ from pathlib import Path
 
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE
 from segtrain.outcomes import RunOutcome, RunStatus
+from segtrain.paths import CvPaths
 from segtrain.runs import loop
 from segtrain.search.cv_config import CvConfig, open_cv
 from segtrain.search.cv_report import CvReport, build
@@ -34,7 +35,7 @@ class CvOutcome:
 def cv(cfg: CvConfig, progress: bool = True) -> CvOutcome:
     """Train every fold that has not finished; the per-fold metrics and their mean and spread."""
     manifest = open_cv(cfg)
-    pool = WorkerPool(WorkerSpec.of(cfg.run))
+    pool = WorkerPool(WorkerSpec.of(cfg.run, CvPaths(cfg.directory).compilation_cache))
     outcomes: list[RunOutcome] = []
     try:
         for index in range(cfg.folds):

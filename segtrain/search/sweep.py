@@ -23,7 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError, ScriptError
+from segtrain.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RESUMABLE,
+    ConfigError,
+    ScriptError,
+    SegtrainError,
+)
 from segtrain.outcomes import RunStatus
 from segtrain.paths import SweepPaths
 from segtrain.runs.loop import RunHooks
@@ -32,11 +40,10 @@ from segtrain.search.claims import trial_dir
 from segtrain.search.config import SweepConfig, open_sweep, read_sweep_manifest
 from segtrain.search.study import Pruner, SweepStudy, make_pruner, make_sampler, open_study
 from segtrain.search.trial import Pruning, TrialResult, run_trial
-from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.worker.handle import WorkerSpec
-from segtrain.worker.output import filtered_import_output
 from segtrain.worker.pool import WorkerPool
+from segtrain.worker.protocol import Asked, Described, Failed, Question
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +83,35 @@ def sweep(cfg: SweepConfig, progress: bool = True, job: int | None = None) -> Sw
             sampler=None,
             pruner=make_pruner(cfg.pruner, cfg.run.epochs),
         )
-    script = _script(cfg)
-    grid = getattr(script.module, "grid", None)
-    study.study.sampler = make_sampler(cfg.sampler, _sampler_seed(cfg.run.seed, study, job), grid)
     if job is None and cfg.jobs > 1:
         return _outcome(cfg, study.study, [], _run_jobs(cfg))
-    token = (manifest or read_sweep_manifest(cfg.directory)).token
-    return _outcome(cfg, study.study, *_loop(cfg, study, script, token, progress))
+    pool = WorkerPool(WorkerSpec.of(cfg.run, SweepPaths(cfg.directory).compilation_cache))
+    try:
+        grid = _describe(cfg, pool)
+        study.study.sampler = make_sampler(cfg.sampler, _sampler_seed(cfg.run.seed, study, job), grid)
+        token = (manifest or read_sweep_manifest(cfg.directory)).token
+        return _outcome(cfg, study.study, *_loop(cfg, study, pool, token, progress))
+    finally:
+        pool.close()
+
+
+def _describe(cfg: SweepConfig, pool: WorkerPool) -> dict[str, Any] | None:
+    """The script's `grid` (for the grid sampler), asked of a worker: this process imports no framework.
+    A ScriptError (exit 2) where the script does not import or defines no search_space."""
+    answer = pool.ask(Question(Asked.DESCRIBE))
+    if isinstance(answer, Failed):
+        error = ScriptError if answer.exit_code == EXIT_BAD_INPUT else SegtrainError
+        raise error(answer.message)
+    assert isinstance(answer, Described)
+    if not answer.search_space:
+        raise ScriptError(
+            f"{cfg.run.script}: defines no function `search_space(trial)`. A sweep's script defines it, e.g.\n"
+            "    def search_space(trial):\n"
+            "        return {'units': trial.suggest_int('units', 32, 256, log=True),\n"
+            "                'lr': trial.suggest_float('lr', 1e-4, 1e-2, log=True)}\n"
+            "and takes the params in build_model(params) (and load_data(params), callbacks(params))."
+        )
+    return answer.grid
 
 
 def _sampler_seed(seed: int | None, study: SweepStudy, job: int | None) -> int | None:
@@ -98,27 +127,11 @@ def _sampler_seed(seed: int | None, study: SweepStudy, job: int | None) -> int |
     return seed + len(study.study.get_trials(deepcopy=False)) + 100_003 * (job or 0)
 
 
-def _script(cfg: SweepConfig) -> TrainingScript:
-    """The script, imported here for its `search_space` (the backend's start-up lines go to DIR/logs/sweep.log)."""
-    with filtered_import_output(SweepPaths(cfg.directory).sweep_log, cfg.run.verbosity):
-        script = TrainingScript.load(cfg.run.script, cfg.run.debug)
-    if script.search_space is None:
-        raise ScriptError(
-            f"{script.path}: defines no function `search_space(trial)`. A sweep's script defines it, e.g.\n"
-            "    def search_space(trial):\n"
-            "        return {'units': trial.suggest_int('units', 32, 256, log=True),\n"
-            "                'lr': trial.suggest_float('lr', 1e-4, 1e-2, log=True)}\n"
-            "and takes the params in build_model(params) (and load_data(params), callbacks(params))."
-        )
-    return script
-
-
 def _loop(
-    cfg: SweepConfig, study: SweepStudy, script: TrainingScript, token: str, progress: bool
+    cfg: SweepConfig, study: SweepStudy, pool: WorkerPool, token: str, progress: bool
 ) -> tuple[list[TrialResult], Stopped | None]:
     """Claim and train trials until the study has enough; the trials and why the loop stopped early (or None)."""
     flag = StopFlag()
-    pool = WorkerPool(WorkerSpec.of(cfg.run))
     done: list[TrialResult] = []
 
     def hooks(pruning: Pruning, claim: claims.Claim) -> RunHooks:
@@ -131,32 +144,29 @@ def _loop(
             lock=claim.lock,
         )
 
-    try:
-        with SignalPolicy(cfg.run.signals, flag):
-            while not flag.requested:
-                step = claims.next_trial(study, cfg.directory, token, cfg.trials)
-                if step.done:
-                    return done, None
-                if step.claim is None:
-                    time.sleep(WAIT_SECONDS)  # the last trials are others' to finish (or to fail: then ask again)
-                    continue
-                result = run_trial(step.claim, cfg, study, script, hooks, progress)
-                done.append(result)
-                _say(result, study.study, cfg.trials)
-                if result.exit_code in (EXIT_RESUMABLE, EXIT_BAD_INPUT):
-                    resumable = result.exit_code == EXIT_RESUMABLE
-                    return done, Stopped(RunStatus.INTERRUPTED if resumable else RunStatus.FAILED, result.message)
-                _, _, failed = claims.counts(study.study)
-                if failed >= cfg.trials:
-                    return done, Stopped(
-                        RunStatus.FAILED,
-                        f"{failed} trials failed, as many as the sweep wants to finish; the newest: "
-                        f"{result.message}. Fix the script (see each trial's run directory), then run "
-                        "the same command again.",
-                    )
-            return done, Stopped(RunStatus.INTERRUPTED, f"stopped by {flag.signal}")
-    finally:
-        pool.close()
+    with SignalPolicy(cfg.run.signals, flag):
+        while not flag.requested:
+            step = claims.next_trial(study, cfg.directory, token, cfg.trials)
+            if step.done:
+                return done, None
+            if step.claim is None:
+                time.sleep(WAIT_SECONDS)  # the last trials are others' to finish (or to fail: then ask again)
+                continue
+            result = run_trial(step.claim, cfg, study, pool, hooks, progress)
+            done.append(result)
+            _say(result, study.study, cfg.trials)
+            if result.exit_code in (EXIT_RESUMABLE, EXIT_BAD_INPUT):
+                resumable = result.exit_code == EXIT_RESUMABLE
+                return done, Stopped(RunStatus.INTERRUPTED if resumable else RunStatus.FAILED, result.message)
+            _, _, failed = claims.counts(study.study)
+            if failed >= cfg.trials:
+                return done, Stopped(
+                    RunStatus.FAILED,
+                    f"{failed} trials failed, as many as the sweep wants to finish; the newest: "
+                    f"{result.message}. Fix the script (see each trial's run directory), then run "
+                    "the same command again.",
+                )
+        return done, Stopped(RunStatus.INTERRUPTED, f"stopped by {flag.signal}")
 
 
 def _say(result: TrialResult, study: Any, wanted: int) -> None:

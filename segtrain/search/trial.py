@@ -8,8 +8,11 @@ scores a trial), and the epoch it was reached is recorded beside it.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segtrain.errors import ConfigError, SegtrainError
@@ -21,7 +24,8 @@ from segtrain.search.config import SweepConfig
 from segtrain.search.study import Pruner, SweepStudy
 from segtrain.state import atomic
 from segtrain.state.manifest import read_manifest
-from segtrain.training.script import TrainingScript
+from segtrain.worker.pool import WorkerPool
+from segtrain.worker.protocol import Asked, Failed, Proposed, Question, TrialAnswer, TrialCall
 
 if TYPE_CHECKING:
     from optuna.trial import TrialState  # imported where a trial runs: `import segtrain` stays without Optuna
@@ -68,27 +72,42 @@ class TrialResult:
     exit_code: int = 0  # of the run: 75 stops the sweep (a signal), 2 a bad --metric
 
 
-def trial_params(claim: Claim, script: TrainingScript) -> dict[str, Any]:
-    """A taken-over trial's params as its run recorded them; a new trial's from the script's `search_space(trial)`."""
+def trial_params(claim: Claim, script: Path, pool: WorkerPool) -> dict[str, Any]:
+    """A taken-over trial's params as its run recorded them; a new trial's from the script's `search_space(trial)`,
+    run in the worker that waits for the trial (`worker.questions`), its every call made here on the real trial."""
     manifest = read_manifest(RunPaths(claim.run_dir))
     if manifest is not None:
         return dict(manifest.config.get("params") or {})
-    space = script.search_space
-    assert space is not None  # checked when the sweep opened
-    try:
-        params = space(claim.trial)
-    except Exception as e:
-        raise SegtrainError(f"{script.path}: `search_space(trial)` failed: {type(e).__name__}: {e}") from e
-    if not isinstance(params, dict):
+    answer = pool.ask(Question(Asked.PROPOSE), partial(_call, claim.trial))
+    if isinstance(answer, Failed):
+        raise SegtrainError(f"{script}: `search_space(trial)` could not run: {answer.message}")
+    assert isinstance(answer, Proposed)
+    if answer.not_a_dict is not None:
         raise SegtrainError(
-            f"{script.path}: `search_space(trial)` must return a dict of params, such as "
-            f"{{'units': trial.suggest_int('units', 32, 256)}}. Received: {type(params).__name__}"
+            f"{script}: `search_space(trial)` must return a dict of params, such as "
+            f"{{'units': trial.suggest_int('units', 32, 256)}}. Received: {answer.not_a_dict}"
         )
-    return params
+    if answer.error is not None or answer.params is None:
+        raise SegtrainError(f"{script}: `search_space(trial)` failed: {answer.error}")
+    return dict(answer.params)
+
+
+def _call(trial: Any, call: TrialCall) -> TrialAnswer:
+    """The study's trial answers a call that search_space made on its stand-in in the worker."""
+    try:
+        found = getattr(trial, call.name)
+        if call.get:
+            value = TrialCall.KIND if callable(found) else found
+        else:
+            value = found(*call.args, **call.kwargs)
+        json.dumps(value)
+    except Exception as e:  # the trial's own error, or a value that cannot cross to the worker
+        return TrialAnswer(error=f"trial.{call.name}: {type(e).__name__}: {e}")
+    return TrialAnswer(value=value)
 
 
 def run_trial(
-    claim: Claim, cfg: SweepConfig, sweep: SweepStudy, script: TrainingScript, hooks_for: Any, progress: bool
+    claim: Claim, cfg: SweepConfig, sweep: SweepStudy, pool: WorkerPool, hooks_for: Any, progress: bool
 ) -> TrialResult:
     """Train the claimed trial and tell the study how it ended; release its lock."""
     from optuna.trial import TrialState
@@ -97,7 +116,7 @@ def run_trial(
     study = trial.study
     try:
         try:
-            params = trial_params(claim, script)
+            params = trial_params(claim, cfg.run.script, pool)
         except SegtrainError as e:
             return _fail(trial, {}, str(e))
         trial.set_user_attr(PARAMS_ATTR, params)

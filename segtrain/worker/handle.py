@@ -10,14 +10,32 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from segtrain.config import RunConfig, Start
 from segtrain.worker.output import STDERR, STDOUT, Echo, WorkerOutput
-from segtrain.worker.protocol import Assignment, Failed, Imported, Message, Ready, Verdict, WorkerEnv, decode
+from segtrain.worker.protocol import (
+    Assignment,
+    Described,
+    Failed,
+    Imported,
+    Message,
+    Proposed,
+    Question,
+    Ready,
+    TrialAnswer,
+    TrialCall,
+    Verdict,
+    WorkerEnv,
+    decode,
+)
 from segtrain.worker.zygote import ForkedWorker, Zygote
+
+
+def _refuse(call: TrialCall) -> TrialAnswer:
+    return TrialAnswer(error=f"trial.{call.name}: no trial to ask")
 
 
 def _to_terminal(line: str, stream: str) -> None:
@@ -39,11 +57,12 @@ class WorkerSpec:
 
     config: RunConfig  # the script, the stop signals, what it may print, a launched script's seed and args, hosts
     echo: Echo = _to_terminal  # where a worker's lines that are shown go: its stdout's to stdout, stderr's to stderr
+    compilation_cache: Path | None = None  # where the workers share compiled code (the run's, sweep's or cv's)
 
     @classmethod
-    def of(cls, cfg: RunConfig) -> WorkerSpec:
-        """The spec of a `RunConfig`'s workers."""
-        return cls(cfg)
+    def of(cls, cfg: RunConfig, compilation_cache: Path | None = None) -> WorkerSpec:
+        """The spec of a `RunConfig`'s workers; `compilation_cache`: the job directory's (`RunPaths` and others)."""
+        return cls(cfg, compilation_cache=compilation_cache)
 
 
 class WorkerProcess:
@@ -106,8 +125,9 @@ class WorkerProcess:
         hosts = spec.config.hosts
         logs = "logs" if hosts is None or hosts.writes else f"logs/process-{hosts.index}"
         # A worker started ahead prints while another trains: its lines wait until it takes over (`assign`).
+        preface = zygote.import_output if zygote is not None and forked is not None else ""
         self.output = WorkerOutput(
-            streams, self.proc.pid, run_dir, spec.echo, spec.config.verbosity, logs, hold=prestarted
+            streams, self.proc.pid, run_dir, spec.echo, spec.config.verbosity, logs, hold=prestarted, preface=preface
         )
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
@@ -149,6 +169,17 @@ class WorkerProcess:
         self.output.assign(Path(assignment.run_dir), assignment.segment.index)
         self.took_over = True
         self._write(assignment.encode(), close=not assignment.verdicts)
+
+    def ask(self, question: Question, on_call: Callable[[TrialCall], TrialAnswer] | None = None) -> Message | None:
+        """Ask the waiting worker about its script (a sweep's `Question`); its answer (`Described`, `Proposed`),
+        its `Failed`, or None where it died. `on_call` answers each `TrialCall` the script's search_space makes."""
+        self._write(question.encode())
+        for message in self.messages():
+            if isinstance(message, TrialCall):
+                self._write((on_call or _refuse)(message).encode())
+            elif isinstance(message, (Described, Proposed, Failed)):
+                return message
+        return None
 
     def reply(self, verdict: Verdict) -> None:
         """After an epoch, when the assignment asked for verdicts: go on, or stop the run there."""

@@ -42,6 +42,7 @@ from segtrain.training.references import IN_WORKER
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.training.together import start_together
+from segtrain.worker import questions
 from segtrain.worker.protocol import (
     PROTOCOL,
     Assignment,
@@ -53,6 +54,7 @@ from segtrain.worker.protocol import (
     Ready,
     Verdict,
     WorkerEnv,
+    decode_request,
     encode,
 )
 
@@ -170,7 +172,7 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(_ready(env, backends.current().name, deferred, warm_seconds))
-    assignment = _assignment(flag, together=env.config.hosts is not None)
+    assignment = _assignment(flag, together=env.config.hosts is not None, script=script, send=send)
     run_dir = Path(assignment.run_dir)
     peers = ALONE if env.config.hosts is None else backends.current().join(env.config.hosts)
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
@@ -180,16 +182,25 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
 
 
-def _assignment(flag: Any, together: bool = False) -> Assignment:
+def _assignment(
+    flag: Any, together: bool = False, script: Any = None, send: Callable[[Message], None] | None = None
+) -> Assignment:
     """Wait for the assignment; exit where the parent closed stdin (the worker is not needed) or a signal came.
 
     `together` (many hosts): a stop signal does not end the worker before its segment: it joins the others
     and they all stop there (`training.together`); the parent may pass on one it got (`Assignment.stop`).
+    `script`, `send`: a sweep's questions about the script come first, and are answered (`worker.questions`).
     """
-    line = sys.stdin.readline()
-    if not line or (flag.requested and not together):
-        _exit(EXIT_OK if not line else EXIT_RESUMABLE)
-    assignment = Assignment.decode(line)
+    while True:
+        line = sys.stdin.readline()
+        if not line or (flag.requested and not together):
+            _exit(EXIT_OK if not line else EXIT_RESUMABLE)
+        request = decode_request(line)
+        if isinstance(request, Assignment):
+            break
+        assert script is not None and send is not None, "a question to a worker that runs a launched script"
+        questions.answer(request, script, send)
+    assignment = request
     if assignment.stop and not flag.requested:
         flag.signal = assignment.stop
     return assignment

@@ -22,13 +22,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -74,7 +72,9 @@ class WorkerOutput:
         verbosity: str,
         logs: str = "logs",
         hold: bool = False,
+        preface: str = "",
     ):
+        """`preface`: stderr lines the worker printed before it was forked (its zygote's import), read as its own."""
         self.pid, self.echo, self.verbosity, self.logs = pid, echo, verbosity, logs
         self.tail: deque[str] = deque(maxlen=KEEP_LINES)
         self.echoing = dict.fromkeys(streams, True)  # False once segtrain's stream of that name is gone
@@ -88,6 +88,8 @@ class WorkerOutput:
             self.path = logs_dir(run_dir, logs) / f"worker-{pid}.log"
             self.file = open(self.path, "a", encoding="utf-8", errors="replace")
         self._header(f"worker pid {pid} started")
+        for text in preface.splitlines():
+            self._line(text, STDERR)
         self.threads = [
             threading.Thread(target=self._pump, args=(stream, name), name=f"segtrain-{name}-{pid}", daemon=True)
             for name, stream in streams.items()
@@ -101,17 +103,19 @@ class WorkerOutput:
 
     def _pump(self, stream: IO[str], name: str) -> None:
         for line in iter(stream.readline, ""):
-            text = line.rstrip("\n")
             with self.lock:  # one stream's line at a time, in the log as on the terminal
-                self.file.write(text + "\n")
-                self.file.flush()
-                self.tail.append(text)
-                if shown(text, self.verbosity, name):
-                    if self.held is not None:
-                        self.held.append((text, name))
-                    else:
-                        self._echo(text, name)
+                self._line(line.rstrip("\n"), name)
         stream.close()
+
+    def _line(self, text: str, name: str) -> None:
+        self.file.write(text + "\n")
+        self.file.flush()
+        self.tail.append(text)
+        if shown(text, self.verbosity, name):
+            if self.held is not None:
+                self.held.append((text, name))
+            else:
+                self._echo(text, name)
 
     def _echo(self, text: str, name: str) -> None:
         if not self.echoing[name]:
@@ -159,45 +163,3 @@ def logs_dir(run_dir: Path, logs: str = "logs") -> Path:
     path = Path(run_dir) / logs
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@contextmanager
-def filtered_import_output(log: Path, verbosity: str) -> Iterator[None]:
-    """Keep the backend's start-up chatter off the terminal while this process imports the script itself.
-
-    A sweep's own process imports the script (for `search_space`), and with it
-    the backend, whose C++ logging writes straight to file descriptor 2. For
-    that while, descriptor 2 goes to `log` and descriptor 1 to a temporary
-    file; then the log gets what went to 1 as well, the lines worth showing of 2
-    are shown on stderr, and those of 1 on stdout, as a worker's would be.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log, "a", encoding="utf-8") as err, tempfile.TemporaryFile("w+", encoding="utf-8") as out:
-        start = err.tell()
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            out.seek(0)
-            printed = out.read()
-            printed += "" if printed.endswith("\n") or not printed else "\n"
-            with open(log, encoding="utf-8", errors="replace") as seen:
-                seen.seek(start)
-                said = seen.read()
-            err.write(printed)
-            for line in said.splitlines():
-                if shown(line, verbosity, STDERR):
-                    print(line, file=sys.stderr)
-            if printed:
-                sys.stdout.write(printed)
-                sys.stdout.flush()

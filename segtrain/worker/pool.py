@@ -22,13 +22,26 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 
+from segtrain import backends
 from segtrain.config import Start
+from segtrain.errors import EXIT_FAILED
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
+from segtrain.worker.protocol import Described, Failed, Message, Proposed, Question, TrialAnswer, TrialCall
 from segtrain.worker.zygote import Zygote, environment_key, forking_supported
 
 log = logging.getLogger(__name__)
+
+
+def make_private_dir(path: Path) -> None:
+    """`path`, made with its parent's permissions (a compilation cache is code its workers trust: no wider)."""
+    if not path.is_dir():
+        path.mkdir(exist_ok=True)
+        path.chmod(stat.S_IMODE(path.parent.stat().st_mode))
+
 
 MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a spare's import before starting afresh
 
@@ -80,8 +93,12 @@ class WorkerPool:
 
     def _start(self, run_dir: Path | None, backend: str | None, prestarted: bool = False) -> WorkerProcess:
         self.backend = backend or self.backend
-        zygote = self._zygote(dict(os.environ), self.backend)
-        environ = None if zygote is None else zygote.environ
+        environ = dict(os.environ)
+        if (cache := self.spec.compilation_cache) is not None:
+            make_private_dir(cache)
+            environ.update(backends.compilation_cache_environ(str(cache)))
+        zygote = self._zygote(environ, self.backend)
+        environ = environ if zygote is None else zygote.environ
         worker = WorkerProcess(self.spec, run_dir, prestarted, backend, zygote, environ)
         self._tell(worker.start_note)
         return worker
@@ -121,6 +138,23 @@ class WorkerPool:
         if self.spare is not None:
             self.spare.close()
         self.spare = self._start(run_dir, backend, prestarted=True)
+
+    def ask(self, question: Question, on_call: Callable[[TrialCall], TrialAnswer] | None = None) -> Message:
+        """Ask the worker that waits for the next run about its script (started now where none waits): its
+        `Described` or `Proposed`, or a `Failed` that says why it could not answer (it is then given up)."""
+        if self.spare is not None and self.spare.run_dir is not None:  # prepared for a run that has ended
+            self.spare.close()
+            self.spare = None
+        if self.spare is None:
+            self.spare = self._start(None, self.backend, prestarted=self.first_import is not None)
+        worker = self.spare
+        answer = worker.ask(question, on_call) if worker.wait_ready() else worker.early_error
+        if isinstance(answer, (Described, Proposed)):
+            return answer
+        self.spare = None
+        answer = answer or Failed(EXIT_FAILED, f"its worker (pid {worker.pid}) ended: {worker.death()}")
+        worker.close()
+        return answer
 
     def keep(self, worker: WorkerProcess) -> None:
         """Keep `worker`, started for a run, as the one its first segment takes (`segtrain run` asks it first)."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from segtrain.config import RunConfig, Start
+from segtrain.options import Choice
 from segtrain.training.records import Segment, SegmentResult
 
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
@@ -135,6 +136,47 @@ class Assignment:
         )
 
 
+class Asked(Choice):
+    """What a sweep's parent may ask a worker that waits for its assignment: its script runs in the worker, where
+    the framework is already imported, so that the sweep's own process imports none."""
+
+    DESCRIBE = "describe"  # does the script define search_space(trial)? its `grid`, for Optuna's GridSampler
+    PROPOSE = "propose"  # run search_space(trial) with a trial whose every call the parent answers (`TrialCall`)
+
+
+@dataclass(frozen=True)
+class Question:
+    """Parent -> worker, on stdin before its assignment: answered by `Described` or `Proposed`."""
+
+    asked: Asked
+
+    def encode(self) -> str:
+        return json.dumps({"question": str(self.asked)}) + "\n"
+
+
+@dataclass(frozen=True)
+class TrialAnswer:
+    """Parent -> worker: what the study's trial returned for a `TrialCall` (JSON), or the error it raised."""
+
+    value: Any = None
+    error: str | None = None
+
+    def encode(self) -> str:
+        return json.dumps(dataclasses.asdict(self)) + "\n"
+
+    @classmethod
+    def decode(cls, line: str) -> TrialAnswer:
+        return cls(**json.loads(line))
+
+
+def decode_request(line: str) -> Assignment | Question:
+    """A line on a waiting worker's stdin: its assignment, or a question before it."""
+    data = json.loads(line)
+    if "question" in data:
+        return Question(Asked(data["question"]))
+    return Assignment.decode(line)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Parent -> worker, after an epoch when the assignment asks for verdicts: go on, or stop the run there."""
@@ -224,9 +266,43 @@ class Failed:
     KIND: ClassVar[str] = "error"
 
 
-Message = Imported | Ready | EpochEnded | Finished | Failed
+@dataclass(frozen=True)
+class Described:
+    """Answers `Asked.DESCRIBE`: whether the script defines `search_space(trial)`, and its `grid` (or None)."""
+
+    search_space: bool
+    grid: dict[str, Any] | None = None
+    KIND: ClassVar[str] = "described"
+
+
+@dataclass(frozen=True)
+class TrialCall:
+    """While answering `Asked.PROPOSE`: the script's search_space called `trial.<name>(*args, **kwargs)`, or read
+    `trial.<name>` (`get`); the parent answers with a `TrialAnswer` on stdin."""
+
+    name: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    get: bool = False
+    KIND: ClassVar[str] = "trial_call"
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """Answers `Asked.PROPOSE`: the params search_space(trial) returned, or the error it raised, or (`not_a_dict`)
+    the type of what it returned instead of a dict."""
+
+    params: dict[str, Any] | None = None
+    error: str | None = None
+    not_a_dict: str | None = None
+    KIND: ClassVar[str] = "proposed"
+
+
+Message = Imported | Ready | EpochEnded | Finished | Failed | Described | TrialCall | Proposed
 _KIND_KEY = "kind"
-_KINDS: dict[str, type] = {cls.KIND: cls for cls in (Imported, Ready, EpochEnded, Finished, Failed)}
+_KINDS: dict[str, type] = {
+    cls.KIND: cls for cls in (Imported, Ready, EpochEnded, Finished, Failed, Described, TrialCall, Proposed)
+}
 
 
 def encode(message: Message) -> str:

@@ -94,7 +94,7 @@ class Zygote:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "segtrain.worker.zygote_main", str(theirs.fileno())],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # the backend's import lines: each worker prints its own again
+            stdout=subprocess.DEVNULL,  # what its import prints comes back in its `ready` answer (`said`)
             stderr=subprocess.DEVNULL,
             env=self.environ,
             pass_fds=(theirs.fileno(),),
@@ -103,6 +103,8 @@ class Zygote:
         theirs.close()
         self.backend: str | None = None
         self.import_seconds: float | None = None
+        self.import_output = ""  # what importing the backend printed: each worker's log begins with it, as a
+        # fresh interpreter's would
         self._refused: str | None = None
         self._answered = False
 
@@ -118,6 +120,7 @@ class Zygote:
                 self._answered = True
                 self.backend = answer.get("backend")
                 self.import_seconds = answer.get("seconds")
+                self.import_output = str(answer.get("said") or "")
                 self._refused = None if answer.get("ready") else str(answer.get("refused"))
             return self._refused
 

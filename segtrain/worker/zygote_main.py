@@ -29,10 +29,15 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO
+
+import setproctitle
 
 from segtrain import backends
 from segtrain.backends import devices
@@ -41,6 +46,7 @@ from segtrain.worker import main as worker_main
 from segtrain.worker.protocol import FORK_MESSAGE_MAX, ForkRequest, WorkerEnv
 
 SETTLE_SECONDS = 3.0  # how long the import's helper threads may take to end before the zygote gives up
+SAID_MAX = 16_384  # of what the import printed, the end kept for the workers' logs (the reply fits a message)
 PIPES = ("stdin", "stdout", "stderr", "events", "status")  # the file descriptors of a request, in this order
 
 
@@ -78,6 +84,24 @@ def _settle(blas: frozenset[int]) -> str | None:
     return why
 
 
+@contextmanager
+def _output_to(file: IO[str]) -> Iterator[None]:
+    """File descriptors 1 and 2 to `file` for a while."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(file.fileno(), 1)
+    os.dup2(file.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, saved_fd in zip((1, 2), saved, strict=True):
+            os.dup2(saved_fd, fd)
+            os.close(saved_fd)
+
+
 def _send(sock: socket.socket, **message: object) -> None:
     sock.sendall(json.dumps(message).encode())
 
@@ -93,15 +117,19 @@ def main() -> None:
     if importlib.util.find_spec("scipy") is not None:  # its own OpenBLAS, which Keras imports on JAX: its pool
         importlib.import_module("scipy.linalg")  # starts here, before the snapshot
     blas = frozenset(threads() or set()) - {threading.get_native_id()}  # NumPy's and SciPy's pools
-    try:
-        backend = backends.current().name  # imports Keras and the backend KERAS_BACKEND (or keras.json) names
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as said:
+        try:
+            with _output_to(said):  # the import's lines (TensorFlow's C++ logging writes to fd 2 itself)
+                backend = backends.current().name  # imports Keras and the backend KERAS_BACKEND (or keras.json) names
 
-        from segtrain.training import segment  # noqa: F401 - the worker's Keras-side code, imported once here
-    except Exception as e:
-        _send(sock, refused=f"importing Keras failed ({type(e).__name__}: {e})")
-        return
+                from segtrain.training import segment  # noqa: F401 - the worker's Keras-side code, imported once
+        except Exception as e:
+            _send(sock, refused=f"importing Keras failed ({type(e).__name__}: {e})")
+            return
+        said.seek(0)
+        printed = said.read()[-SAID_MAX:]
     why = _settle(blas)
-    _send(sock, ready=why is None, refused=why, backend=backend, seconds=time.perf_counter() - t0)
+    _send(sock, ready=why is None, refused=why, backend=backend, seconds=time.perf_counter() - t0, said=printed)
     if why is None:
         _serve(sock, blas)
 
@@ -193,6 +221,9 @@ def _become_worker(request: ForkRequest, fds: list[int], sock: socket.socket, ow
     sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8", errors="replace")
     sys.stdout = _unbuffered(1)
     sys.stderr = _unbuffered(2)
+    # As `ps` and `pgrep -f` show a fresh worker: `python -m segtrain.worker RUN_DIR`, not the zygote's line
+    # (before the environment changes: setproctitle moves it aside first).
+    setproctitle.setproctitle(" ".join([sys.executable, "-m", "segtrain.worker", *request.argv]))
     _set_environ(WorkerEnv.forked_environ(request.environ, events, os.getppid()))
     sys.argv = ["segtrain.worker", *request.argv]
     if "numpy" in sys.modules:  # a fresh interpreter seeds NumPy's global generator afresh; so does a fork
