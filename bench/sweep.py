@@ -670,7 +670,8 @@ def markdown(result: dict[str, Any]) -> str:
             "## Where segtrain's time goes",
             "",
             f"Before the first trial {ph['start_seconds']:.1f} s (of which {ph['cli_seconds']:.1f} s until the "
-            "sweep directory was written; the rest loads the script — and with it TensorFlow — in the supervisor "
+            "sweep directory was written; the rest starts the zygote or the first worker, which imports the "
+            "script and TensorFlow and answers the supervisor's questions about it, "
             f"and opens the study); after the last trial {ph['end_seconds']:.1f} s. "
             f"{st['prestarted']} of {st['trials']} trials took a pre-started worker. From each trial's "
             "segments.jsonl, epochs.jsonl and manifest timestamps:",

@@ -111,9 +111,7 @@ class SweepConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.sweep_dir is None:
-            self.sweep_dir = DEFAULT_ROOT / f"{self.run.script.stem}-sweep"
-        self.sweep_dir = Path(self.sweep_dir)
+        self.sweep_dir = job_directory(self.sweep_dir, self.run.script, "sweep")
         self.validate()
 
     @property
@@ -166,6 +164,11 @@ class SweepConfig:
         return dataclasses.replace(
             self.run, run_dir=run_dir, params=dict(params), force=False, export=None, tensorboard=tensorboard
         )
+
+
+def job_directory(given: Path | str | None, script: Path, kind: str) -> Path:
+    """A sweep's or cross-validation's directory: `--dir` as given, else checkpoints/<script name>-<kind>."""
+    return DEFAULT_ROOT / f"{script.stem}-{kind}" if given is None else Path(given)
 
 
 def open_sweep(cfg: SweepConfig) -> SweepManifest:

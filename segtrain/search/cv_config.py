@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from segtrain.config import DEFAULT_ROOT, RunConfig
+from segtrain.config import RunConfig
 from segtrain.errors import ConfigError
 from segtrain.options import Command, option
 from segtrain.paths import CvPaths
 from segtrain.runs.directory import script_digest
 from segtrain.runs.opener import Directory, open_directory
+from segtrain.search.config import job_directory
 from segtrain.state import search_manifests
 from segtrain.state.manifest import ScriptRecord
 from segtrain.state.search_manifests import CvManifest
@@ -54,9 +55,7 @@ class CvConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.cv_dir is None:
-            self.cv_dir = DEFAULT_ROOT / f"{self.run.script.stem}-cv"
-        self.cv_dir = Path(self.cv_dir)
+        self.cv_dir = job_directory(self.cv_dir, self.run.script, "cv")
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
             raise ConfigError(f"--folds must be an integer of at least 2. Received: folds={self.folds!r}")
         if reserved := sorted({"fold", "folds"} & set(self.run.params)):
