@@ -137,7 +137,7 @@ def test_import_contention_prints_a_row_per_mode(tmp_path):
     assert rows["none"].split("|")[4].strip() == "1.000"  # × none
 
 
-def test_sweep_bench_quick_runs_the_three_peers(tmp_path):
+def test_sweep_bench_quick_runs_the_peers_and_segtrain_both_ways(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [
@@ -163,7 +163,7 @@ def test_sweep_bench_quick_runs_the_three_peers(tmp_path):
     result = json.loads((out / "quick.json").read_text())
     assert result["schema"] == "segtrain-bench-sweep/1" and result["ok"] is True and result["quick"] is True
     assert result["config"]["trials"] == 2 and result["config"]["epochs"] == 1
-    assert [r["peer"] for r in result["runs"]] == ["optuna", "segtrain", "kerastuner"]
+    assert [r["peer"] for r in result["runs"]] == ["optuna", "segtrain", "segtrain-spawn", "kerastuner"]
     for run in result["runs"]:
         assert [t["number"] for t in run["trials"]] == [0, 1]
         assert all(t["rss_mb"] > 0 and len(t["epoch_seconds"]) == 1 and t["train_seconds"] > 0 for t in run["trials"])
@@ -171,12 +171,12 @@ def test_sweep_bench_quick_runs_the_three_peers(tmp_path):
     assert result["summary"]["optuna"]["wall_ratio"] == 1.0
     segtrain = result["summary"]["segtrain"]
     assert set(segtrain["split_median"]) >= {"start_seconds", "load_seconds", "save_seconds", "first_epoch_seconds"}
-    assert {t["target"].split(":")[0] for t in result["targets"]} == {"segtrain"}
+    assert all(t["target"].startswith("segtrain") for t in result["targets"])
 
     md = (out / "quick.md").read_text()
     table = md.split("## Result")[1].split("## Targets")[0]
     rows = [line for line in table.splitlines() if line.startswith("| ") and "peer" not in line]
-    assert [row.split("|")[1].strip().split()[0] for row in rows] == ["Optuna", "segtrain", "KerasTuner"]
+    assert [row.split("|")[1].strip().split()[0] for row in rows] == ["Optuna", "segtrain", "segtrain", "KerasTuner"]
     assert result["command"] in md and "## Where segtrain's time goes" in md
 
 

@@ -88,14 +88,17 @@ def _epochs(run_dir: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_fork_and_spawn_train_the_same_run_bit_for_bit(tmp_path, backend):
+FORMATS = [("tensorflow", "keras"), ("tensorflow", "h5"), ("tensorflow", "savedmodel")]
+FORMATS += [pytest.param(*p.values, "keras", marks=p.marks) for p in BACKENDS[1:]]
+
+
+@pytest.mark.parametrize(("backend", "fmt"), FORMATS)
+def test_fork_and_spawn_train_the_same_run_bit_for_bit(tmp_path, backend, fmt):
     runs = {}
     for start in ("fork", "spawn"):
         run_dir = tmp_path / start
-        proc = run_cli(
-            *fit_args("dict_io", run_dir, 6, 2, "--seed", 5, "--start", start), env={"KERAS_BACKEND": backend}
-        )
+        args = fit_args("dict_io", run_dir, 6, 2, "--seed", 5, "--start", start, "--format", fmt)
+        proc = run_cli(*args, env={"KERAS_BACKEND": backend})
         assert_exit(proc, 0)
         runs[start] = run_dir
         assert [s["start"] for s in _segments(run_dir)] == [start] * 3

@@ -154,7 +154,8 @@ class Zygote:
             if "pid" not in answer:
                 for fd in mine:
                     os.close(fd)
-                return None, str(answer.get("refused"))
+                self._refused = str(answer.get("refused"))  # its answers may be out of step now: no more forks
+                return None, self._refused
             pipes = os.fdopen(stdin[1], "wb"), os.fdopen(stdout[0], "rb"), os.fdopen(stderr[0], "rb")
             return ForkedWorker(int(answer["pid"]), *pipes, status[0]), None
 

@@ -155,12 +155,10 @@ def _serve(sock: socket.socket, blas: frozenset[int]) -> None:
                 continue
             request = None if flags & socket.MSG_TRUNC else ForkRequest.decode(data)
             pid = _fork(request, fds, sock, (wake_r, wake_w), blas)
-            for fd in fds[:-1]:
+            if pid is not None:  # the status pipe's end stays until the worker is reaped
+                status_of[pid] = fds.pop()
+            for fd in fds:
                 os.close(fd)
-            if pid is None:
-                os.close(fds[-1])
-            else:
-                status_of[pid] = fds[-1]
 
 
 def _reap(status_of: dict[int, int]) -> None:
