@@ -297,6 +297,8 @@ class Sampler:
     def role(self, pid: int) -> str:
         if pid not in self.roles:
             cmd = cmdline(pid)
+            if not cmd:  # gone, or a forked worker that is just rewriting its command line: ask again next time
+                return "other"
             self.roles[pid] = self.root_role if pid == self.root else "worker" if "segtrain" in cmd else "other"
         return self.roles[pid]
 
