@@ -12,6 +12,7 @@ Markers (declared in pyproject.toml, `--strict-markers`):
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import subprocess
@@ -23,6 +24,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
+# TensorFlow, and JAX where the test extra installed it: `@pytest.mark.parametrize("backend", BACKENDS)`.
+BACKENDS = [
+    "tensorflow",
+    pytest.param(
+        "jax",
+        marks=[
+            pytest.mark.jax,
+            pytest.mark.skipif(
+                importlib.util.find_spec("jax") is None, reason="JAX is not installed (it comes with the test extra)"
+            ),
+        ],
+    ),
+]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ replaced by a fresh one."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -14,24 +13,21 @@ import time
 
 import pytest
 
-from conftest import assert_bitwise_equal, assert_exit, cli_env, final_variables, fit_args, run_cli, segtrain_cmd
+from conftest import (
+    BACKENDS,
+    assert_bitwise_equal,
+    assert_exit,
+    cli_env,
+    final_variables,
+    fit_args,
+    run_cli,
+    segtrain_cmd,
+)
 
 pytestmark = pytest.mark.slow
 
 
 CPU_ONLY = {"CUDA_VISIBLE_DEVICES": ""}  # the CPU path, even on a machine with a GPU
-BACKENDS = [
-    "tensorflow",
-    pytest.param(
-        "jax",
-        marks=[
-            pytest.mark.jax,
-            pytest.mark.skipif(
-                importlib.util.find_spec("jax") is None, reason="JAX is not installed (it comes with the test extra)"
-            ),
-        ],
-    ),
-]
 
 
 def _segments(run_dir):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (
+    BACKENDS,
     ROOT,
     SCRIPTS,
     assert_bitwise_equal,
@@ -28,17 +29,6 @@ from conftest import (
 )
 
 pytestmark = pytest.mark.slow
-
-BACKENDS = [
-    "tensorflow",
-    pytest.param(
-        "jax",
-        marks=[
-            pytest.mark.jax,
-            pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (test extra)"),
-        ],
-    ),
-]
 
 
 def _segments(run_dir: Path) -> list[dict]:

@@ -36,14 +36,14 @@ from segtrain.worker.zygote import Zygote, environment_key, forking_supported
 log = logging.getLogger(__name__)
 
 
+MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a spare's import before starting afresh
+
+
 def make_private_dir(path: Path) -> None:
     """`path`, made with its parent's permissions (a compilation cache is code its workers trust: no wider)."""
     if not path.is_dir():
         path.mkdir(exist_ok=True)
         path.chmod(stat.S_IMODE(path.parent.stat().st_mode))
-
-
-MIN_PATIENCE_SECONDS = 5.0  # the least a boundary waits for a spare's import before starting afresh
 
 
 class WorkerPool:

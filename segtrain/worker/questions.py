@@ -1,8 +1,8 @@
 """A waiting worker answers a sweep's questions about its script (`protocol.Question`).
 
-A sweep's process asks the study for each trial, but the trial's params come
-from the script's `search_space(trial)`, and importing the script imports the
-framework. So the script runs here, in a worker that has it imported already
+A sweep's process asks the study for each trial, but the trial's params are
+what the script's `search_space(trial)` returns, and importing the script
+imports the framework. So the script runs here, in a worker that has it imported already
 (forked from the zygote, or the spare waiting for its trial): `search_space`
 gets a `RemoteTrial`, whose every call (`trial.suggest_float(...)`,
 `trial.number`, ...) goes to the sweep's process, which makes it on the
