@@ -64,11 +64,17 @@ def fit(
 
     Args:
         script: the training script: a path, or a dotted module name (`mypkg.train`).
-        build_model, load_data, callbacks: the script's functions themselves, instead of `script`
-            (see `segtrain.training.script` for what each returns). Workers import them by name.
+        build_model: the script's `build_model` itself, instead of `script` (see `segtrain.training.script`
+            for what each function returns). Workers import the functions by name.
+        load_data: the script's `load_data` itself, instead of `script`.
+        callbacks: the script's `callbacks` itself, instead of `script` (optional).
         fit_kwargs: `fit` arguments with the functions (a script has its own `fit_kwargs`).
+        tensorboard: write segtrain's telemetry as TensorBoard scalars to this folder's `segtrain/` run;
+            `True` or `"auto"`: `run_dir/tensorboard` (docs/telemetry.md, "TensorBoard").
         **options: the `RunConfig` fields that `segtrain fit` takes, by name (those below), passed into it
             whole: it checks them (another name is a TypeError, as for any function).
+
+    Keyword Args:
         epochs: total epochs.
         segment: epochs per segment, or `"auto"` (see `segtrain.training.boundaries`).
         run_dir: the run directory. Defaults to `checkpoints/<script name>`.
@@ -76,21 +82,22 @@ def fit(
         isolation: `"process"` (a fresh worker per segment) or `"session"` (clear the Keras session).
         distribute: `"data-parallel"`: each segment over every local device, on the backend's own engine
             (`segtrain.backends.distribution`); `fit_kwargs`' batch size is the global batch.
-        coordinator, num_processes, process_id: many hosts on JAX, one process each, started alike:
-            `"HOST:PORT"` of process 0, how many, and this one's id; without them, from Keras'
-            `KERAS_DISTRIBUTION_*` variables or Slurm's `srun` (`segtrain.backends.hosts`).
+        coordinator: many hosts on JAX, one process each, started alike: `"HOST:PORT"` of process 0;
+            without it and the next two, from Keras' `KERAS_DISTRIBUTION_*` variables or Slurm's `srun`
+            (`segtrain.backends.hosts`).
+        num_processes: many hosts: how many processes train the run.
+        process_id: many hosts: this process's id, 0 to `num_processes - 1`.
         peer_timeout: many hosts: seconds to wait for the others to join, or a lost one's heartbeat.
         format: checkpoint format: `"keras"`, `"h5"` or `"savedmodel"`.
         save_every: also checkpoint every this many epochs inside a segment.
         keep: complete checkpoints to keep.
         export: write the final model here (`.keras`, else a SavedModel directory).
         prestart: start the next worker while a segment trains.
+        start: how each worker begins: `"fork"` (from the run's zygote) or `"spawn"` (a fresh interpreter).
         force: start over if `run_dir` holds a run of another script or other options.
         signals: names of the signals that stop training resumably.
         max_memory: end a segment early once memory exceeds this many MB.
         params: hyperparameters for the script's functions that take an argument (`build_model(params)`).
-        tensorboard: write segtrain's telemetry as TensorBoard scalars to this folder's `segtrain/` run;
-            `True` or `"auto"`: `run_dir/tensorboard` (docs/telemetry.md, "TensorBoard").
         progress: show the progress bar.
         verbosity: `"quiet"` (errors only), `"normal"` or `"verbose"` (the backend's start-up lines too).
         debug: tracebacks for errors in the script.
@@ -145,10 +152,14 @@ def run(
     Args:
         script: a Python file that calls `model.fit(...)` once.
         segment: epochs per segment, or `"auto"` (the default).
+        tensorboard: as in `fit` (segtrain's scalars beside the script's own TensorBoard callback, where it
+            has one).
+        **options: the `RunConfig` fields that `segtrain run` takes, by name (those below).
+
+    Keyword Args:
         script_args: the script's command-line arguments.
-        run_dir, seed, format, save_every, keep, export, prestart, force, signals, max_memory,
-            tensorboard, progress, verbosity, debug: as in `fit` (segtrain's scalars beside the
-            script's own TensorBoard callback, where it has one).
+        run_dir: as in `fit`; so are `seed`, `format`, `save_every`, `keep`, `export`, `prestart`, `start`,
+            `force`, `signals`, `max_memory`, `progress`, `verbosity` and `debug`.
 
     Raises:
         SegtrainError: bad options; a script that fails, calls `fit` twice or never (`exit_code` 2).

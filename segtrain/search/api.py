@@ -40,10 +40,15 @@ def sweep(
     Args:
         script: the training script; defines `search_space(trial) -> dict` and takes the params in
             `build_model(params)` (and `load_data(params)`, `callbacks(params)` if it wants).
+        tensorboard: each trial's scalars as a TensorBoard run of its own: `"auto"` in each trial's
+            directory, or a folder with a subfolder per trial (`DIR/trial-0003/segtrain`).
         **options: `SweepConfig`'s fields and the `RunConfig` fields that `segtrain sweep` takes, by name
             (those below), passed into them whole.
+
+    Keyword Args:
         trials: finished trials (complete or pruned) the study should have.
-        epochs, segment: of every trial, as in `fit`.
+        epochs: of every trial, as in `fit`.
+        segment: of every trial, as in `fit`.
         sweep_dir: defaults to `checkpoints/<script name>-sweep`.
         storage: the study's database URL; defaults to SQLite in `sweep_dir/study.db`.
         study: the study's name; defaults to the script's name.
@@ -53,10 +58,8 @@ def sweep(
         pruner: `"median"`, `"hyperband"` or `"none"`; the metric is reported after every epoch.
         jobs: trials at once, each in its own processes (one GPU each where GPUs are visible).
         seed: every trial's seed, and the sampler's.
-        isolation, distribute, format, save_every, keep, prestart, signals, max_memory, debug: as in `fit`,
-            for every trial.
-        tensorboard: each trial's scalars as a TensorBoard run of its own: `"auto"` in each trial's
-            directory, or a folder with a subfolder per trial (`DIR/trial-0003/segtrain`).
+        isolation: as in `fit`, for every trial; so are `distribute`, `format`, `save_every`, `keep`,
+            `prestart`, `start`, `signals`, `max_memory` and `debug`.
         force: start over if `sweep_dir` holds a sweep with other settings.
         progress: show each trial's progress bar.
 
@@ -89,14 +92,18 @@ def cv(
     ```
 
     Args:
+        script: the training script, as in `fit`.
+        tensorboard: each fold's scalars as a TensorBoard run of its own (`DIR/fold-2/segtrain`; `"auto"`:
+            in each fold's directory).
         **options: `CvConfig`'s fields and the `RunConfig` fields that `segtrain cv` takes, by name (those
             below), passed into them whole.
+
+    Keyword Args:
         folds: K, at least 2. Each fold's run directory is `cv_dir/folds/fold-K`.
         cv_dir: defaults to `checkpoints/<script name>-cv`.
         params: passed to the script's functions, with `fold` and `folds` added.
-        tensorboard: each fold's scalars as a TensorBoard run of its own (`DIR/fold-2/segtrain`; `"auto"`:
-            in each fold's directory).
-        The others: as in `fit`, for every fold.
+        epochs: as in `fit`, for every fold; so are `segment` and the other options of `fit` that
+            `segtrain cv` takes.
 
     Returns:
         A `CvOutcome`: status, exit code, and the report (each fold's final metrics, their mean and std).
