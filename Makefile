@@ -1,11 +1,12 @@
-# The entry points of the README: `make demo` and `make test` (what CI runs: lint, types and every test),
+# The entry points of the README: `make demo` and `make test` (what CI runs: lint, types, the docs site and
+# every test), `make docs`: the documentation site into site/ (mkdocs.yml),
 # `make test-fast`: the in-process tests only (no training process, container or benchmark), in seconds,
 # and `make lint`: ruff (lint and format) and mypy on segtrain/.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint postgres venv clean
+.PHONY: demo test test-fast lint postgres venv docs clean
 
 # The demo needs segtrain and its dependencies only; the tests also need the test extra (JAX, Optuna's
 # PostgreSQL driver, KerasTuner, matplotlib, ruff, mypy, ...).
@@ -21,7 +22,18 @@ $(VENV)/.test-installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
+$(VENV)/.docs-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
 venv: $(VENV)/.test-installed
+
+# The documentation site (mkdocs.yml, pages in docs/) into site/: --strict, so a broken link, a page missing from
+# the nav, or a docstring that names a parameter its function does not have fails the build (and `make test`).
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 demo: $(VENV)/.demo-installed
 	$(BIN)/segtrain fit examples/spirals.py --epochs 12 --segment 4 --seed 0 --run-dir checkpoints/demo
@@ -44,7 +56,7 @@ lint: venv
 # the background while the other tests run, two at a time (pytest-xdist: most of a test's time is a worker
 # starting, importing or waiting, so two share CI's two cores; measured 13:40 against 21:25 one at a time);
 # then the container tests. Either failing fails `make test`.
-test: venv postgres lint
+test: venv postgres lint docs
 	@mkdir -p build; \
 	( bash docker/setup-podman.sh $(BIN)/python && PYTHONPATH=tests $(BIN)/python -m support.podman ) \
 		> build/container-setup.log 2>&1 & setup=$$!; \
@@ -74,4 +86,4 @@ gpu-wheels:
 	PYTHON=$(PYTHON) bash bench/gpu/wheels.sh
 
 clean:
-	rm -rf $(VENV) checkpoints/demo
+	rm -rf $(VENV) checkpoints/demo site
