@@ -34,8 +34,10 @@ def schema(target: str) -> dict[str, Any]:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     def block(match: re.Match[str]) -> str:
         text = json.dumps(schema(match.group("target")), indent=2)
-        return f'??? note "JSON Schema (generated from `{match.group("target")}`)"\n\n    ```json\n' + "\n".join(
-            f"    {line}" for line in text.splitlines()
-        ) + "\n    ```\n"
+        return (
+            f'??? note "JSON Schema (generated from `{match.group("target")}`)"\n\n    ```json\n'
+            + "\n".join(f"    {line}" for line in text.splitlines())
+            + "\n    ```\n"
+        )
 
     return MARKER.sub(block, markdown)
