@@ -128,14 +128,18 @@ def run(
     """Run an ordinary Keras training script in segments, each in a fresh worker, like `torchrun` runs scripts.
 
     Every worker runs `script` from the top with `script_args` as its
-    `sys.argv[1:]`. Its one `model.fit(...)` call (on any compiled
+    `sys.argv[1:]`. Its `model.fit(...)` call (on any compiled
     `keras.Model`) trains the worker's segment: the run's state is restored
     into that model (weights, optimizer, RNG, callbacks, epoch), the segment
     trains with the script's own arguments (epochs, batch size, callbacks,
     validation data or split, shuffle), it is saved, and the worker ends. In
-    the worker of the last segment, `fit` returns the whole run's `History`
-    and the script goes on (evaluate, save, print). What the script does
-    before `fit` runs again in every worker.
+    the worker of the last segment, `fit` returns the whole `History` and
+    the script goes on (evaluate, save, print). A script that calls `fit`
+    again (fine-tuning after training a head) trains each call as a stage,
+    in segments of its own, in `RUN/stages/stage-N`; a worker that reaches
+    a stage trained already gets its model and `History` back at once. What
+    the script does before the stage a worker trains runs again in it; its
+    output is shown once.
 
     The guarantees of `fit` hold: with `seed` (set before the script runs;
     segtrain owns the order of in-memory arrays), the final model is bitwise
@@ -150,7 +154,7 @@ def run(
     ```
 
     Args:
-        script: a Python file that calls `model.fit(...)` once.
+        script: a Python file that calls `model.fit(...)`.
         segment: epochs per segment, or `"auto"` (the default).
         tensorboard: as in `fit` (segtrain's scalars beside the script's own TensorBoard callback, where it
             has one).
@@ -162,7 +166,7 @@ def run(
             `force`, `signals`, `max_memory`, `progress`, `verbosity` and `debug`.
 
     Raises:
-        SegtrainError: bad options; a script that fails, calls `fit` twice or never (`exit_code` 2).
+        SegtrainError: bad options; a script that fails or never calls `fit` (`exit_code` 2).
     """
     given = fields_of(RunConfig, Command.RUN, options, "run")
     launched = {"epochs": EPOCHS_FROM_SCRIPT, "launched": True, "tensorboard": tensorboard_setting(tensorboard)}

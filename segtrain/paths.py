@@ -18,6 +18,7 @@ A run directory (see README, "The run directory"):
       segments.jsonl    one line per segment: epochs, time, memory, boundary cost
       history.json      the merged Keras history, history.csv the same as CSV
       compiled/         compiled code the run's workers share (JAX), made with RUN_DIR's permissions
+      stages/stage-2/   a launched script's second `fit` call, a run directory of its own (and so on)
 
 A sweep directory: `sweep.json`, `claims.lock`, `study.db` (the default
 storage), `compiled/`, and one run directory per trial in
@@ -78,6 +79,21 @@ class RunPaths:
     @property
     def history_csv(self) -> Path:
         return self.root / "history.csv"
+
+    @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+    def stage(self, number: int) -> Path:
+        """The run directory of a launched script's `fit` call `number` (1-based): the first is this one."""
+        return self.root if number == 1 else self.stages / f"stage-{number}"
+
+    def stage_count(self) -> int:
+        """How many of the script's `fit` calls have a run directory (1 where only this one)."""
+        number = 1
+        while (RunPaths(self.stage(number + 1)).manifest).is_file():
+            number += 1
+        return number
 
     def checkpoint(self, epoch: int, batch: int = 0, final: bool = False) -> Path:
         name = f"{CKPT_PREFIX}{epoch:06d}"

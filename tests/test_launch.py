@@ -66,8 +66,11 @@ def test_segments_equal_one_segment_and_the_script_goes_on_once(tmp_path, one_se
     assert sorted(e.step for e in events if "epoch/seconds" in e.scalars) == [1, 2, 3, 4, 5, 6]
 
     output = proc.stdout + proc.stderr
-    # Three workers ran the script's top; only the last went on after fit, with the whole run's history.
-    assert output.count("script: loading data") == 3
+    # Three workers ran the script's top (shown once: the others' is in their logs); only the last went on
+    # after fit, with the whole run's history.
+    assert output.count("script: loading data") == 1
+    logs = [(run_dir / "logs" / f"segment-{i:04d}.log").read_text() for i in (1, 2, 3)]
+    assert all("script: loading data" in log for log in logs)
     (after,) = after_fit(output)
     (reference_after,) = after_fit(reference_proc.stdout + reference_proc.stderr)
     assert after["epochs"] == [0, 1, 2, 3, 4, 5]
@@ -134,13 +137,7 @@ def test_a_complete_run_runs_the_script_again_with_the_trained_model(tmp_path, o
     assert (reference / "segments.jsonl").read_text() == records  # nothing trained
 
 
-def test_a_second_fit_call_and_a_script_without_fit_say_what_to_do(tmp_path):
-    second = run_cli(*run_args(tmp_path / "second", 2, "--epochs", 2, "--second-fit"))
-    assert_exit(second, 2)
-    text = one_line(second.stderr)
-    assert "calls model.fit(...) a second time" in text
-    assert "training is complete and saved" in text
-
+def test_a_script_without_fit_says_what_to_do(tmp_path):
     no_fit = run_cli("run", SCRIPTS / "plain" / "no_fit.py", "--run-dir", tmp_path / "nofit", "--no-progress")
     assert_exit(no_fit, 2)
     assert "without calling model.fit(...)" in one_line(no_fit.stderr)

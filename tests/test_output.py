@@ -33,12 +33,9 @@ def _no_bar(text: str) -> None:
     assert not any(bit in text for bit in ("\r", "\x1b", "%|", "epoch/s", "s/epoch=")), repr(text)
 
 
-def _printed(segments: list[tuple[int, int]]) -> list[str]:
-    """What tests/scripts/plain/printing.py prints on stdout under `segtrain run`: its top once per segment."""
-    lines = []
-    for start, end in segments:
-        lines += [BEFORE, *(f"printing: epoch {epoch}" for epoch in range(start + 1, end + 1))]
-    return [*lines, "printing: after fit"]
+def _printed(epochs: int) -> list[str]:
+    """What tests/scripts/plain/printing.py prints on stdout, under `segtrain run` as under `python`."""
+    return [BEFORE, *(f"printing: epoch {epoch}" for epoch in range(1, epochs + 1)), "printing: after fit"]
 
 
 def test_fit_the_scripts_stdout_on_stdout_in_order_the_backends_lines_not_and_the_logs_keep_both(tmp_path):
@@ -80,23 +77,23 @@ def test_run_the_scripts_stdout_is_segtrains_stdout_in_order_and_nothing_else(tm
     assert_exit(proc, 0, stdout=out.read_text())
     printed = out.read_text()
     _no_bar(printed)
-    # Each worker's lines after the previous one's: the spares ran the script's top while a segment trained.
-    assert printed.splitlines() == _printed([(0, 2), (2, 4), (4, 6)])
+    # Each worker's lines after the previous one's; the script's top once: the spares ran it again while a
+    # segment trained, into their logs only.
+    assert printed.splitlines() == _printed(6)
     err = proc.stderr.splitlines()
-    assert err.count("printing: a note on stderr") == 3 and err.count("printing: done, on stderr") == 1
+    assert err.count("printing: a note on stderr") == 1 and err.count("printing: done, on stderr") == 1
     assert err.index("printing: done, on stderr") < next(i for i, e in enumerate(err) if "segtrain run " in e)
     assert "6/6" in proc.stderr and "finished: finished all 6 epochs" in proc.stderr  # the bar, the table, the end
     assert "segment-0003.log" in {p.name for p in (run_dir / "logs").iterdir()}
     both = (run_dir / "logs" / "segment-0003.log").read_text()
     assert "printing: after fit" in both and "printing: done, on stderr" in both  # the log keeps both streams
 
-    # The same lines as `python s.py > a.txt`, but for the script's top: it runs once per segment.
+    assert BEFORE in (run_dir / "logs" / "segment-0003.log").read_text()  # the third worker's top, in its log
+    # The same lines as `python s.py > a.txt`.
     alone = subprocess.run(
         [sys.executable, PRINTING], capture_output=True, text=True, env=cli_env(), timeout=120, check=True
     )
-    assert [line for i, line in enumerate(printed.splitlines()) if line != BEFORE or i == 0] == (
-        alone.stdout.splitlines()
-    )
+    assert printed.splitlines() == alone.stdout.splitlines()
 
 
 def test_verbose_shows_everything_and_quiet_only_errors_but_the_scripts_stdout(tmp_path):
@@ -115,7 +112,7 @@ def test_verbose_shows_everything_and_quiet_only_errors_but_the_scripts_stdout(t
 def test_run_quiet_keeps_the_scripts_stdout_whole(tmp_path):
     proc = run_cli("run", PRINTING, "--segment", 3, "--seed", 0, "--run-dir", tmp_path / "run", "-q")
     assert_exit(proc, 0)
-    assert proc.stdout.splitlines() == _printed([(0, 3), (3, 6)]) and proc.stderr == ""
+    assert proc.stdout.splitlines() == _printed(6) and proc.stderr == ""
 
 
 def test_a_worker_that_dies_is_shown_with_its_last_lines_and_its_log(tmp_path):

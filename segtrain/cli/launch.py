@@ -24,7 +24,7 @@ from segtrain.options import Command
     Command.RUN,
     RunConfig,
     head=[
-        opt.argument("script", Path, help="A Keras training script that calls model.fit(...) once."),
+        opt.argument("script", Path, help="A Keras training script that calls model.fit(...)."),
         opt.argument(
             "script_args", list[str] | None, None, help="The script's own arguments, after --.", metavar="[-- ARGS]..."
         ),
@@ -35,9 +35,11 @@ def run(script: Path, script_args: list[str] | None, **given: Any) -> None:
 
     Every worker runs SCRIPT from the top; its fit() call restores the run's state into the model, trains one
     segment with the script's own arguments (epochs, batch size, callbacks, validation) and saves. In the last
-    segment's worker fit() returns the whole run's History and the script goes on. What the script does before
-    fit() runs in every worker. Running the same command again resumes. The script's stdout is segtrain's stdout;
-    segtrain's own output (progress, report) goes to stderr.
+    segment's worker fit() returns the whole History and the script goes on. Each fit() call is a stage in
+    segments of its own (fine-tuning after training a head: two stages, the second in RUN/stages/stage-2).
+    What the script does before fit() runs in every worker. Running the same command again resumes. The
+    script's stdout is segtrain's stdout, as `python SCRIPT` prints it; segtrain's own output (progress,
+    report) goes to stderr.
 
     Example: segtrain run train.py --segment 50 --seed 0 -- --learning-rate 0.01
     """

@@ -112,6 +112,20 @@ class _RunDirectory(Directory[RunManifest]):
         return write_manifest(paths, created)
 
 
+def settings_differ(cfg: RunConfig) -> bool:
+    """Whether the run in `cfg`'s directory has another script or other settings than `cfg`, its epochs aside:
+    what `--force` starts over (a launched script's later stages with it, before its epochs are known)."""
+    paths = RunPaths(cfg.directory)
+    try:
+        existing = read_manifest(paths)
+    except ConfigError:
+        return True
+    if existing is None:
+        return False
+    as_recorded = dataclasses.replace(cfg, epochs=existing.config["epochs"])
+    return bool(_differences(existing, as_recorded, script_digest(cfg.script), paths))
+
+
 def wait_for_run(cfg: RunConfig) -> RunManifest:
     """Many hosts, process 1 and up: the run that process 0 opens, checked against `cfg`, once it is there.
 
@@ -177,6 +191,7 @@ def _wipe(paths: RunPaths) -> None:
     for path in (paths.manifest, paths.epochs_log, paths.segments_log, paths.history_json, paths.history_csv):
         path.unlink(missing_ok=True)
     shutil.rmtree(paths.script_dir, ignore_errors=True)
+    shutil.rmtree(paths.stages, ignore_errors=True)
 
 
 def load_config(run_dir: Path) -> RunConfig:

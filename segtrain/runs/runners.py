@@ -27,7 +27,7 @@ from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.signals import StopFlag
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
-from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished, Verdict
+from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished, Ready, Verdict
 
 
 @dataclass
@@ -233,8 +233,12 @@ class ProcessRunner:
             elif self.more_runs:
                 self.pool.prestart(None, launch.backend)
         spare = None if self.pool.spare is None else CpuMeter(self.pool.spare.pid)
-        result, error = self._follow(worker, spare)
+        result, error, goes_on = self._follow(worker, spare)
         launch.spare_cpu_seconds = None if spare is None else spare.used
+        if goes_on and result is not None:
+            self.pool.keep(worker)  # a launched script's next fit() call: the worker waits there for its stage
+            self.current = None
+            return result, launch
         code = worker.wait()
         worker.close()
         self.current = None
@@ -258,14 +262,21 @@ class ProcessRunner:
             raise FailedAfterTraining(result, launch, failure(worker, error, self.cfg, "", note))
         return result, launch
 
-    def _follow(self, worker: WorkerProcess, spare: CpuMeter | None) -> tuple[SegmentResult | None, Failed | None]:
-        """Read the worker's messages until it exits: its result, or its error.
+    def _follow(
+        self, worker: WorkerProcess, spare: CpuMeter | None
+    ) -> tuple[SegmentResult | None, Failed | None, bool]:
+        """Read the worker's messages until it exits: its result, its error, and whether it goes on.
 
         `spare` meters the next segment's worker, started beside this one: it
         is marked at each epoch's end, for the CPU it took during that epoch.
+        A launched script's worker whose script calls `fit` again after its
+        result says `Ready` for that next stage, and waits there: it goes on.
         """
         result, error = None, None
         for message in worker.messages():
+            if isinstance(message, Ready) and result is not None:
+                worker.next_stage(message)
+                return result, None, True
             if isinstance(message, EpochEnded):
                 if spare is not None:
                     spare.mark()
@@ -276,7 +287,7 @@ class ProcessRunner:
                 result = message.result
             elif isinstance(message, Failed):
                 error = message
-        return result, error
+        return result, error, False
 
     def _peers_lost(self, worker: WorkerProcess, error: Failed | None) -> str | None:
         """Many hosts: why the worker ended, where another process's loss ended it (resumable); else None."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segtrain.outcomes import RunStatus
-from segtrain.paths import lock_holder
+from segtrain.paths import RunPaths, lock_holder
 from segtrain.state import checkpoint
 from segtrain.telemetry.logs import RunLogs, load
 from segtrain.telemetry.report import build_from, json_ready
@@ -46,6 +46,17 @@ class LastEpoch:
 
 
 @dataclass
+class StageInfo:
+    """A launched script's later `fit` call (`segtrain run`): a run directory of its own inside the run's."""
+
+    number: int  # 2 for the script's second fit() call
+    run_dir: str
+    state: RunStatus
+    epochs_total: int
+    epochs_done: int
+
+
+@dataclass
 class StatusReport:
     """What `segtrain status` shows (and prints with --json)."""
 
@@ -64,6 +75,7 @@ class StatusReport:
     slowdown: float | None  # newest segment's, against segment 1
     stop_reason: str | None
     hint: str | None
+    stages: list[StageInfo] = field(default_factory=list)  # a launched script's fit() calls after the first
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: enums as their values."""
@@ -71,10 +83,15 @@ class StatusReport:
 
 
 def read_status(run_dir: Path | str) -> StatusReport:
-    """The status of the run in `run_dir` (raises ConfigError, exit 2, where it holds no run)."""
+    """The status of the run in `run_dir` (raises ConfigError, exit 2, where it holds no run).
+
+    A launched script's run with several `fit` calls lists its later stages;
+    where one of them has begun, the run's state is the newest stage's.
+    """
     logs = load(run_dir)
     report = build_from(logs)
-    state = run_state(report.status, logs.alive)
+    stages = [_stage(logs.paths, number, logs.alive) for number in range(2, logs.paths.stage_count() + 1)]
+    state = stages[-1].state if stages else run_state(report.status, logs.alive)
     return StatusReport(
         run_dir=str(logs.paths.root),
         status=report.status,
@@ -91,7 +108,15 @@ def read_status(run_dir: Path | str) -> StatusReport:
         slowdown=report.segments[-1].slowdown if report.segments and report.segments[-1].epochs > 1 else None,
         stop_reason=report.stop_reason,
         hint=_hint(state, logs),
+        stages=stages,
     )
+
+
+def _stage(paths: RunPaths, number: int, alive: bool) -> StageInfo:
+    """Stage `number` of the run in `paths`; `alive`: whether a process holds the run's lock (its stages have none)."""
+    report = build_from(load(paths.stage(number)))
+    state = run_state(report.status, alive)
+    return StageInfo(number, str(paths.stage(number)), state, report.epochs_total, report.epochs_done)
 
 
 def run_state(status: RunStatus, alive: bool) -> RunStatus:
@@ -164,6 +189,11 @@ def render_status(st: StatusReport, console: Any) -> None:
         lines.append("  last epoch " + _describe_epoch(st.last_epoch, st.slowdown))
     if st.stop_reason and st.state not in (RunStatus.RUNNING, RunStatus.CRASHED):
         lines.append(f"  reason    {escape(st.stop_reason)}")
+    lines += [
+        f"  stage {stage.number}   [{_STYLES.get(stage.state, 'white')}]{stage.state}[/] "
+        f"{stage.epochs_done}/{stage.epochs_total} epochs in {escape(stage.run_dir)}"
+        for stage in st.stages
+    ]
     if st.hint:
         lines.append(f"  go on     {escape(st.hint)}")
     for line in lines:

@@ -1,17 +1,20 @@
-"""An ordinary training script, run from the top in a worker: its `model.fit(...)` call trains the worker's segment.
+"""An ordinary training script, run from the top in a worker: its `model.fit(...)` calls train the run's segments.
 
 `segtrain run train.py` runs the script as `__main__` in every worker, with its
 own arguments, the way `python train.py` would. While it runs, `keras.Model.fit`
-is segtrain's: the script's one call to `fit` hands segtrain its model and its
-arguments (`InterceptedFit`), which become the script contract of `segtrain fit`
+is segtrain's: each call to `fit` hands segtrain its model and its arguments
+(`InterceptedFit`), which become the script contract of `segtrain fit`
 (`InterceptedFit.as_script`): `build_model()` returns the script's model, `load_data()`
 its data, `callbacks()` its callbacks, and the other arguments are `fit_kwargs`.
 The worker then trains its segment into that very model (restored from the
-run's checkpoint) and, where the run goes on, ends inside `fit`. The worker of
-the run's last segment returns the whole run's `History` from `fit`, and the
-script goes on: evaluate, save, print.
+run's checkpoint) and, where the call's training goes on, ends inside `fit`.
+The worker of a call's last segment returns that call's whole `History` from
+`fit`, and the script goes on: evaluate, save, print, or call `fit` again.
 
-What the script does before `fit` runs again in every worker.
+Each `fit` call is a stage of the run, with a run directory of its own
+(`RunPaths.stage`): fine-tuning after training a head is two stages. A worker
+that reaches a stage already trained gets its model and history back at once.
+What the script does before the stage it trains runs again in every worker.
 """
 
 from __future__ import annotations
@@ -44,10 +47,11 @@ class InterceptedFit:
     path: Path
     model: Any
     arguments: dict[str, Any]
+    stage: int = 1  # which of the script's `fit` calls this is (1-based)
 
     @classmethod
     def bind(
-        cls, path: Path, fit: Callable[..., Any], model: Any, args: tuple, kwargs: dict[str, Any]
+        cls, path: Path, fit: Callable[..., Any], model: Any, args: tuple, kwargs: dict[str, Any], stage: int = 1
     ) -> InterceptedFit:
         """The call `model.fit(*args, **kwargs)`, its arguments named as Keras' own `fit` names them."""
         try:
@@ -57,7 +61,7 @@ class InterceptedFit:
         bound.apply_defaults()
         arguments = {name: value for name, value in bound.arguments.items() if name != "self"}
         arguments.update(arguments.pop("kwargs", None) or {})
-        call = cls(path, model, arguments)
+        call = cls(path, model, arguments, stage)
         call._check()
         return call
 
@@ -141,11 +145,11 @@ def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:
 
 
 def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedFit], Any], debug: bool = False) -> None:
-    """Run the script at `path` as `__main__` with `args`; its `model.fit(...)` call returns `on_fit(call)`.
+    """Run the script at `path` as `__main__` with `args`; each `model.fit(...)` call returns `on_fit(call)`.
 
-    One `fit` call per script: a second one, or none at all, is a ScriptError
-    that says what to do. Whatever else the script raises becomes a
-    ScriptError that names it; `sys.exit(0)` is a normal end.
+    A script that never calls `fit` is a ScriptError that says what to do.
+    Whatever else the script raises becomes a ScriptError that names it;
+    `sys.exit(0)` is a normal end.
     """
     import keras
 
@@ -155,13 +159,7 @@ def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedF
     def fit(model: Any, *fit_args: Any, **fit_kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls > 1:
-            raise ScriptError(
-                f"{path}: calls model.fit(...) a second time. `segtrain run` trains a script's one fit() call "
-                "in segments; train the other model in a script of its own (or write the script for "
-                "`segtrain fit`, with train_epoch() for a custom loop)."
-            )
-        call = InterceptedFit.bind(path, original, model, fit_args, fit_kwargs)
+        call = InterceptedFit.bind(path, original, model, fit_args, fit_kwargs, stage=calls)
         keras.Model.fit = original  # segtrain's own training calls Keras' fit
         try:
             return on_fit(call)

@@ -82,9 +82,11 @@ class WorkerProcess:
         backend: str | None = None,
         zygote: Zygote | None = None,
         environ: Mapping[str, str] | None = None,
+        replays: bool = False,
     ):
         """`zygote`: fork the worker from it where it can (else a fresh interpreter, `start_note` saying why);
-        `environ`: the worker's environment, the parent's where None."""
+        `environ`: the worker's environment, the parent's where None; `replays`: a launched script's worker
+        after the first, whose script prints again what the first showed before its stage (its log keeps it)."""
         read_fd, write_fd = os.pipe()
         env = WorkerEnv(
             event_fd=write_fd,
@@ -99,6 +101,8 @@ class WorkerProcess:
         argv = [] if run_dir is None else [str(run_dir)]
         self.run_dir = run_dir
         self.prestarted = prestarted
+        self.launched = spec.config.launched  # its script may call fit again: its stdin stays open for the next stage
+        self.replays = replays
         forked, self.start_note = None, None
         if zygote is not None:
             self.start_note = zygote.wait_ready()
@@ -127,7 +131,14 @@ class WorkerProcess:
         # A worker started ahead prints while another trains: its lines wait until it takes over (`assign`).
         preface = zygote.import_output if zygote is not None and forked is not None else ""
         self.output = WorkerOutput(
-            streams, self.proc.pid, run_dir, spec.echo, spec.config.verbosity, logs, hold=prestarted, preface=preface
+            streams,
+            self.proc.pid,
+            run_dir,
+            spec.echo,
+            spec.config.verbosity,
+            logs,
+            hold=prestarted or replays,
+            preface=preface,
         )
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
@@ -165,10 +176,17 @@ class WorkerProcess:
         return True
 
     def assign(self, assignment: Assignment) -> None:
-        """Send the worker its segment (once): from now on it trains, its log is the segment's, its lines are shown."""
-        self.output.assign(Path(assignment.run_dir), assignment.segment.index)
+        """Send the worker its segment: from now on it trains, its log is the segment's, its lines are shown.
+
+        Once, but for a launched script's worker that goes on to its script's next `fit` call (`next_stage`).
+        """
+        self.output.assign(Path(assignment.run_dir), assignment.segment.index, show_held=not self.replays)
         self.took_over = True
-        self._write(assignment.encode(), close=not assignment.verdicts)
+        self._write(assignment.encode(), close=not (assignment.verdicts or self.launched))
+
+    def next_stage(self, ready: Ready) -> None:
+        """The worker's script called `fit` again after its stage's last segment: it waits for that stage's."""
+        self.ready = ready
 
     def ask(self, question: Question, on_call: Callable[[TrialCall], TrialAnswer] | None = None) -> Message | None:
         """Ask the waiting worker about its script (a sweep's `Question`); its answer (`Described`, `Proposed`),

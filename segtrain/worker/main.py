@@ -34,6 +34,7 @@ from segtrain.backends.low_priority import import_at_low_priority
 from segtrain.config import RunConfig, Start, Verbosity
 from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
+from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
 from segtrain.state.manifest import read_run
 from segtrain.training import launched
@@ -151,11 +152,16 @@ def _respawn_for_another_backend(env: WorkerEnv, environ: dict[str, str]) -> Non
 
 
 def _ready(
-    env: WorkerEnv, backend: str, deferred: bool, warm_seconds: float | None = None, fit_epochs: int | None = None
+    env: WorkerEnv,
+    backend: str,
+    deferred: bool,
+    warm_seconds: float | None = None,
+    fit_epochs: int | None = None,
+    stage: int = 1,
 ) -> Ready:
     start = Start.SPAWN if env.zygote_backend is None else Start.FORK
     runtime = device_runtime_started()
-    return Ready(os.getpid(), backend, deferred, runtime, warm_seconds, fit_epochs, start, env.start_note)
+    return Ready(os.getpid(), backend, deferred, runtime, warm_seconds, fit_epochs, stage, start, env.start_note)
 
 
 def _peers_lost(text: str) -> bool:
@@ -238,14 +244,17 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
 def _serve_launched(
     env: WorkerEnv, environ: dict[str, str], flag: Any, send: Callable[[Message], None], t0: float
 ) -> None:
-    """`segtrain run`: run the script from the top; its `model.fit(...)` call trains the assigned segment.
+    """`segtrain run`: run the script from the top; each `model.fit(...)` call trains the stage it is.
 
-    The worker waits for its assignment inside that call, once the script has
-    loaded its data and built its model; where an accelerator may be, a
-    pre-started worker waits before it runs the script at all, so that it
-    holds no device memory while another trains. Where the run goes on after
-    the segment, the worker ends inside `fit`; after the run's last segment,
-    `fit` returns the run's `History` and the script goes on.
+    The worker waits for its assignment inside the call of the stage it trains,
+    once the script has loaded its data and built its model; where an
+    accelerator may be, a pre-started worker waits before it runs the script at
+    all, so that it holds no device memory while another trains. A call whose
+    stage is trained already, and followed by another, gets its model state and
+    history back at once. Where the stage goes on after the segment, the worker
+    ends inside `fit`; after the stage's last segment, `fit` returns the stage's
+    `History` and the script goes on; at its next `fit` call the worker says
+    `Ready` again and waits for that stage's assignment.
     """
     from segtrain.training.segment import restore  # deferred: imports Keras
 
@@ -254,19 +263,33 @@ def _serve_launched(
     if env.config.seed is not None:
         backend.seed(env.config.seed)
     send(Imported(time.perf_counter() - t0))
-    deferred = env.prestarted and defer_data()
-    assignment = None
-    if deferred:
+    root = RunPaths(env.config.directory)  # the run: its first stage, and its later stages' directories
+    assignment, trained = None, False
+    if env.prestarted and defer_data():
         send(_ready(env, backend.name, True))
         assignment = _assignment(flag)
 
     def on_fit(call: launched.InterceptedFit) -> Any:
-        nonlocal assignment
-        if assignment is None:  # (one that has its assignment already began from the backend the run uses)
-            _respawn_for_another_backend(env, environ)
-        if assignment is None:
-            send(_ready(env, backend.name, False, fit_epochs=call.epochs))
-            assignment = _assignment(flag)
+        nonlocal assignment, trained
+        stage = root.stage(call.stage)
+        ended = None if _assigned(assignment, stage) else _stage_trained(root, call.stage)
+        if ended is None and not _assigned(assignment, stage) and (assignment is None or trained):
+            if assignment is None:  # (one that has its assignment already began from the backend the run uses)
+                _respawn_for_another_backend(env, environ)
+            send(_ready(env, backend.name, False, fit_epochs=call.epochs, stage=call.stage))
+            assignment, trained = _assignment(flag), False
+        if not _assigned(assignment, stage):  # assigned a stage further on: this one must be trained already
+            ended = ended or _stage_trained(root, call.stage)
+            if ended is None:
+                raise ScriptError(
+                    f"{env.config.script}: its fit() call {call.stage} has not been trained, but this worker was "
+                    f"assigned {assignment.run_dir if assignment else None}. Did the script change its fit() calls? "
+                    "Use another --run-dir, or --force to start the run over."
+                )
+            ctx = _context(stage, call.as_script())
+            _, state = restore(ctx, call.model, ended)
+            return launched.history(call.model, state.history, ctx.data.steps_per_epoch)
+        assert assignment is not None
         ctx = _context(Path(assignment.run_dir), call.as_script())
         if call.epochs != ctx.cfg.epochs:
             raise ScriptError(
@@ -275,7 +298,7 @@ def _serve_launched(
                 "or use another --run-dir."
             )
         segment = assignment.segment
-        if segment.start_epoch == segment.end_epoch:  # the run is complete: its model, for the rest of the script
+        if segment.start_epoch == segment.end_epoch:  # the stage is complete: its model, for the rest of the script
             result, state = restore(ctx, call.model, _final_checkpoint(ctx, assignment))
             history = state.history
             send(Finished(result))
@@ -285,9 +308,22 @@ def _serve_launched(
             if result.outcome not in (SegmentOutcome.FINISHED, SegmentOutcome.STOPPED):
                 _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
             history = _checkpoint_history(ctx, result.checkpoint)
+        trained = True
         return launched.history(call.model, history, ctx.data.steps_per_epoch)
 
     launched.run_script(env.config.script, tuple(env.config.script_args), on_fit, env.config.debug)
+
+
+def _assigned(assignment: Assignment | None, stage: Path) -> bool:
+    return assignment is not None and Path(assignment.run_dir).resolve() == stage.resolve()
+
+
+def _stage_trained(root: RunPaths, stage: int) -> Any:
+    """The checkpoint that ended `stage` of a launched script's run, where that stage ended and the next began."""
+    if not RunPaths(root.stage(stage + 1)).manifest.is_file():
+        return None
+    newest = checkpoint.latest(RunPaths(root.stage(stage)))
+    return newest if newest is not None and newest.final else None
 
 
 def _final_checkpoint(ctx: Any, assignment: Assignment) -> Any:

@@ -13,7 +13,10 @@ silences on TF 2.21): `verbose` lets everything through, `quiet` nothing.
 A worker started ahead (the spare) runs its start-up, the script's top under
 `segtrain run`, while the previous segment trains: what it prints then is held
 back until it takes over, so that the lines of successive segments come in
-their order, and a spare that is never used shows nothing. The last lines are
+their order, and a spare that is never used shows nothing. Under `segtrain
+run`, what a worker after the first prints before its segment (the script's
+top again, and the stages trained already) is the log's only: the first worker
+showed it, so stdout holds what `python train.py` prints, once. The last lines are
 kept, so a worker that dies can be shown with its traceback.
 """
 
@@ -79,6 +82,7 @@ class WorkerOutput:
         self.tail: deque[str] = deque(maxlen=KEEP_LINES)
         self.echoing = dict.fromkeys(streams, True)  # False once segtrain's stream of that name is gone
         self.held: list[tuple[str, str]] | None = [] if hold else None
+        self.assigned = False  # whether it has been assigned a segment (its log is a segment's)
         self.lock = threading.Lock()
         if run_dir is None:  # a worker for a run not yet known: its log waits in a temporary file
             fd, name = tempfile.mkstemp(prefix=f"segtrain-worker-{pid}-", suffix=".log")
@@ -125,25 +129,32 @@ class WorkerOutput:
         except (OSError, ValueError):  # segtrain's stream went away (a closed pipe): keep draining the worker
             self.echoing[name] = False
 
-    def release(self) -> None:
-        """Show what the worker printed while it was held back, and from now on its lines as they come."""
+    def release(self, show_held: bool = True) -> None:
+        """Show what the worker printed while it was held back (`show_held`; else it is in the log only), and from
+        now on its lines as they come."""
         with self.lock:
             held, self.held = self.held or [], None
-            for text, name in held:
+            for text, name in held if show_held else []:
                 self._echo(text, name)
 
-    def assign(self, run_dir: Path, segment: int) -> None:
-        """The worker trains segment `segment` of `run_dir`: its log becomes that segment's (appended to)."""
+    def assign(self, run_dir: Path, segment: int, show_held: bool = True) -> None:
+        """The worker trains segment `segment` of `run_dir`: its log becomes that segment's (appended to).
+
+        What it wrote before its first segment moves there; a launched script's worker that trains its next
+        stage's segment after this one keeps this log whole and goes on in that segment's.
+        """
         target = logs_dir(run_dir, self.logs) / f"segment-{segment + 1:04d}.log"
         with self.lock:
             self.file.close()
-            with open(target, "a", encoding="utf-8") as out, open(self.path, encoding="utf-8") as seen:
-                shutil.copyfileobj(seen, out)
-            self.path.unlink(missing_ok=True)
+            if not self.assigned:
+                with open(target, "a", encoding="utf-8") as out, open(self.path, encoding="utf-8") as seen:
+                    shutil.copyfileobj(seen, out)
+                self.path.unlink(missing_ok=True)
+            self.assigned = True
             self.path = target
             self.file = open(target, "a", encoding="utf-8", errors="replace")
             self._header(f"worker pid {self.pid} trains segment {segment + 1}")
-        self.release()
+        self.release(show_held)
 
     def drain(self, timeout: float = 5) -> None:
         """Wait (at most `timeout` seconds a stream) until the worker's streams are read to their end."""

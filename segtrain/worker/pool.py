@@ -30,7 +30,7 @@ from segtrain import backends
 from segtrain.config import Start
 from segtrain.errors import EXIT_FAILED
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
-from segtrain.worker.protocol import Described, Failed, Message, Proposed, Question, TrialAnswer, TrialCall
+from segtrain.worker.protocol import Described, Failed, Message, Proposed, Question, Ready, TrialAnswer, TrialCall
 from segtrain.worker.zygote import Zygote, environment_key, forking_supported
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class WorkerPool:
         self.backend: str | None = None  # the backend the run's workers use, once one has said
         self._retired: list[Zygote] = []  # replaced zygotes: each ends once its workers have
         self._told: set[str] = set()  # why workers were not forked, said once each
+        self._started = False  # whether it has started a worker yet
 
     def take(self, run_dir: Path, stopping: bool = False) -> tuple[WorkerProcess, bool, bool]:
         """A worker for `run_dir`, whether it was pre-started, and whether a pre-started one was given up.
@@ -99,7 +100,9 @@ class WorkerPool:
             environ.update(backends.compilation_cache_environ(str(cache)))
         zygote = self._zygote(environ, self.backend)
         environ = environ if zygote is None else zygote.environ
-        worker = WorkerProcess(self.spec, run_dir, prestarted, backend, zygote, environ)
+        replays = self.spec.config.launched and self._started  # a launched script's top, shown by the first worker
+        worker = WorkerProcess(self.spec, run_dir, prestarted, backend, zygote, environ, replays=replays)
+        self._started = True
         self._tell(worker.start_note)
         return worker
 
@@ -157,10 +160,18 @@ class WorkerPool:
         return answer
 
     def keep(self, worker: WorkerProcess) -> None:
-        """Keep `worker`, started for a run, as the one its first segment takes (`segtrain run` asks it first)."""
+        """Keep `worker` as the one the next segment takes: started for a run, whose epochs `segtrain run` asks it
+        first, or a launched script's worker that waits in its script's next `fit` call for that stage."""
         if self.spare is not None:
             self.spare.close()
+        worker.run_dir = None  # whichever run (stage) takes it
         self.spare = worker
+
+    def next_stage(self) -> Ready | None:
+        """Where a launched script's worker has trained its stage and waits in the script's next `fit` call: what
+        it said there (`Ready.stage`, `Ready.fit_epochs`); None where the script ended."""
+        spare = self.spare
+        return spare.ready if spare is not None and spare.took_over and spare.proc.poll() is None else None
 
     def discard(self, run_dir: Path) -> None:
         """The run in `run_dir` is over: a spare prepared for it will not be used."""

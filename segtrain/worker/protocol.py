@@ -15,7 +15,10 @@ pruner decides so).
 A worker knows its script from the start, and may know its run: then it loads
 the data and warms the model up before it is ready. A launched script's worker
 (`segtrain run`) runs the script up to its `model.fit` call before it is ready,
-and says what `epochs` that call asked for. One started for a run not
+and says what `epochs` that call asked for. Where the script goes on to call
+`fit` again after its stage's last segment (`Finished`), the worker says
+`Ready` again for that next stage and waits for its next assignment on the
+same stdin. One started for a run not
 yet known (the next trial of a sweep) only imports, and sets the run up when
 its assignment names it.
 """
@@ -36,8 +39,8 @@ from segtrain.training.records import Segment, SegmentResult
 # The wire format's version: a worker started from other code than its parent's (segtrain upgraded while a
 # run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
 # environment is one JSON variable with the run's options whole (`WorkerEnv`). 7: workers forked by a zygote
-# (`WorkerEnv.zygote_backend`, `Ready.start`).
-PROTOCOL = 7
+# (`WorkerEnv.zygote_backend`, `Ready.start`). 8: a launched script's stages (`Ready.stage`, a second assignment).
+PROTOCOL = 8
 _PREFIX = "SEGTRAIN_"
 _PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
 _VARIABLE = _PREFIX + "WORKER"
@@ -232,6 +235,7 @@ class Ready:
     device_runtime_started: bool  # whether it touched a device before taking over (it must not)
     warm_up_seconds: float | None  # building and tracing the model ahead; None where not done or it failed
     fit_epochs: int | None = None  # a launched script's `model.fit(epochs=...)`, where it got there before its turn
+    stage: int = 1  # which of a launched script's `fit` calls that is (1-based: its stage of the run)
     start: Start = Start.SPAWN  # how it began: forked by the zygote, or a fresh interpreter
     start_note: str | None = None  # a fresh interpreter where a fork was asked for: why
     KIND: ClassVar[str] = "ready"

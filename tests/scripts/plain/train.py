@@ -1,7 +1,7 @@
 """An ordinary Keras training script, as people write them: `segtrain run` runs it unmodified.
 
 Arrays, `validation_split`, a callback of its own, `evaluate` and `save` after `fit`. Its arguments:
---epochs N, --units N, and --second-fit (calls fit twice, which `segtrain run` refuses).
+--epochs N, --units N.
 """
 
 import argparse
@@ -14,7 +14,6 @@ import numpy as np
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=6)
 parser.add_argument("--units", type=int, default=16)
-parser.add_argument("--second-fit", action="store_true")
 args = parser.parse_args()
 
 print("script: loading data")
@@ -51,8 +50,6 @@ model = keras.Sequential(
 model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
 seen = Seen()
 history = model.fit(x, y, batch_size=16, epochs=args.epochs, validation_split=0.25, callbacks=[seen], verbose=2)
-if args.second_fit:
-    model.fit(x, y, epochs=1)
 
 loss, mae = model.evaluate(x, y, verbose=0)
 after = {"epochs": history.epoch, "loss": history.history["loss"], "seen": seen.epochs}

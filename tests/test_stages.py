@@ -1,0 +1,128 @@
+"""`segtrain run` on a script that calls `fit` more than once: keras.io's transfer learning, then fine-tuning.
+
+tests/scripts/plain/fine_tune.py is written as the guide writes it: a frozen base under a new head (`fit` #1),
+then the base unfrozen and the model recompiled with a low learning rate (`fit` #2), then `evaluate`. Each
+call is a stage of the run, in a run directory of its own (RUN, then RUN/stages/stage-2), in segments of its
+own; through the real CLI, real processes and a real kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import SCRIPTS, assert_bitwise_equal, assert_exit, cli_env, final_variables, run_cli, segtrain_cmd
+
+pytestmark = pytest.mark.slow
+
+FINE_TUNE = SCRIPTS / "plain" / "fine_tune.py"
+HEAD, TUNE = 4, 6
+
+
+def args(run_dir: Path, segment: int) -> list[object]:
+    return ["run", FINE_TUNE, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress", "--",
+            "--head-epochs", HEAD, "--tune-epochs", TUNE]  # fmt: skip
+
+
+def stages(run_dir: Path) -> list[Path]:
+    return [run_dir, run_dir / "stages" / "stage-2"]
+
+
+def segment_lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "segments.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def whole_stages(tmp_path_factory):
+    """Each stage in one segment: the reference."""
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    proc = run_cli(*args(run_dir, max(HEAD, TUNE)))
+    assert_exit(proc, 0)
+    return run_dir, proc
+
+
+def test_segments_of_2_equal_whole_stages_and_stdout_is_what_python_prints(tmp_path, whole_stages):
+    reference, reference_proc = whole_stages
+    run_dir = tmp_path / "run"
+    proc = run_cli(*args(run_dir, 2))
+    assert_exit(proc, 0)
+    for mine, theirs in zip(stages(run_dir), stages(reference), strict=True):
+        assert_bitwise_equal(final_variables(mine), final_variables(theirs))
+    assert [len(segment_lines(stage)) for stage in stages(run_dir)] == [2, 3]
+    assert [len(segment_lines(stage)) for stage in stages(reference)] == [1, 1]
+    # The second stage's first segment trained in the worker that ended the first stage, where the script went on.
+    first, second = segment_lines(run_dir)[-1], segment_lines(stages(run_dir)[1])[0]
+    assert first["pid"] == second["pid"]
+
+    # stdout: the script's lines once each, in order, as `python fine_tune.py` prints them (its numbers aside:
+    # unseeded; Keras' epoch lines aside: segtrain draws one bar, on stderr), the numbers as whole stages print them.
+    assert proc.stdout == reference_proc.stdout
+    alone = subprocess.run(
+        [sys.executable, FINE_TUNE, "--head-epochs", str(HEAD), "--tune-epochs", str(TUNE)],
+        capture_output=True, text=True, env=cli_env(), timeout=300, check=True,
+    )  # fmt: skip
+    numbers, keras_lines = re.compile(r"-?\d+\.\d+(e-?\d+)?"), re.compile(r"^(Epoch \d+/\d+|\d+/\d+ - )")
+    script_lines = [line for line in alone.stdout.splitlines() if not keras_lines.match(line)]
+    assert numbers.sub("N", proc.stdout).splitlines() == [numbers.sub("N", line) for line in script_lines]
+    head = json.loads(re.search(r"script: head (\{.*\})", proc.stdout)[1])
+    tuned = json.loads(re.search(r"script: tuned (\{.*\})", proc.stdout)[1])
+    assert head["epochs"] == list(range(HEAD)) and tuned["epochs"] == list(range(TUNE))  # each fit's own History
+
+    status = run_cli("status", run_dir, "--json")
+    assert_exit(status, 0)
+    found = json.loads(status.stdout)
+    assert found["state"] == "finished"
+    assert found["stages"] == [
+        {"number": 2, "run_dir": str(stages(run_dir)[1]), "state": "finished", "epochs_total": TUNE,
+         "epochs_done": TUNE}
+    ]  # fmt: skip
+
+
+def test_kill_9_in_the_second_stage_then_the_same_command_equals_whole_stages(tmp_path, whole_stages):
+    reference, reference_proc = whole_stages
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        segtrain_cmd(*args(run_dir, 2)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+        start_new_session=True,
+    )
+    epochs = stages(run_dir)[1] / "epochs.jsonl"
+    deadline = time.monotonic() + 180
+    while not (epochs.exists() and len(epochs.read_text().splitlines()) >= 3):
+        assert time.monotonic() < deadline, "the run did not reach the second stage's third epoch"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, at once
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert "script: evaluate" not in out
+
+    killed = run_cli("status", run_dir, "--json")
+    assert json.loads(killed.stdout)["state"] == "crashed"
+
+    again = run_cli(*args(run_dir, 2))
+    assert_exit(again, 0)
+    for mine, theirs in zip(stages(run_dir), stages(reference), strict=True):
+        assert_bitwise_equal(final_variables(mine), final_variables(theirs))
+    assert len(segment_lines(run_dir)) == 2  # the first stage did not train again
+    assert again.stdout == reference_proc.stdout  # the script from its top, once: stage 1 came back at once
+
+
+def test_a_complete_run_runs_the_script_again_training_nothing(tmp_path, whole_stages):
+    reference, reference_proc = whole_stages
+    records = [(stage / "segments.jsonl").read_text() for stage in stages(reference)]
+    again = run_cli(*args(reference, 2))
+    assert_exit(again, 0)
+    assert again.stdout == reference_proc.stdout  # both fit() calls returned their History and the model at once
+    assert [(stage / "segments.jsonl").read_text() for stage in stages(reference)] == records
