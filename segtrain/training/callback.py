@@ -53,29 +53,27 @@ class FitCall:
     start_batch: int = 0
 
 
+@dataclass(frozen=True)
+class SegmentParts:
+    """What one segment hands the `SegtrainCallback` of each of its `fit` calls."""
+
+    progress: SegmentProgress
+    checkpointer: Checkpointer
+    policy: BoundaryPolicy
+    stop: StopFlag
+    user_callbacks: list  # the script's, before this one in the list
+    epochs_log: Path
+    num_samples: int | None  # the training data's, where it says (for the epoch's record)
+    on_epoch: OnEpoch  # each epoch's record as it ends; may return a reason to stop the run there
+    peers: Peers = ALONE
+
+
 class SegtrainCallback(keras.callbacks.Callback):
     """segtrain's own callback, last in the list: it sees every epoch after the user's callbacks."""
 
-    def __init__(
-        self,
-        call: FitCall,
-        *,
-        progress: SegmentProgress,
-        checkpointer: Checkpointer,
-        policy: BoundaryPolicy,
-        stop: StopFlag,
-        user_callbacks: list,
-        restored: Restored | None,
-        epochs_log: Path,
-        num_samples: int | None,
-        on_epoch: OnEpoch,
-        peers: Peers = ALONE,
-    ):
+    def __init__(self, call: FitCall, parts: SegmentParts, restored: Restored | None):
         super().__init__()
-        self.call, self.progress, self.checkpointer = call, progress, checkpointer
-        self.policy, self.stop, self.user_callbacks, self.restored = policy, stop, user_callbacks, restored
-        self.epochs_log, self.num_samples, self.on_epoch = epochs_log, num_samples, on_epoch
-        self.peers = peers
+        self.call, self.parts, self.restored = call, parts, restored
         self.epoch_start = 0.0
         self.offset = 0
         self.kept_weights: list | None = None
@@ -83,12 +81,14 @@ class SegtrainCallback(keras.callbacks.Callback):
 
     @property
     def steps_per_epoch(self) -> int:
-        return self.checkpointer.steps_per_epoch
+        return self.parts.checkpointer.steps_per_epoch
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         # The user's callbacks have just reset themselves: give them their state back.
         if self.restored is not None and self.restored.callback_states is not None:
-            callback_state.restore(self.user_callbacks, self.restored.callback_states, self.restored.callback_arrays)
+            callback_state.restore(
+                self.parts.user_callbacks, self.restored.callback_states, self.restored.callback_arrays
+            )
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
@@ -111,37 +111,37 @@ class SegtrainCallback(keras.callbacks.Callback):
         Every process calls it at the same points (each batch's end, each epoch's
         end), so all stop at the same batch, or end the segment at the same epoch.
         """
-        if self.peers.count == 1:
+        if self.parts.peers.count == 1:
             return boundary
-        rows = self.peers.gather([self.stop.signum or 0, int(boundary)])
+        rows = self.parts.peers.gather([self.parts.stop.signum or 0, int(boundary)])
         signum = next((row[0] for row in rows if row[0]), 0)
-        if signum and not self.stop.requested:
-            self.stop.signal = signal.Signals(signum).name
+        if signum and not self.parts.stop.requested:
+            self.parts.stop.signal = signal.Signals(signum).name
         return any(row[1] for row in rows)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        self.progress.trained_a_batch = True
+        self.parts.progress.trained_a_batch = True
         self._agree()
         done = self.offset + batch + 1
-        if done == self.steps_per_epoch or self.stop.requested:
+        if done == self.steps_per_epoch or self.parts.stop.requested:
             # Where a checkpoint may follow: the global generator as training left it. (The end of a `fit`
             # call's data may still draw from it before `on_epoch_end`, which one long `fit` does not.)
-            self.progress.global_rng = model_state.global_rng_state()
-        if not self.stop.requested:
+            self.parts.progress.global_rng = model_state.global_rng_state()
+        if not self.parts.stop.requested:
             return
         if done < self.steps_per_epoch:
-            result = self.progress.result
+            result = self.parts.progress.result
             epoch = result.end_epoch
-            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.stop.signal
-            self.checkpointer.save(epoch, done, metrics=model_state.metric_states(self.model))
-            raise Preempted(f"Stopped by {self.stop.signal} in epoch {epoch + 1}, after batch {done}.")
+            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.parts.stop.signal
+            self.parts.checkpointer.save(epoch, done, metrics=model_state.metric_states(self.model))
+            raise Preempted(f"Stopped by {self.parts.stop.signal} in epoch {epoch + 1}, after batch {done}.")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
         logs = dict(logs or {})
         verdict = self._record(epoch, seconds, logs)
-        result, segment = self.progress.result, self.checkpointer.segment
-        total = self.checkpointer.epochs_total
+        result, segment = self.parts.progress.result, self.parts.checkpointer.segment
+        total = self.parts.checkpointer.epochs_total
         loss = logs.get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             result.outcome, result.stop_reason = SegmentOutcome.NAN, f"loss became {loss} in epoch {epoch + 1}"
@@ -149,24 +149,24 @@ class SegtrainCallback(keras.callbacks.Callback):
             return
         if self.model.stop_training or verdict is not None:
             result.outcome, result.pruned = SegmentOutcome.STOPPED, verdict is not None
-            result.stop_reason = verdict or who_stopped(self.user_callbacks, epoch)
+            result.stop_reason = verdict or who_stopped(self.parts.user_callbacks, epoch)
             self.model.stop_training = True
             return
-        why = self.policy.observe(seconds, self.progress.rss_samples[-1], self._device_mb)
+        why = self.parts.policy.observe(seconds, self.parts.progress.rss_samples[-1], self._device_mb)
         if self._agree(why is not None) and why is None:
             why = "another process of the run ended its segment here"
-        if why and epoch + 1 < min(self.call.last, total) and not self.stop.requested:
+        if why and epoch + 1 < min(self.call.last, total) and not self.parts.stop.requested:
             # End the segment here: checkpoint, then let fit end normally (on_train_end runs).
             result.boundary_reason = why
-            self.checkpointer.save(epoch + 1, 0)
+            self.parts.checkpointer.save(epoch + 1, 0)
             self.model.stop_training = True
             return
-        preempted = self.stop.requested and epoch + 1 < total  # at the end the final save follows
-        if self.checkpointer.due(epoch + 1) or preempted:
-            self.checkpointer.save(epoch + 1, 0)
+        preempted = self.parts.stop.requested and epoch + 1 < total  # at the end the final save follows
+        if self.parts.checkpointer.due(epoch + 1) or preempted:
+            self.parts.checkpointer.save(epoch + 1, 0)
         if preempted:
-            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.stop.signal
-            raise Preempted(f"Stopped by {self.stop.signal} after epoch {epoch + 1}.")
+            result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.parts.stop.signal
+            raise Preempted(f"Stopped by {self.parts.stop.signal} after epoch {epoch + 1}.")
         if epoch + 1 == self.call.last < segment.end_epoch:
             # Another fit call follows in this process, and on_train_end may change the
             # weights (EarlyStopping(restore_best_weights=True) does): keep the epoch's.
@@ -174,26 +174,28 @@ class SegtrainCallback(keras.callbacks.Callback):
 
     def _record(self, epoch: int, seconds: float, logs: dict[str, Any]) -> str | None:
         """The epoch in the history, the segment's result, epochs.jsonl and the parent; the parent's verdict."""
-        progress, result = self.progress, self.progress.result
+        progress, result = self.parts.progress, self.parts.progress.result
         for key, value in logs.items():
             progress.history.setdefault(key, []).append(float(value))
         result.end_epoch = epoch + 1
-        if epoch == self.checkpointer.segment.start_epoch:
+        if epoch == self.parts.checkpointer.segment.start_epoch:
             result.first_epoch_seconds = seconds
         result.epoch_seconds.append(seconds)
         result.final_logs = {k: float(v) for k, v in logs.items()}
-        record = epoch_record(epoch, result.index, seconds, self.steps_per_epoch - self.offset, self.num_samples, logs)
+        record = epoch_record(
+            epoch, result.index, seconds, self.steps_per_epoch - self.offset, self.parts.num_samples, logs
+        )
         progress.rss_samples.append(record["rss_mb"])
         self._device_mb = record["device_mb"]
         try:
-            if self.peers.writes:
-                append_line(self.epochs_log, json.dumps(record, sort_keys=True))
+            if self.parts.peers.writes:
+                append_line(self.parts.epochs_log, json.dumps(record, sort_keys=True))
         except OSError as e:  # telemetry never stops training; a failing save will say why
-            log.warning("Could not append to %s: %s", self.epochs_log, e)
-        return self.on_epoch(record)
+            log.warning("Could not append to %s: %s", self.parts.epochs_log, e)
+        return self.parts.on_epoch(record)
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        if self.kept_weights is not None and not self.progress.stopped:
+        if self.kept_weights is not None and not self.parts.progress.stopped:
             self.model.set_weights(self.kept_weights)
             self.kept_weights = None
 

@@ -32,7 +32,7 @@ from segtrain.state.checkpoint_state import CheckpointState
 from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost, estimate_spare_cost
-from segtrain.training.callback import FitCall, Restored, SegtrainCallback
+from segtrain.training.callback import FitCall, Restored, SegmentParts, SegtrainCallback
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
 from segtrain.training.data import Fold, Source, TrainingData, prepare
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
@@ -241,6 +241,11 @@ class _SegmentTrainer:
             boundary_cost=estimate_cost(records, self.result.load_seconds, start_seconds if cold_start else 0.0),
             spare_cost=estimate_spare_cost(records),
         )
+        num_samples = getattr(self.ctx.data.train, "num_samples", None)
+        self.parts = SegmentParts(
+            self.progress, self.checkpointer, self.policy, self.stop, callbacks, self.ctx.paths.epochs_log,
+            num_samples, self.on_epoch, self.ctx.peers,
+        )  # fmt: skip
         t1 = time.perf_counter()
         try:
             self._fit_segment(start_batch, restored)
@@ -291,23 +296,8 @@ class _SegmentTrainer:
         if saved is not None and len(self.model.metrics_variables) != len(saved):
             self.model.evaluate(self.ctx.data.train.fit_input(0, 1), verbose=0)
 
-    def _callback(self, call: FitCall, restored: Restored | None) -> SegtrainCallback:
-        return SegtrainCallback(
-            call,
-            progress=self.progress,
-            checkpointer=self.checkpointer,
-            policy=self.policy,
-            stop=self.stop,
-            user_callbacks=self.callbacks,
-            restored=restored,
-            epochs_log=self.ctx.paths.epochs_log,
-            num_samples=getattr(self.ctx.data.train, "num_samples", None),
-            on_epoch=self.on_epoch,
-            peers=self.ctx.peers,
-        )
-
     def _fit(self, call: FitCall, restored: Restored | None) -> None:
-        own = self._callback(call, restored)
+        own = SegtrainCallback(call, self.parts, restored)
         if self.ctx.script.train_epoch is not None:
             self._own_loop(call, own)
             return
