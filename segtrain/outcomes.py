@@ -65,3 +65,4 @@ class RunOutcome:
     writes: bool = True  # False: many hosts, process 1 and up, which only read the run (process 0 reports it)
     pruned: bool = False  # STOPPED by the job's hook (a sweep's pruner), not by the script's callbacks
     launched: bool = False  # `segtrain run`: the script owns stdout, so segtrain reports on stderr
+    searched: bool = False  # `segtrain run` on a script's study.optimize: its trials' runs are in `run_dir`

@@ -19,6 +19,8 @@ A run directory (see README, "The run directory"):
       history.json      the merged Keras history, history.csv the same as CSV
       compiled/         compiled code the run's workers share (JAX), made with RUN_DIR's permissions
       stages/stage-2/   a launched script's second `fit` call, a run directory of its own (and so on)
+      study.db, trials/trial-NNNN/, optimize-K/   a launched script's study.optimize: its study, a run
+                        directory per trial, the trials each call began and its sampler
 
 A sweep directory: `sweep.json`, `claims.lock`, `study.db` (the default
 storage), `compiled/`, and one run directory per trial in
@@ -87,6 +89,14 @@ class RunPaths:
     def stage(self, number: int) -> Path:
         """The run directory of a launched script's `fit` call `number` (1-based): the first is this one."""
         return self.root if number == 1 else self.stages / f"stage-{number}"
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials"
+
+    def trial(self, number: int) -> Path:
+        """The run directory of trial `number` of a launched script's `study.optimize` (`segtrain.worker.optimize`)."""
+        return self.trials / f"trial-{number:04d}"
 
     def stage_count(self) -> int:
         """How many of the script's `fit` calls have a run directory (1 where only this one)."""

@@ -25,7 +25,7 @@ def finish(outcome: RunOutcome, quiet: bool) -> None:
     """
     if quiet and outcome.exit_code == 0:
         raise typer.Exit(0)
-    if not quiet and outcome.writes:  # many hosts: process 0 reports the run
+    if not quiet and outcome.writes and not outcome.searched:  # many hosts: process 0 reports the run
         render(build(outcome.run_dir), err if outcome.launched else out)
     ending(str(outcome.status), outcome.exit_code, outcome.message, outcome.run_dir)
 

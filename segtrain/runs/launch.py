@@ -8,69 +8,150 @@ stage has extend it. Everything else is the segment loop of `segtrain fit`
 (`runs.loop`), stage after stage, with workers that run the script from the
 top (`training.launched`); a worker at a stage already trained gets it back at
 once and goes on to the next. The run ends when the script does.
+
+A script whose first worker stops in `study.optimize` instead is a search
+(`segtrain.worker.optimize`): that worker drives Optuna's loop, and each trial
+it asks for is a run of its own in `RUN/trials/trial-NNNN`, its stages
+trained as above by workers that run the objective, their trial's calls
+relayed to the driver.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 from segtrain.config import EPOCHS_FROM_SCRIPT, RunConfig
-from segtrain.errors import SegtrainError
+from segtrain.errors import EXIT_OK, ScriptError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus
 from segtrain.paths import RunPaths
 from segtrain.runs import loop
 from segtrain.runs.directory import settings_differ
 from segtrain.runs.paths import RunLock
-from segtrain.runs.runners import failure
-from segtrain.worker.handle import WorkerSpec
+from segtrain.runs.runners import TrialLink, failure
+from segtrain.worker.handle import WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
+from segtrain.worker.protocol import Drive, Ready, RunTrial, TrialAnswer, TrialCall, TrialRequest, encode
 
 
 def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
     """Run (or resume) the launched script of `cfg` (`cfg.launched`) until its run ends or is stopped.
 
     Returns the outcome of the stage the run ended in: its last (the script
-    ended), or the one that failed or was interrupted.
+    ended), or the one that failed or was interrupted; for a search, the
+    search's.
     """
     paths = RunPaths(cfg.directory)
     with RunLock(paths) as lock:
-        if cfg.force and paths.stages.exists() and settings_differ(cfg):
-            shutil.rmtree(paths.stages)  # its later stages start over with its first (`open_run` wipes that)
+        if cfg.force and (paths.stages.exists() or paths.trials.exists()) and settings_differ(cfg):
+            for later in (paths.stages, paths.trials):  # they start over with the run (`open_run` wipes that)
+                shutil.rmtree(later, ignore_errors=True)
         pool = WorkerPool(WorkerSpec.of(cfg, paths.compilation_cache))
         try:
-            stage = _first_stage(cfg, pool)
-            while True:
-                outcome = loop.fit(stage, progress=progress, hooks=loop.RunHooks(pool=pool, lock=lock))
-                waiting = pool.next_stage()
-                if outcome.status not in (RunStatus.FINISHED, RunStatus.STOPPED) or waiting is None:
-                    return outcome
-                stage = _stage(cfg, waiting.stage, waiting.fit_epochs)
+            worker = _first(cfg, pool, cfg.directory)
+            if worker.at_optimize is not None:
+                return _Search(cfg, pool, lock, progress, worker).run()
+            assert worker.ready is not None
+            pool.keep(worker)
+            return _stages(cfg, _stage(cfg, worker.ready), pool, loop.RunHooks(pool=pool, lock=lock), progress)
         finally:
             pool.close()
 
 
-def _stage(cfg: RunConfig, number: int, epochs: int | None) -> RunConfig:
-    """The run configuration of stage `number` (the first: `cfg`'s own directory) with the epochs its call asks."""
-    if epochs is None:  # only a pre-started worker may wait before the script runs; this one is not
-        raise SegtrainError(f"The worker that runs {cfg.script} did not say how many epochs its fit() asks for.")
-    if number == 1 and cfg.epochs != EPOCHS_FROM_SCRIPT:
-        return cfg  # `resume`: the run's own epochs (the worker refuses a script that asks for others)
-    return dataclasses.replace(cfg, run_dir=RunPaths(cfg.directory).stage(number), epochs=epochs)
-
-
-def _first_stage(cfg: RunConfig, pool: WorkerPool) -> RunConfig:
-    """The stage the run goes on with, as its first worker finds it: the first `fit` call not trained already.
-
-    That worker stays in `pool`, waiting in that call, to train the stage's next
-    segment. An existing stage with other epochs is extended (or refused, below
-    what it has trained) by `open_run`, as `segtrain fit` with other `--epochs` is.
-    """
-    worker, _, _ = pool.take(cfg.directory)
-    if not worker.wait_ready() or worker.ready is None:
+def _first(cfg: RunConfig, pool: WorkerPool, run_dir: Path) -> WorkerProcess:
+    """A worker that has run the script up to its first `fit` call not trained already, or to `study.optimize`."""
+    worker, _, _ = pool.take(run_dir)
+    if not worker.wait_ready() or (worker.ready is None and worker.at_optimize is None):
         error = failure(worker, worker.early_error, cfg, "that runs the script")
         worker.close()
         raise error
-    ready = worker.ready
-    pool.keep(worker)
-    return _stage(cfg, ready.stage, ready.fit_epochs)
+    return worker
+
+
+def _stages(cfg: RunConfig, stage: RunConfig, pool: WorkerPool, hooks: loop.RunHooks, progress: bool) -> RunOutcome:
+    """The segment loop of each stage in turn, from `stage` on, while the script calls `fit` again."""
+    while True:
+        outcome = loop.fit(stage, progress=progress, hooks=hooks)
+        waiting = pool.next_stage()
+        if outcome.status not in (RunStatus.FINISHED, RunStatus.STOPPED) or waiting is None:
+            return outcome
+        stage = _stage(cfg, waiting)
+
+
+def _stage(cfg: RunConfig, ready: Ready) -> RunConfig:
+    """The run configuration of the stage a worker waits in, with the epochs its `fit` call asks for.
+
+    `cfg`: the run's (or a trial's run's); its first stage is its own directory.
+    """
+    if ready.fit_epochs is None:  # only a pre-started worker may wait before the script runs; this one is not
+        raise SegtrainError(f"The worker that runs {cfg.script} did not say how many epochs its fit() asks for.")
+    if ready.stage == 1 and cfg.epochs != EPOCHS_FROM_SCRIPT:
+        return cfg  # `resume`: the run's own epochs (the worker refuses a script that asks for others)
+    return dataclasses.replace(cfg, run_dir=RunPaths(cfg.directory).stage(ready.stage), epochs=ready.fit_epochs)
+
+
+class _Search:
+    """A launched script's `study.optimize`: its driver's requests, each trial a run trained stage after stage."""
+
+    def __init__(self, cfg: RunConfig, pool: WorkerPool, lock: RunLock, progress: bool, driver: WorkerProcess):
+        self.cfg, self.pool, self.lock, self.progress, self.driver = cfg, pool, lock, progress, driver
+        self.paths = RunPaths(cfg.directory)
+        self.trials = 0
+
+    def run(self) -> RunOutcome:
+        driver = self.driver
+        driver.tell(Drive().encode())
+        driver.took_over = True  # its log is kept
+        try:
+            while (message := driver.next_message()) is not None:
+                if isinstance(message, TrialRequest) and (ended := self._trial(message.number)) is not None:
+                    return ended  # interrupted (resumable) or failed: the driver is told nothing more
+                if isinstance(message, Ready):
+                    raise ScriptError(
+                        f"{self.cfg.script}: calls model.fit(...) outside the objective of study.optimize. Under "
+                        "`segtrain run` a search script trains in its objective only; train the best model after "
+                        "the search in a script of its own."
+                    )
+            code = driver.wait()
+            if code != 0:
+                raise failure(driver, driver.early_error, self.cfg, "that runs the script's study.optimize")
+        finally:
+            driver.close()
+        ran = f"the script's study.optimize ran {self.trials} trial{'s' if self.trials != 1 else ''} here"
+        return RunOutcome(RunStatus.FINISHED, EXIT_OK, 0, 0, ran, self.paths.trials, launched=True, searched=True)
+
+    def _relay(self, call: TrialCall) -> TrialAnswer:
+        """A trial's worker called its trial: the driver makes the call on the study's trial and answers."""
+        self.driver.tell(encode(call))
+        answer = self.driver.next_message()
+        if not isinstance(answer, TrialAnswer):
+            return TrialAnswer(error="the worker that drives the search ended")
+        return answer
+
+    def _trial(self, number: int) -> RunOutcome | None:
+        """Run trial `number` (a run directory of its own, resumed where it has checkpoints) and tell the driver
+        what its objective returned; or the outcome the search ends with, where the trial's run did not end."""
+        run_dir = self.paths.trial(number)
+        link = TrialLink(RunTrial(number, str(run_dir)), self._relay)
+        cfg = dataclasses.replace(self.cfg, run_dir=run_dir, epochs=EPOCHS_FROM_SCRIPT, force=False)
+        worker = _first(cfg, self.pool, run_dir)
+        if worker.at_optimize is None or not worker.begin_trial(link.request, self._relay, show=True):
+            error = failure(worker, worker.early_error, cfg, f"of trial {number}")
+            worker.close()
+            raise error
+        if worker.returned is not None:  # its objective returned (or raised) before any fit()
+            link.returned = worker.returned
+            worker.close()
+        else:
+            assert worker.ready is not None
+            self.pool.keep(worker)
+            hooks = loop.RunHooks(pool=self.pool, lock=self.lock, more_runs=True, trial=link)
+            outcome = _stages(cfg, _stage(cfg, worker.ready), self.pool, hooks, self.progress)
+            if outcome.status not in (RunStatus.FINISHED, RunStatus.STOPPED):
+                return outcome
+        if link.returned is None:
+            raise SegtrainError(f"Trial {number}'s objective did not return (its run: {run_dir}).")
+        self.trials += 1
+        self.driver.tell(encode(link.returned))
+        return None

@@ -21,7 +21,7 @@ from segtrain.paths import RunPaths
 from segtrain.runs.directory import open_run, wait_for_run
 from segtrain.runs.paths import RunLock
 from segtrain.runs.records import append_segment, write_history
-from segtrain.runs.runners import FailedAfterTraining, Launch, runner_for
+from segtrain.runs.runners import FailedAfterTraining, Launch, TrialLink, runner_for
 from segtrain.state import checkpoint
 from segtrain.state import manifest as run_manifest
 from segtrain.state.manifest import Reason, RunManifest
@@ -44,6 +44,7 @@ class RunHooks:
     pool: WorkerPool | None = None  # workers shared across the job's runs
     more_runs: bool = False  # another run follows in this process: pre-start its worker
     lock: RunLock | None = None  # the run's lock, already held by the job
+    trial: TrialLink | None = None  # a launched search's trial, whose run this is
 
 
 def fit(cfg: RunConfig, progress: bool = True, hooks: RunHooks | None = None) -> RunOutcome:
@@ -169,6 +170,7 @@ class SegmentLoop:
             verdicts=hooks.verdicts and hooks.on_epoch is not None,
             pool=hooks.pool,
             more_runs=hooks.more_runs,
+            trial=hooks.trial,
         )
 
     def on_epoch(self, record: dict[str, Any]) -> str | None:

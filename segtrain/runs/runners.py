@@ -11,6 +11,7 @@ import gc
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -27,7 +28,19 @@ from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.signals import StopFlag
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
-from segtrain.worker.protocol import Assignment, CheckpointRef, EpochEnded, Failed, Finished, Ready, Verdict
+from segtrain.worker.protocol import (
+    Assignment,
+    CheckpointRef,
+    EpochEnded,
+    Failed,
+    Finished,
+    Ready,
+    Returned,
+    RunTrial,
+    TrialAnswer,
+    TrialCall,
+    Verdict,
+)
 
 
 @dataclass
@@ -53,6 +66,16 @@ class Launch:
     def to_json(self) -> dict[str, Any]:
         """Every field, those that do not apply as null (a session's `prestarted`, a process's `clear_seconds`)."""
         return asdict(self)
+
+
+@dataclass
+class TrialLink:
+    """A launched search's trial whose run this is (`segtrain.worker.optimize`): what its workers are told, who
+    answers their trial's calls (the driver, through the parent), and what its objective returned, once it has."""
+
+    request: RunTrial
+    relay: Callable[[TrialCall], TrialAnswer]
+    returned: Returned | None = None
 
 
 class FailedAfterTraining(Exception):
@@ -86,12 +109,15 @@ def runner_for(
     verdicts: bool = False,
     pool: WorkerPool | None = None,
     more_runs: bool = False,
+    trial: TrialLink | None = None,
 ) -> Runner:
     """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
     if cfg.isolation == Isolation.PROCESS:
         own = pool is None
         pool = pool or WorkerPool(WorkerSpec.of(cfg, RunPaths(cfg.directory).compilation_cache))
-        return ProcessRunner(cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs)
+        return ProcessRunner(
+            cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs, trial=trial
+        )
     return SessionRunner(cfg, data_seed, flag, on_epoch)
 
 
@@ -187,9 +213,10 @@ class ProcessRunner:
         owns_pool: bool = True,
         verdicts: bool = False,
         more_runs: bool = False,
+        trial: TrialLink | None = None,
     ):
         self.cfg, self.flag, self.on_epoch, self.pool, self.owns_pool = cfg, flag, on_epoch, pool, owns_pool
-        self.verdicts, self.more_runs = verdicts, more_runs
+        self.verdicts, self.more_runs, self.trial = verdicts, more_runs, trial
         self.current: WorkerProcess | None = None
 
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
@@ -200,6 +227,8 @@ class ProcessRunner:
         worker, prestarted, abandoned = self.pool.take(run_dir, stopping=self.flag.requested)
         self.current = worker
         ready = worker.wait_ready()
+        if ready and self.trial is not None and worker.at_optimize is not None:  # its objective, up to `fit`
+            ready = worker.begin_trial(self.trial.request, self.trial.relay, show=False) and worker.ready is not None
         self.pool.note_import(worker, prestarted)
         launch = Launch(
             worker.pid,
@@ -245,6 +274,11 @@ class ProcessRunner:
         stopped_early = code in (EXIT_RESUMABLE, -(self.flag.signum or 0))
         if result is None and error is None and self.flag.requested and stopped_early:
             return SegmentResult.not_started(segment, signal=self.flag.signal), launch  # stopped before its segment
+        if result is None and error is None and self.trial is not None and self.trial.returned is not None:
+            raised = self.trial.returned.error  # the objective's own error, raised while its fit() trained
+            error = Failed(
+                EXIT_BAD_INPUT, f"{self.cfg.script}: trial {self.trial.request.number} raised in fit(): {raised}"
+            )
         if result is None:
             lost = self._peers_lost(worker, error)
             if lost is not None:  # many hosts: another process is gone; the run goes on when all start again
@@ -277,6 +311,10 @@ class ProcessRunner:
             if isinstance(message, Ready) and result is not None:
                 worker.next_stage(message)
                 return result, None, True
+            if isinstance(message, TrialCall) and self.trial is not None:
+                worker.tell(self.trial.relay(message).encode())
+            elif isinstance(message, Returned) and self.trial is not None:
+                self.trial.returned = message
             if isinstance(message, EpochEnded):
                 if spare is not None:
                     spare.mark()

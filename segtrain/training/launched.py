@@ -144,12 +144,12 @@ def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:
     return result
 
 
-def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedFit], Any], debug: bool = False) -> None:
+def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedFit], Any], debug: bool = False) -> int:
     """Run the script at `path` as `__main__` with `args`; each `model.fit(...)` call returns `on_fit(call)`.
 
-    A script that never calls `fit` is a ScriptError that says what to do.
-    Whatever else the script raises becomes a ScriptError that names it;
-    `sys.exit(0)` is a normal end.
+    Returns how many times it called `fit` (none: see `no_fit`). Whatever the
+    script raises becomes a ScriptError that names it; `sys.exit(0)` is a
+    normal end.
     """
     import keras
 
@@ -180,9 +180,13 @@ def run_script(path: Path, args: tuple[str, ...], on_fit: Callable[[InterceptedF
         raise ScriptError(describe_failure(path, "running the script", e, debug)) from e
     finally:
         keras.Model.fit = original
-    if calls == 0:
-        raise ScriptError(
-            f"{path}: ran to its end without calling model.fit(...). `segtrain run` trains a script's "
-            "model.fit(...) call in segments; a script with a custom training loop defines "
-            "train_epoch(model, data, epoch) and runs with `segtrain fit`."
-        )
+    return calls
+
+
+def no_fit(path: Path) -> ScriptError:
+    """A script that ran to its end without calling `fit` (nor `study.optimize`)."""
+    return ScriptError(
+        f"{path}: ran to its end without calling model.fit(...). `segtrain run` trains a script's "
+        "model.fit(...) calls in segments; a script with a custom training loop defines "
+        "train_epoch(model, data, epoch) and runs with `segtrain fit`."
+    )

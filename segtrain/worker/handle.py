@@ -18,6 +18,7 @@ from segtrain.config import RunConfig, Start
 from segtrain.worker.output import STDERR, STDOUT, Echo, WorkerOutput
 from segtrain.worker.protocol import (
     Assignment,
+    AtOptimize,
     Described,
     Failed,
     Imported,
@@ -25,6 +26,8 @@ from segtrain.worker.protocol import (
     Proposed,
     Question,
     Ready,
+    Returned,
+    RunTrial,
     TrialAnswer,
     TrialCall,
     Verdict,
@@ -143,6 +146,8 @@ class WorkerProcess:
         self.messages_in = os.fdopen(read_fd, "r", buffering=1)
         self.import_seconds: float | None = None  # how long it took to import the backend and the script
         self.ready: Ready | None = None  # what it did before taking over
+        self.at_optimize: AtOptimize | None = None  # a launched script's worker waiting in study.optimize
+        self.returned: Returned | None = None  # what a trial's objective returned (`segtrain.worker.optimize`)
         self.early_error: Failed | None = None  # an error it reported before it was ready
         self.took_over = False  # whether it was sent its segment
 
@@ -150,16 +155,18 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def wait_ready(self, import_timeout: float | None = None) -> bool:
-        """Block until the worker has loaded everything; False if it died first.
+    def wait_ready(
+        self, import_timeout: float | None = None, on_call: Callable[[TrialCall], TrialAnswer] | None = None
+    ) -> bool:
+        """Block until the worker has loaded everything (or waits in study.optimize); False if it died first.
 
         `import_timeout`: raise `TimeoutError` if the worker has not imported
         the backend and the script within that many seconds from now (a
         pre-started worker imports at the lowest priority, which a busy machine
-        may starve).
+        may starve). `on_call`: answers a trial's calls on its way to `fit`.
         """
         deadline = None if import_timeout is None else time.monotonic() + import_timeout
-        while self.ready is None:
+        while self.ready is None and self.at_optimize is None and self.returned is None:
             if deadline is not None and self.import_seconds is None:
                 readable, _, _ = select.select([self.messages_in], [], [], max(0.0, deadline - time.monotonic()))
                 if not readable:
@@ -171,9 +178,26 @@ class WorkerProcess:
                 self.import_seconds = message.seconds
             elif isinstance(message, Ready):
                 self.ready = message
+            elif isinstance(message, AtOptimize):
+                self.at_optimize = message
+            elif isinstance(message, TrialCall):
+                self.tell((on_call or _refuse)(message).encode())
+            elif isinstance(message, Returned):
+                self.returned = message
             elif isinstance(message, Failed):
                 self.early_error = message
         return True
+
+    def begin_trial(self, request: RunTrial, on_call: Callable[[TrialCall], TrialAnswer], show: bool) -> bool:
+        """Tell a worker waiting in study.optimize its trial; wait until its objective reaches `fit` (or returns).
+
+        `show`: the trial's first worker, whose lines from its objective on are new; a later segment's worker
+        runs the objective again, into its log only."""
+        self.at_optimize = None
+        self.tell(request.encode())
+        if show:
+            self.output.release(show_held=False)
+        return self.wait_ready(on_call=on_call)
 
     def assign(self, assignment: Assignment) -> None:
         """Send the worker its segment: from now on it trains, its log is the segment's, its lines are shown.
@@ -202,6 +226,14 @@ class WorkerProcess:
     def reply(self, verdict: Verdict) -> None:
         """After an epoch, when the assignment asked for verdicts: go on, or stop the run there."""
         self._write(verdict.encode())
+
+    def tell(self, line: str) -> None:
+        """A line on the worker's stdin (`segtrain.worker.protocol`'s requests, answers and relayed messages)."""
+        self._write(line)
+
+    def next_message(self) -> Message | None:
+        """Its next message; None once it has closed its end."""
+        return self._next()
 
     def _write(self, line: str, close: bool = False) -> None:
         assert self.proc.stdin is not None

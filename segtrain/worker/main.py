@@ -14,6 +14,7 @@ imports ahead. It dies with its parent (PR_SET_PDEATHSIG on Linux).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -43,7 +44,7 @@ from segtrain.training.references import IN_WORKER
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.training.together import start_together
-from segtrain.worker import questions
+from segtrain.worker import optimize, questions
 from segtrain.worker.protocol import (
     PROTOCOL,
     Assignment,
@@ -52,7 +53,9 @@ from segtrain.worker.protocol import (
     Finished,
     Imported,
     Message,
+    Question,
     Ready,
+    RunTrial,
     Verdict,
     WorkerEnv,
     decode_request,
@@ -204,7 +207,7 @@ def _assignment(
         request = decode_request(line)
         if isinstance(request, Assignment):
             break
-        assert script is not None and send is not None, "a question to a worker that runs a launched script"
+        assert isinstance(request, Question) and script is not None and send is not None, request
         questions.answer(request, script, send)
     assignment = request
     if assignment.stop and not flag.requested:
@@ -212,8 +215,15 @@ def _assignment(
     return assignment
 
 
-def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message], None]) -> Any:
-    """Train the assigned segment; send its result and return it."""
+def _train(
+    ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message], None], pruned_by_trial: bool = False
+) -> Any:
+    """Train the assigned segment; send its result and return it.
+
+    `pruned_by_trial`: a launched search's trial, whose objective's pruning callback may raise
+    `optuna.TrialPruned` from an epoch's end: the segment ends there, stopped, and the error goes on to the
+    objective (`segtrain.worker.optimize`).
+    """
     from segtrain.training.segment import run_segment  # deferred: imports Keras
 
     ref, segment = assignment.checkpoint, assignment.segment
@@ -236,7 +246,14 @@ def _train(ctx: Any, assignment: Assignment, flag: Any, send: Callable[[Message]
             _exit(EXIT_FAILED)
         return Verdict.decode(line).stop_reason
 
-    result = run_segment(ctx, segment, ckpt, flag, on_epoch, assignment.start_seconds)
+    try:
+        result = run_segment(ctx, segment, ckpt, flag, on_epoch, assignment.start_seconds)
+    except Exception as e:
+        if not (pruned_by_trial and type(e).__name__ == "TrialPruned"):
+            raise
+        stopped = SegmentOutcome.STOPPED
+        send(Finished(SegmentResult(segment.index, segment.start_epoch, segment.start_epoch, stopped, "pruned", True)))
+        raise
     send(Finished(result))
     return result
 
@@ -263,11 +280,24 @@ def _serve_launched(
     if env.config.seed is not None:
         backend.seed(env.config.seed)
     send(Imported(time.perf_counter() - t0))
-    root = RunPaths(env.config.directory)  # the run: its first stage, and its later stages' directories
+    root = RunPaths(env.config.directory)  # the run (a trial's, in a search): its first stage, and its later ones
     assignment, trained = None, False
     if env.prestarted and defer_data():
         send(_ready(env, backend.name, True))
         assignment = _assignment(flag)
+
+    def run_trial(request: RunTrial, objective: Callable[[Any], Any]) -> None:
+        """The script's study.optimize, in a worker for a trial: the objective once, its fit calls the trial's run's."""
+        nonlocal root
+        root = RunPaths(Path(request.run_dir))
+        try:
+            message = optimize.returned(objective(questions.RemoteTrial(send, sys.stdin.readline)))
+        except SegtrainError:
+            raise
+        except Exception as e:  # the objective's own: the driver raises it, study.optimize decides (`catch`)
+            message = optimize.returned(error=e)
+        send(message)
+        _exit(EXIT_OK)
 
     def on_fit(call: launched.InterceptedFit) -> Any:
         nonlocal assignment, trained
@@ -304,14 +334,19 @@ def _serve_launched(
             send(Finished(result))
         else:
             ctx.warm_model = call.model  # the script's own model object trains (and is what it evaluates after)
-            result = _train(ctx, assignment, flag, send)
+            result = _train(ctx, assignment, flag, send, pruned_by_trial=True)
             if result.outcome not in (SegmentOutcome.FINISHED, SegmentOutcome.STOPPED):
                 _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
             history = _checkpoint_history(ctx, result.checkpoint)
         trained = True
         return launched.history(call.model, history, ctx.data.steps_per_epoch)
 
-    launched.run_script(env.config.script, tuple(env.config.script_args), on_fit, env.config.debug)
+    calls = optimize.OptimizeCalls(root.root, env.config.script, send, sys.stdin.readline, run_trial)
+    searches = optimize.mentions_optuna(env.config.script)
+    with calls.taken_over() if searches else contextlib.nullcontext():
+        fits = launched.run_script(env.config.script, tuple(env.config.script_args), on_fit, env.config.debug)
+    if fits == 0 and calls.calls == 0:
+        raise launched.no_fit(env.config.script)
 
 
 def _assigned(assignment: Assignment | None, stage: Path) -> bool:

@@ -163,20 +163,54 @@ class TrialAnswer:
 
     value: Any = None
     error: str | None = None
+    KIND: ClassVar[str] = "trial_answer"  # as a message: the driver's answer, relayed to a trial's worker
 
     def encode(self) -> str:
         return json.dumps(dataclasses.asdict(self)) + "\n"
 
     @classmethod
     def decode(cls, line: str) -> TrialAnswer:
-        return cls(**json.loads(line))
+        data = json.loads(line)
+        data.pop("kind", None)
+        return cls(**data)
 
 
-def decode_request(line: str) -> Assignment | Question:
-    """A line on a waiting worker's stdin: its assignment, or a question before it."""
+@dataclass(frozen=True)
+class Drive:
+    """Parent -> a worker at `AtOptimize`: run the script's `study.optimize` here, each trial in workers of its own."""
+
+    def encode(self) -> str:
+        return json.dumps({"drive": True}) + "\n"
+
+
+@dataclass(frozen=True)
+class RunTrial:
+    """Parent -> a worker at `AtOptimize`: call the objective for trial `number`; its `fit` calls are `run_dir`'s."""
+
+    number: int
+    run_dir: str
+
+    def encode(self) -> str:
+        return json.dumps({"run_trial": dataclasses.asdict(self)}) + "\n"
+
+
+Request = Assignment | Question | Drive | RunTrial
+_RELAYED = ("trial_call", "returned")  # a trial worker's message, relayed to the driver's stdin as it is
+
+
+def decode_request(line: str) -> Request | TrialCall | Returned:
+    """A line on a waiting worker's stdin: its assignment, a question before it, or what a launched search sends."""
     data = json.loads(line)
     if "question" in data:
         return Question(Asked(data["question"]))
+    if "drive" in data:
+        return Drive()
+    if "run_trial" in data:
+        return RunTrial(**data["run_trial"])
+    if data.get(_KIND_KEY) in _RELAYED:
+        message = decode(line)
+        assert isinstance(message, (TrialCall, Returned))
+        return message
     return Assignment.decode(line)
 
 
@@ -192,26 +226,6 @@ class Verdict:
     @classmethod
     def decode(cls, line: str) -> Verdict:
         return cls(**json.loads(line)) if line.strip() else cls()
-
-
-# The largest message on the zygote's socket: its receive buffer, sized once (a larger one per request would
-# make the zygote's heap creep: 2 kB a fork with 1 MiB). A request that does not fit is started as spawn.
-FORK_MESSAGE_MAX = 1 << 16
-
-
-@dataclass(frozen=True)
-class ForkRequest:
-    """Parent -> zygote: fork a worker with this environment and these arguments (its pipes go beside, as fds)."""
-
-    environ: dict[str, str]
-    argv: list[str]
-
-    def encode(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self)).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> ForkRequest:
-        return cls(**json.loads(data))
 
 
 # -- worker -> parent ---------------------------------------------------------------------------
@@ -302,10 +316,47 @@ class Proposed:
     KIND: ClassVar[str] = "proposed"
 
 
-Message = Imported | Ready | EpochEnded | Finished | Failed | Described | TrialCall | Proposed
+@dataclass(frozen=True)
+class AtOptimize:
+    """A launched script reached its `study.optimize(...)` call number `call`; its worker waits for a `Drive` or a
+    `RunTrial` on stdin (`segtrain.worker.optimize`)."""
+
+    call: int
+    KIND: ClassVar[str] = "optimize"
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    """The driver asks for the study's trial `number` to run in workers of its own; the parent relays each of their
+    `TrialCall`s to the driver's stdin, then their `Returned`."""
+
+    number: int
+    KIND: ClassVar[str] = "trial_request"
+
+
+@dataclass(frozen=True)
+class Returned:
+    """A trial's objective returned `values`, or raised: `pruned` (optuna.TrialPruned), else `error` (its text) and
+    `exception` (it pickled, base64: what the driver raises, so that study.optimize's `catch` sees its type)."""
+
+    values: list[float] | None = None
+    pruned: bool = False
+    error: str | None = None
+    exception: str | None = None
+    KIND: ClassVar[str] = "returned"
+
+
+Message = (
+    Imported | Ready | EpochEnded | Finished | Failed | Described | TrialCall | Proposed | AtOptimize | TrialRequest
+    | Returned | TrialAnswer
+)  # fmt: skip
 _KIND_KEY = "kind"
 _KINDS: dict[str, type] = {
-    cls.KIND: cls for cls in (Imported, Ready, EpochEnded, Finished, Failed, Described, TrialCall, Proposed)
+    cls.KIND: cls
+    for cls in (
+        *(Imported, Ready, EpochEnded, Finished, Failed, Described, TrialCall, Proposed),
+        *(AtOptimize, TrialRequest, Returned, TrialAnswer),
+    )
 }
 
 

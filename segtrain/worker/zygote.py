@@ -21,6 +21,7 @@ pool replaces it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import select
@@ -30,9 +31,28 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
-from segtrain.worker.protocol import FORK_MESSAGE_MAX, ForkRequest
+# The largest message on the zygote's socket: its receive buffer, sized once (a larger one per request would
+# make the zygote's heap creep: 2 kB a fork with 1 MiB). A request that does not fit is started as spawn.
+FORK_MESSAGE_MAX = 1 << 16
+
+
+@dataclass(frozen=True)
+class ForkRequest:
+    """Parent -> zygote: fork a worker with this environment and these arguments (its pipes go beside, as fds)."""
+
+    environ: dict[str, str]
+    argv: list[str]
+
+    def encode(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> ForkRequest:
+        return cls(**json.loads(data))
+
 
 # What may differ between the zygote's environment and a worker's: the worker's own variables, and what the
 # backend reads only when its device runtime starts (in the worker).

@@ -43,7 +43,8 @@ from segtrain import backends
 from segtrain.backends import devices
 from segtrain.backends.distribution import split_cpu_early
 from segtrain.worker import main as worker_main
-from segtrain.worker.protocol import FORK_MESSAGE_MAX, ForkRequest, WorkerEnv
+from segtrain.worker.protocol import WorkerEnv
+from segtrain.worker.zygote import FORK_MESSAGE_MAX, ForkRequest
 
 SETTLE_SECONDS = 3.0  # how long the import's helper threads may take to end before the zygote gives up
 SAID_MAX = 16_384  # of what the import printed, the end kept for the workers' logs (the reply fits a message)

@@ -1,0 +1,251 @@
+"""A launched script's `study.optimize(...)`: Optuna's loop in one worker, each trial in workers of its own.
+
+Under `segtrain run`, a script that calls `study.optimize(objective, n_trials=...)`
+runs unmodified (Optuna's Keras example, for one). While it runs:
+
+* `optuna.create_study(...)` keeps the study in the run: without `storage`, in
+  SQLite at `RUN/study.db`; without `study_name`, under the script's name; and
+  with `load_if_exists`, so that the same command goes on with the same study.
+* The first worker that reaches `study.optimize` is told to drive it (`Drive`):
+  Optuna's own `optimize` runs there, with its `n_trials`, `timeout`, `catch`
+  and `callbacks`, and an objective that asks the parent to run each trial
+  (`TrialRequest`) and, while it runs, makes the trial's calls (`suggest_*`,
+  `report`, `should_prune`, `set_user_attr`, ...) on the study's real trial
+  here, with the study's one sampler: the trials are those of one process.
+* A worker the parent starts for a trial is told which (`RunTrial`): it calls
+  the objective with a `RemoteTrial` whose every call the driver makes; the
+  objective's `fit` calls are the stages of the trial's run directory
+  (`RUN/trials/trial-NNNN`), in segments; what it returns or raises goes back
+  (`Returned`), and the worker ends, never running the script past `optimize`.
+* The same command after a kill -9: the trials this `optimize` call began that
+  the study still records as running run first, as the same trials (their run
+  directories resume from their checkpoints); then as many new ones as
+  `n_trials` still asks. The sampler is saved after every draw (`trial asked`,
+  each `suggest_*`) and loaded again, so that the trials after the crash are
+  those of a run that was not interrupted.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import json
+import os
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segtrain.errors import EXIT_RESUMABLE, ScriptError
+from segtrain.state.atomic import read_json, write_bytes, write_json
+from segtrain.worker.protocol import (
+    AtOptimize,
+    Drive,
+    Message,
+    Returned,
+    RunTrial,
+    TrialAnswer,
+    TrialCall,
+    TrialRequest,
+    decode_request,
+)
+
+STUDY_DB = "study.db"
+
+
+def mentions_optuna(script: Path) -> bool:
+    """Whether the script may call Optuna (importing it costs a second: only then are its calls taken over)."""
+    try:
+        return b"optuna" in script.read_bytes()
+    except OSError:
+        return False
+
+
+@dataclass
+class OptimizeCalls:
+    """Takes over a launched script's `optuna.create_study` and `Study.optimize` (`taken_over`).
+
+    `run_dir`: the run's directory; `send`/`receive`: the worker's message pipe and
+    stdin; `run_trial(request, call)`: calls the objective for a `RunTrial` and
+    ends the worker with its `Returned` (the worker's stages go under its run_dir).
+    """
+
+    run_dir: Path
+    script: Path
+    send: Callable[[Message], None]
+    receive: Callable[[], str]
+    run_trial: Callable[[RunTrial, Callable[[Any], Any]], None]
+    studies: int = 0
+    calls: int = 0
+    _samplers: dict[int, Path] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def taken_over(self) -> Iterator[None]:
+        import optuna
+
+        create, optimize = optuna.create_study, optuna.study.Study.optimize
+        optuna.create_study = optuna.study.create_study = self._create_study(create)
+        optuna.study.Study.optimize = self._optimize(optimize)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            optuna.create_study = optuna.study.create_study = create
+            optuna.study.Study.optimize = optimize  # type: ignore[method-assign]
+
+    def _create_study(self, create: Callable[..., Any]) -> Callable[..., Any]:
+        def create_study(*args: Any, **kwargs: Any) -> Any:
+            bound = inspect.signature(create).bind(*args, **kwargs)
+            bound.apply_defaults()
+            self.studies += 1
+            if bound.arguments.get("storage") is None:
+                bound.arguments["storage"] = f"sqlite:///{(self.run_dir / STUDY_DB).resolve()}"
+            if bound.arguments.get("study_name") is None:
+                suffix = "" if self.studies == 1 else f"-{self.studies}"
+                bound.arguments["study_name"] = self.script.stem + suffix
+            bound.arguments["load_if_exists"] = True  # the same command goes on with the same study
+            return create(*bound.args, **bound.kwargs)
+
+        return create_study
+
+    def _optimize(self, optimize: Callable[..., Any]) -> Callable[..., Any]:
+        def taken(study: Any, func: Callable[[Any], Any], *args: Any, **kwargs: Any) -> None:
+            bound = inspect.signature(optimize).bind(study, func, *args, **kwargs)
+            bound.apply_defaults()
+            options = dict(bound.arguments)
+            self.calls += 1
+            if options.get("n_jobs", 1) != 1:
+                raise ScriptError(
+                    f"{self.script}: study.optimize(n_jobs={options['n_jobs']}): under `segtrain run` each trial "
+                    "trains in worker processes of its own, one trial at a time; leave n_jobs out."
+                )
+            self.send(AtOptimize(self.calls))
+            request = decode_request(self.receive())
+            if isinstance(request, RunTrial):
+                self.run_trial(request, func)
+                return
+            assert isinstance(request, Drive), request
+            _Driver(self, study, func, self.calls).optimize(optimize, options)
+
+        return taken
+
+
+class _Driver:
+    """The worker in which Optuna's loop runs: each trial it asks for runs in workers the parent starts."""
+
+    def __init__(self, calls: OptimizeCalls, study: Any, func: Callable[[Any], Any], number: int):
+        self.calls, self.study, self.func = calls, study, func
+        self.dir = calls.run_dir / f"optimize-{number}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ledger, self.sampler = self.dir / "trials.json", self.dir / "sampler.pkl"
+
+    def optimize(self, optimize: Callable[..., Any], options: dict[str, Any]) -> None:
+        import optuna
+
+        if self.sampler.exists():  # the sampler as the interrupted run left it, after its last draw
+            self.study.sampler = pickle.loads(self.sampler.read_bytes())
+        states = {t.number: t for t in self.study.get_trials(deepcopy=False)}
+        for number in self._began():  # interrupted: the same trials go on first
+            if number in states and states[number].state == optuna.trial.TrialState.RUNNING:
+                self._finish(optuna.Trial(self.study, states[number]._trial_id), options)
+        if options.get("n_trials") is not None:
+            options["n_trials"] -= len(self._began())
+            if options["n_trials"] <= 0:
+                return
+        options["func"] = self._objective
+        optimize(**options)
+
+    def _began(self) -> list[int]:
+        return list(read_json(self.ledger)) if self.ledger.exists() else []
+
+    def _finish(self, trial: Any, options: dict[str, Any]) -> None:
+        """An interrupted trial, run again and told to the study as `optimize` tells one; then its callbacks."""
+        import optuna
+
+        try:
+            values = self._run(trial)
+            frozen = self.study.tell(trial, values)
+        except optuna.TrialPruned:
+            frozen = self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except Exception as e:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if not isinstance(e, tuple(options.get("catch") or ())):
+                raise
+            frozen = self.study.trials[trial.number]
+        for callback in options.get("callbacks") or []:
+            callback(self.study, frozen)
+
+    def _objective(self, trial: Any) -> Any:
+        """Optuna's objective in the driver: record the trial as this call's, and run it in the parent's workers."""
+        write_json(self.ledger, [*self._began(), trial.number])
+        self._save_sampler()
+        return self._run(trial)
+
+    def _run(self, trial: Any) -> Any:
+        import optuna
+
+        self.calls.send(TrialRequest(trial.number))
+        while True:
+            line = self.calls.receive()
+            if not line:  # the parent stopped the search (a signal, a failed trial): the study keeps it running
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_RESUMABLE)
+            request = decode_request(line)
+            if isinstance(request, TrialCall):
+                self.calls.send(self._call(trial, request))
+                continue
+            assert isinstance(request, Returned), request
+            if request.pruned:
+                raise optuna.TrialPruned()
+            if request.exception is not None:
+                raise pickle.loads(base64.b64decode(request.exception))
+            if request.error is not None:
+                raise RuntimeError(request.error)
+            values = request.values or []
+            return values[0] if len(values) == 1 else values
+
+    def _call(self, trial: Any, call: TrialCall) -> TrialAnswer:
+        """A trial's worker called `trial.<name>(...)` (or read it): made here, on the study's trial."""
+        try:
+            found = getattr(trial, call.name)
+            if call.get:
+                return _answer(TrialCall.KIND if callable(found) else found)
+            value = found(*call.args, **call.kwargs)
+            if call.name.startswith("suggest"):
+                self._save_sampler()
+            return _answer(value)
+        except Exception as e:
+            return TrialAnswer(error=f"{type(e).__name__}: {e}")
+
+    def _save_sampler(self) -> None:
+        try:
+            write_bytes(self.sampler, pickle.dumps(self.study.sampler))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            pass  # a sampler that does not pickle starts afresh on resume, as Optuna's own would
+
+
+def _answer(value: Any) -> TrialAnswer:
+    if getattr(value, "shape", None) == () and callable(getattr(value, "item", None)):
+        value = value.item()  # a NumPy scalar (should_prune's bool, a report's float)
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return TrialAnswer(error=f"under `segtrain run` a trial's {type(value).__name__} does not reach its worker")
+    return TrialAnswer(value=value)
+
+
+def returned(outcome: Any = None, error: BaseException | None = None) -> Returned:
+    """What a trial's objective returned (`outcome`) or raised (`error`), for the driver."""
+    if error is None:
+        values = list(outcome) if isinstance(outcome, (list, tuple)) else [outcome]
+        return Returned(values=[float(v) for v in values])
+    if type(error).__name__ == "TrialPruned":
+        return Returned(pruned=True)
+    try:
+        pickled = base64.b64encode(pickle.dumps(error)).decode()
+    except Exception:
+        pickled = None
+    return Returned(error=f"{type(error).__name__}: {error}", exception=pickled)
