@@ -98,6 +98,20 @@ class RunPaths:
         """The run directory of trial `number` of a launched script's `study.optimize` (`segtrain.worker.optimize`)."""
         return self.trials / f"trial-{number:04d}"
 
+    @property
+    def study_db(self) -> Path:
+        """A launched script's study, where its `optuna.create_study` gives no storage."""
+        return self.root / "study.db"
+
+    def optimize_records(self, call: int) -> Path:
+        """What a launched script's `study.optimize` call number `call` keeps: the trials it began, its sampler."""
+        return self.root / f"optimize-{call}"
+
+    def search_records(self) -> list[Path]:
+        """Everything a launched script's search keeps here (`--force` deletes it)."""
+        found = [p for p in (self.study_db, self.trials) if p.exists()]
+        return found + sorted(self.root.glob("optimize-*")) if self.root.is_dir() else found
+
     def stage_count(self) -> int:
         """How many of the script's `fit` calls have a run directory (1 where only this one)."""
         number = 1

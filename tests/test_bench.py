@@ -199,3 +199,24 @@ def test_hosts_bench_quick_runs_one_process_against_two_and_checks_their_weights
     assert [s["segments"] for s in summary.values()] == [1, 2, 1, 2]
     assert all(s["replicas"] == [2] for s in summary.values())  # two devices in one process, or one in each
     assert "final weights of all four equal, bitwise" in proc.stdout
+
+
+def test_search_script_bench_quick_runs_the_script_with_python_and_segtrain_run(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "bench/search_script.py", "--quick", "--trials", "2", "--out", str(out)],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert_exit(proc, 0)
+    (found,) = out.glob("*-search-script.json")
+    result = json.loads(found.read_text())
+    assert result["schema"] == "segtrain-bench-search-script/1" and result["trials"] == 2
+    assert [r["peer"] for r in result["runs"]] == ["python", "segtrain-run"]
+    for run in result["runs"]:
+        assert run["exit_code"] == 0 and len(run["peak_rss_mb"]) == 2 and all(p > 0 for p in run["peak_rss_mb"])
+    assert result["same_params"] == "yes"  # the driver's seeded sampler draws what the plain loop draws
+    assert "| segtrain-run |" in found.with_suffix(".md").read_text()

@@ -105,7 +105,7 @@ def test_kill_9_mid_trial_then_the_same_command_goes_on_with_that_trial(tmp_path
     assert again.stdout == reference_proc.stdout
 
 
-def test_pruned_trials_are_pruned_alike_and_n_jobs_is_refused(tmp_path):
+def test_pruned_trials_are_pruned_alike_force_starts_over_and_n_jobs_is_refused(tmp_path):
     runs = {segment: tmp_path / f"seg{segment}" for segment in (1, EPOCHS)}
     for segment, run_dir in runs.items():
         proc = run_cli(*args(run_dir, segment, "--prune", "--trials", 6))
@@ -113,6 +113,12 @@ def test_pruned_trials_are_pruned_alike_and_n_jobs_is_refused(tmp_path):
     found = trials(runs[1])
     assert found == trials(runs[EPOCHS])
     assert "PRUNED" in [state for state, *_ in found]  # the median rule pruned some, from inside fit
+
+    # --force starts the search over: its study, trials and records go (else the same command goes on with them).
+    again = args(runs[EPOCHS], EPOCHS, "--trials", 2)
+    forced = run_cli(*again[: again.index("--")], "--force", *again[again.index("--") :])
+    assert_exit(forced, 0)
+    assert len(trials(runs[EPOCHS])) == 2 and not (runs[EPOCHS] / "trials" / "trial-0002").exists()
 
     jobs = run_cli(*args(tmp_path / "jobs", 2, "--jobs", 2))
     assert_exit(jobs, 2)

@@ -44,9 +44,11 @@ def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
     """
     paths = RunPaths(cfg.directory)
     with RunLock(paths) as lock:
-        if cfg.force and (paths.stages.exists() or paths.trials.exists()) and settings_differ(cfg):
-            for later in (paths.stages, paths.trials):  # they start over with the run (`open_run` wipes that)
-                shutil.rmtree(later, ignore_errors=True)
+        if cfg.force and paths.stages.exists() and settings_differ(cfg):
+            shutil.rmtree(paths.stages)  # its later stages start over with the run (`open_run` wipes that)
+        if cfg.force and not paths.manifest.exists():  # a search (no run of its own here): it starts over
+            for kept in paths.search_records():
+                shutil.rmtree(kept) if kept.is_dir() else kept.unlink()
         pool = WorkerPool(WorkerSpec.of(cfg, paths.compilation_cache))
         try:
             worker = _first(cfg, pool, cfg.directory)

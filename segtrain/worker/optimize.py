@@ -35,11 +35,12 @@ import os
 import pickle
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segtrain.errors import EXIT_RESUMABLE, ScriptError
+from segtrain.paths import RunPaths
 from segtrain.state.atomic import read_json, write_bytes, write_json
 from segtrain.worker.protocol import (
     AtOptimize,
@@ -52,8 +53,6 @@ from segtrain.worker.protocol import (
     TrialRequest,
     decode_request,
 )
-
-STUDY_DB = "study.db"
 
 
 def mentions_optuna(script: Path) -> bool:
@@ -80,7 +79,6 @@ class OptimizeCalls:
     run_trial: Callable[[RunTrial, Callable[[Any], Any]], None]
     studies: int = 0
     calls: int = 0
-    _samplers: dict[int, Path] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def taken_over(self) -> Iterator[None]:
@@ -101,7 +99,7 @@ class OptimizeCalls:
             bound.apply_defaults()
             self.studies += 1
             if bound.arguments.get("storage") is None:
-                bound.arguments["storage"] = f"sqlite:///{(self.run_dir / STUDY_DB).resolve()}"
+                bound.arguments["storage"] = f"sqlite:///{RunPaths(self.run_dir).study_db.resolve()}"
             if bound.arguments.get("study_name") is None:
                 suffix = "" if self.studies == 1 else f"-{self.studies}"
                 bound.arguments["study_name"] = self.script.stem + suffix
@@ -137,7 +135,7 @@ class _Driver:
 
     def __init__(self, calls: OptimizeCalls, study: Any, func: Callable[[Any], Any], number: int):
         self.calls, self.study, self.func = calls, study, func
-        self.dir = calls.run_dir / f"optimize-{number}"
+        self.dir = RunPaths(calls.run_dir).optimize_records(number)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ledger, self.sampler = self.dir / "trials.json", self.dir / "sampler.pkl"
 
