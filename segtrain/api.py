@@ -221,9 +221,10 @@ def resume(
 
 
 def _train(cfg: RunConfig, progress: bool) -> RunOutcome:
-    from segtrain.runs import loop  # imports Keras: `import segtrain` does not, so status and report stay light
+    """The run of `cfg`: a launched script's stage after stage (`runs.launch`), else its segments (`runs.loop`)."""
+    from segtrain.runs import launch, loop  # imports Keras: `import segtrain` does not, so status and report stay light
 
-    return loop.fit(cfg, progress=progress)
+    return launch.run(cfg, progress=progress) if cfg.launched else loop.fit(cfg, progress=progress)
 
 
 def load_model(run_dir: str | Path, *, checkpoint: str | None = None) -> Any:

@@ -59,6 +59,8 @@ class RunConfig:
         fold: cross-validation: `{"index", "count", "seed"}` of the fold it trains (`training.data.Fold`).
         launched: `segtrain run`: the script runs from the top in every worker; its `model.fit(...)` call
             trains the segment (`segtrain.training.launched`); `epochs` is `EPOCHS_FROM_SCRIPT` until known.
+        part_of: a launched script's later stage, or a trial of its study.optimize: the run directory of the
+            run it belongs to, which alone goes on with it (`segtrain.runs.launch`).
         module, functions, fit_kwargs: the script as a module, its functions, their `fit` arguments.
         hosts: this process's place among those (one per host) that train the run together on JAX
             (`with_hosts`, `segtrain.backends.hosts`); process 0 writes the run.
@@ -266,6 +268,7 @@ class RunConfig:
     )
     fold: dict[str, int] | None = None
     launched: bool = False
+    part_of: str | None = None
     script_args: list[str] = option(factory=list, commands=frozenset({RUN}))  # the CLI's ARGS after --
     module: str | None = None
     functions: dict[str, str] = dataclasses.field(default_factory=dict)

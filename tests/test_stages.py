@@ -126,3 +126,26 @@ def test_a_complete_run_runs_the_script_again_training_nothing(tmp_path, whole_s
     assert_exit(again, 0)
     assert again.stdout == reference_proc.stdout  # both fit() calls returned their History and the model at once
     assert [(stage / "segments.jsonl").read_text() for stage in stages(reference)] == records
+
+
+def test_sigterm_in_the_second_stage_exits_75_and_resume_goes_on_there(tmp_path, whole_stages):
+    reference, _ = whole_stages
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(segtrain_cmd(*args(run_dir, 2)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env())  # fmt: skip
+    checkpoint = stages(run_dir)[1] / "ckpt-000002" / "state.json"
+    deadline = time.monotonic() + 180
+    while not checkpoint.exists():
+        assert time.monotonic() < deadline, "the run did not reach the second stage's first checkpoint"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err
+    status = json.loads(run_cli("status", run_dir, "--json").stdout)
+    assert status["state"] == "interrupted" and status["hint"] == f"segtrain resume {run_dir}"
+
+    resumed = run_cli("resume", run_dir, "--no-progress")  # the run's own options, its script's arguments
+    assert_exit(resumed, 0)
+    for mine, theirs in zip(stages(run_dir), stages(reference), strict=True):
+        assert_bitwise_equal(final_variables(mine), final_variables(theirs))

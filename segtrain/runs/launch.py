@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 
 from segtrain.config import EPOCHS_FROM_SCRIPT, RunConfig
-from segtrain.errors import EXIT_OK, ScriptError, SegtrainError
+from segtrain.errors import EXIT_OK, ConfigError, ScriptError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus
 from segtrain.paths import RunPaths
 from segtrain.runs import loop
@@ -42,6 +42,11 @@ def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
     ended), or the one that failed or was interrupted; for a search, the
     search's.
     """
+    if cfg.part_of is not None:
+        raise ConfigError(
+            f"{cfg.directory} is part of the run in {cfg.part_of} (a stage of its script, or a trial of its "
+            f"search): go on with that run, with the same `segtrain run` command."
+        )
     paths = RunPaths(cfg.directory)
     with RunLock(paths) as lock:
         if cfg.force and paths.stages.exists() and settings_differ(cfg):
@@ -90,7 +95,9 @@ def _stage(cfg: RunConfig, ready: Ready) -> RunConfig:
         raise SegtrainError(f"The worker that runs {cfg.script} did not say how many epochs its fit() asks for.")
     if ready.stage == 1 and cfg.epochs != EPOCHS_FROM_SCRIPT:
         return cfg  # `resume`: the run's own epochs (the worker refuses a script that asks for others)
-    return dataclasses.replace(cfg, run_dir=RunPaths(cfg.directory).stage(ready.stage), epochs=ready.fit_epochs)
+    stage = RunPaths(cfg.directory).stage(ready.stage)
+    part_of = cfg.part_of if ready.stage == 1 else cfg.part_of or str(cfg.directory)
+    return dataclasses.replace(cfg, run_dir=stage, epochs=ready.fit_epochs, part_of=part_of)
 
 
 class _Search:
@@ -136,7 +143,9 @@ class _Search:
         what its objective returned; or the outcome the search ends with, where the trial's run did not end."""
         run_dir = self.paths.trial(number)
         link = TrialLink(RunTrial(number, str(run_dir)), self._relay)
-        cfg = dataclasses.replace(self.cfg, run_dir=run_dir, epochs=EPOCHS_FROM_SCRIPT, force=False)
+        cfg = dataclasses.replace(
+            self.cfg, run_dir=run_dir, epochs=EPOCHS_FROM_SCRIPT, force=False, part_of=str(self.cfg.directory)
+        )
         worker = _first(cfg, self.pool, run_dir)
         if worker.at_optimize is None or not worker.begin_trial(link.request, self._relay, show=True):
             error = failure(worker, worker.early_error, cfg, f"of trial {number}")

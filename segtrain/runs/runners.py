@@ -189,7 +189,7 @@ def failure(worker: WorkerProcess, error: Failed | None, cfg: RunConfig, which: 
     how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
     return SegtrainError(
         f"The worker {which} (pid {worker.pid}) {how} before finishing. "
-        f"Run the same command again (or `segtrain resume {cfg.directory}`) to go on from "
+        f"Run the same command again (or `segtrain resume {cfg.part_of or cfg.directory}`) to go on from "
         f"the newest complete checkpoint.\n{worker.last_words()}"
     )
 
