@@ -78,5 +78,7 @@ def test_every_runnable_block_of_the_readme_runs(tmp_path):
     assert "checkpoints/model: finished" in status
     assert (tmp_path / "checkpoints" / "model-sweep" / "trials" / "trial-0001").is_dir()
     assert (tmp_path / "checkpoints" / "spirals_plain" / "manifest.json").is_file()
-    assert "Number of finished trials: 2" in outputs[next(c for c in outputs if "optuna_search.py" in c)]
+    searches = outputs[next(c for c in outputs if "optuna_search.py" in c)]
+    assert "Number of finished trials: 2" in searches and searches.count("Search: Running Trial #") == 2
     assert (tmp_path / "checkpoints" / "optuna_search" / "trials" / "trial-0001" / "manifest.json").is_file()
+    assert (tmp_path / "checkpoints" / "kerastuner" / "helloworld" / "trial_1" / "checkpoint.weights.h5").is_file()

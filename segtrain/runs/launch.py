@@ -127,7 +127,7 @@ class _Search:
                 raise failure(driver, driver.early_error, self.cfg, "that runs the script's study.optimize")
         finally:
             driver.close()
-        ran = f"the script's study.optimize ran {self.trials} trial{'s' if self.trials != 1 else ''} here"
+        ran = f"the script's search ran {self.trials} trial{'s' if self.trials != 1 else ''} here"
         return RunOutcome(RunStatus.FINISHED, EXIT_OK, 0, 0, ran, self.paths.trials, launched=True, searched=True)
 
     def _relay(self, call: TrialCall) -> TrialAnswer:

@@ -27,6 +27,7 @@ _BUILTIN_ATTRS: dict[str, tuple[str, ...]] = {
     "ReduceLROnPlateau": ("wait", "best", "cooldown_counter"),
     "ModelCheckpoint": ("best",),
     "TensorBoard": ("_global_train_batch", "_global_test_batch"),
+    "SaveBestEpoch": ("best_value",),  # KerasTuner's: the best epoch's weights, across boundaries
 }
 _ARRAY_LIST_ATTRS: dict[str, tuple[str, ...]] = {"EarlyStopping": ("best_weights",)}
 

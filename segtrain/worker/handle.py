@@ -194,9 +194,9 @@ class WorkerProcess:
         `show`: the trial's first worker, whose lines from its objective on are new; a later segment's worker
         runs the objective again, into its log only."""
         self.at_optimize = None
-        self.tell(request.encode())
         if show:
-            self.output.release(show_held=False)
+            self.output.fresh_from_mark()
+        self.tell(request.encode())
         return self.wait_ready(on_call=on_call)
 
     def assign(self, assignment: Assignment) -> None:

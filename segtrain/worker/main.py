@@ -44,7 +44,7 @@ from segtrain.training.references import IN_WORKER
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.training.together import start_together
-from segtrain.worker import optimize, questions
+from segtrain.worker import kerastuner, optimize, output, questions
 from segtrain.worker.protocol import (
     PROTOCOL,
     Assignment,
@@ -55,6 +55,7 @@ from segtrain.worker.protocol import (
     Message,
     Question,
     Ready,
+    Returned,
     RunTrial,
     Verdict,
     WorkerEnv,
@@ -286,12 +287,15 @@ def _serve_launched(
         send(_ready(env, backend.name, True))
         assignment = _assignment(flag)
 
-    def run_trial(request: RunTrial, objective: Callable[[Any], Any]) -> None:
-        """The script's study.optimize, in a worker for a trial: the objective once, its fit calls the trial's run's."""
+    def run_trial(request: RunTrial, outcome: Callable[[Any], Returned]) -> None:
+        """A script's search, in a worker for one trial: `outcome` once (the objective, or KerasTuner's run_trial),
+        its fit calls the stages of the trial's run."""
         nonlocal root
         root = RunPaths(Path(request.run_dir))
+        for stream in (sys.stdout, sys.stderr):  # what it prints from here is the trial's own (`output.FRESH`)
+            print(output.FRESH, file=stream, flush=True)
         try:
-            message = optimize.returned(objective(questions.RemoteTrial(send, sys.stdin.readline)))
+            message = outcome(questions.RemoteTrial(send, sys.stdin.readline))
         except SegtrainError:
             raise
         except Exception as e:  # the objective's own: the driver raises it, study.optimize decides (`catch`)
@@ -341,12 +345,17 @@ def _serve_launched(
         trained = True
         return launched.history(call.model, history, ctx.data.steps_per_epoch)
 
-    calls = optimize.OptimizeCalls(root.root, env.config.script, send, sys.stdin.readline, run_trial)
-    searches = optimize.mentions_optuna(env.config.script)
-    with calls.taken_over() if searches else contextlib.nullcontext():
-        fits = launched.run_script(env.config.script, tuple(env.config.script_args), on_fit, env.config.debug)
-    if fits == 0 and calls.calls == 0:
-        raise launched.no_fit(env.config.script)
+    script = env.config.script
+    calls = optimize.OptimizeCalls(root.root, script, send, sys.stdin.readline, run_trial)
+    tuners = kerastuner.SearchCalls(root.root, script, send, sys.stdin.readline, run_trial)
+    with contextlib.ExitStack() as taken:
+        if optimize.mentions_optuna(script):
+            taken.enter_context(calls.taken_over())
+        if kerastuner.mentions_kerastuner(script):
+            taken.enter_context(tuners.taken_over())
+        fits = launched.run_script(script, tuple(env.config.script_args), on_fit, env.config.debug)
+    if fits == 0 and calls.calls == 0 and tuners.calls == 0:
+        raise launched.no_fit(script)
 
 
 def _assigned(assignment: Assignment | None, stage: Path) -> bool:

@@ -68,15 +68,16 @@ class OptimizeCalls:
     """Takes over a launched script's `optuna.create_study` and `Study.optimize` (`taken_over`).
 
     `run_dir`: the run's directory; `send`/`receive`: the worker's message pipe and
-    stdin; `run_trial(request, call)`: calls the objective for a `RunTrial` and
-    ends the worker with its `Returned` (the worker's stages go under its run_dir).
+    stdin; `run_trial(request, outcome)`: runs `outcome` (the objective, with the
+    trial's `RemoteTrial`) for a `RunTrial` and ends the worker with the `Returned`
+    it gives (the worker's stages go under the request's run directory).
     """
 
     run_dir: Path
     script: Path
     send: Callable[[Message], None]
     receive: Callable[[], str]
-    run_trial: Callable[[RunTrial, Callable[[Any], Any]], None]
+    run_trial: Callable[[RunTrial, Callable[[Any], Returned]], None]
     studies: int = 0
     calls: int = 0
 
@@ -122,7 +123,7 @@ class OptimizeCalls:
             self.send(AtOptimize(self.calls))
             request = decode_request(self.receive())
             if isinstance(request, RunTrial):
-                self.run_trial(request, func)
+                self.run_trial(request, lambda trial: returned(func(trial)))
                 return
             assert isinstance(request, Drive), request
             _Driver(self, study, func, self.calls).optimize(optimize, options)
@@ -186,12 +187,7 @@ class _Driver:
 
         self.calls.send(TrialRequest(trial.number))
         while True:
-            line = self.calls.receive()
-            if not line:  # the parent stopped the search (a signal, a failed trial): the study keeps it running
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(EXIT_RESUMABLE)
-            request = decode_request(line)
+            request = next_request(self.calls.receive)
             if isinstance(request, TrialCall):
                 self.calls.send(self._call(trial, request))
                 continue
@@ -223,6 +219,18 @@ class _Driver:
             write_bytes(self.sampler, pickle.dumps(self.study.sampler))
         except (pickle.PicklingError, TypeError, AttributeError):
             pass  # a sampler that does not pickle starts afresh on resume, as Optuna's own would
+
+
+def next_request(receive: Callable[[], str]) -> Any:
+    """The driver's next line from the parent; where there is none (the parent stopped the search: a signal, a
+    trial that failed), the driver ends at once, resumable: the search keeps the trial running, for the same
+    command to go on with."""
+    line = receive()
+    if not line:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_RESUMABLE)
+    return decode_request(line)
 
 
 def _answer(value: Any) -> TrialAnswer:

@@ -45,6 +45,9 @@ CHATTER = re.compile(
     r"|This TensorFlow binary is optimized to use available CPU instructions)"
 )
 KEEP_LINES = 40  # of a worker's output, shown when it dies
+# What a worker prints on both its streams where what it prints from then on is new (a search's trial begins in
+# it): the lines before, on each stream, are the log's only (`WorkerOutput.fresh_from_mark`). Never shown.
+FRESH = "\x1esegtrain: new output from here\x1e"
 STDOUT, STDERR = "stdout", "stderr"  # a worker's streams, and segtrain's own that each goes to
 
 #: Where a worker's line that is shown goes: `echo(line, stream)`, `stream` STDOUT or STDERR.
@@ -83,6 +86,7 @@ class WorkerOutput:
         self.echoing = dict.fromkeys(streams, True)  # False once segtrain's stream of that name is gone
         self.held: list[tuple[str, str]] | None = [] if hold else None
         self.assigned = False  # whether it has been assigned a segment (its log is a segment's)
+        self.marks: set[str] | None = None  # `fresh_from_mark`: the streams that have printed `FRESH` so far
         self.lock = threading.Lock()
         if run_dir is None:  # a worker for a run not yet known: its log waits in a temporary file
             fd, name = tempfile.mkstemp(prefix=f"segtrain-worker-{pid}-", suffix=".log")
@@ -111,7 +115,29 @@ class WorkerOutput:
                 self._line(line.rstrip("\n"), name)
         stream.close()
 
+    def fresh_from_mark(self) -> None:
+        """Show what the worker prints after it prints `FRESH` on a stream; what came before stays in the log.
+
+        The streams are read on threads of their own, so what a worker printed before it got its trial may
+        still be in a pipe when the parent sends the trial: the mark, in each stream, is where they part."""
+        with self.lock:
+            self.marks = set()
+            if self.held is None:
+                self.held = []
+
+    def _marked(self, name: str) -> None:
+        assert self.held is not None and self.marks is not None
+        self.held = [(text, stream) for text, stream in self.held if stream != name or name in self.marks]
+        self.marks.add(name)
+        if self.marks >= set(self.echoing):  # both streams marked: what each said since, in order, and on
+            held, self.held = self.held, None
+            for text, stream in held:
+                self._echo(text, stream)
+
     def _line(self, text: str, name: str) -> None:
+        if text == FRESH and self.marks is not None and name not in self.marks:
+            self._marked(name)
+            return
         self.file.write(text + "\n")
         self.file.flush()
         self.tail.append(text)

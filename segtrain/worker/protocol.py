@@ -343,6 +343,7 @@ class Returned:
     pruned: bool = False
     error: str | None = None
     exception: str | None = None
+    results: list[Any] | None = None  # a KerasTuner trial's: each execution's history (`worker.kerastuner`)
     KIND: ClassVar[str] = "returned"
 
 

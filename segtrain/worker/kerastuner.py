@@ -1,0 +1,184 @@
+"""A launched script's KerasTuner search (`tuner.search(...)`): the tuner's loop in one worker, each trial in its own.
+
+Under `segtrain run`, a script written as keras.io's "Getting started with
+KerasTuner" (`build_model(hp)`, `RandomSearch` or `BayesianOptimization`,
+`tuner.search(x, y, epochs=..., validation_data=...)`, then
+`get_best_models()`, `results_summary()`) runs unmodified, the way a script's
+`study.optimize` does (`segtrain.worker.optimize`, the same parent side):
+
+* The first worker that reaches `tuner.search` drives it (`Drive`): KerasTuner's
+  own loop, with its oracle deciding the trials, except that each trial's
+  `run_trial` asks the parent to run it (`TrialRequest`) and gets back what
+  KerasTuner's own `run_trial` returned there: each execution's history.
+* A worker the parent starts for a trial (`RunTrial`) has the tuner the script
+  made reload the project the driver keeps, and calls KerasTuner's own
+  `run_trial` for that trial: each execution's `fit` is a stage of the trial's
+  run directory, in segments; `SaveBestEpoch` writes the best epoch's weights
+  into the project, as it would in one process (its best value crosses the
+  boundaries, `state.callback_state`), so that `get_best_models()` loads them.
+* The same command after a kill -9 reloads the project (its `overwrite=True` is
+  for the first run only) and KerasTuner's oracle hands the interrupted trial out
+  again: its run goes on from its newest checkpoint.
+
+Refused before anything trains: a tuner whose class overrides `run_trial` (its
+own loop would train in the driver), and `Hyperband`, whose trials resume
+from a previous trial's model at `initial_epoch`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import pickle
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segtrain.errors import ScriptError
+from segtrain.paths import RunPaths
+from segtrain.worker.optimize import next_request
+from segtrain.worker.protocol import (
+    AtOptimize,
+    Drive,
+    Message,
+    Returned,
+    RunTrial,
+    TrialAnswer,
+    TrialCall,
+    TrialRequest,
+    decode_request,
+)
+
+
+def mentions_kerastuner(script: Path) -> bool:
+    """Whether the script may use KerasTuner (only then is `tuner.search` taken over)."""
+    try:
+        return b"keras_tuner" in script.read_bytes()
+    except OSError:
+        return False
+
+
+@dataclass
+class SearchCalls:
+    """Takes over `BaseTuner.__init__` (a begun search reloads its project) and `BaseTuner.search` (`taken_over`).
+
+    `run_trial(request, outcome)`: runs `outcome` for a `RunTrial` and ends the worker with the `Returned` it
+    gives (the worker's stages go under the request's run directory).
+    """
+
+    run_dir: Path
+    script: Path
+    send: Callable[[Message], None]
+    receive: Callable[[], str]
+    run_trial: Callable[[RunTrial, Callable[[Any], Returned]], None]
+    calls: int = 0
+
+    @contextlib.contextmanager
+    def taken_over(self) -> Iterator[None]:
+        from keras_tuner.src.engine import base_tuner  # deferred: an optional extra, for a script that uses it
+
+        init, search = base_tuner.BaseTuner.__init__, base_tuner.BaseTuner.search
+        base_tuner.BaseTuner.__init__ = self._init(init)
+        base_tuner.BaseTuner.search = self._search(search)
+        try:
+            yield
+        finally:
+            base_tuner.BaseTuner.__init__ = init
+            base_tuner.BaseTuner.search = search
+
+    def _began(self) -> Path:
+        """Where the search keeps that it began (the next `tuner.search` call's records)."""
+        return RunPaths(self.run_dir).optimize_records(self.calls + 1)
+
+    def _init(self, init: Callable[..., Any]) -> Callable[..., Any]:
+        def taken(tuner: Any, *args: Any, **kwargs: Any) -> None:
+            bound = inspect.signature(init).bind(tuner, *args, **kwargs)
+            if self._began().is_dir():  # the driver began it: reload the project it keeps, never wipe it
+                bound.arguments["overwrite"] = False
+            init(*bound.args, **bound.kwargs)
+
+        return taken
+
+    def _search(self, search: Callable[..., Any]) -> Callable[..., Any]:
+        def taken(tuner: Any, *fit_args: Any, **fit_kwargs: Any) -> None:
+            from keras_tuner.src.engine.tuner import Tuner  # deferred: an optional extra
+            from keras_tuner.src.tuners.hyperband import Hyperband  # deferred: an optional extra
+
+            name = type(tuner).__name__
+            if isinstance(tuner, Hyperband):
+                raise ScriptError(
+                    f"{self.script}: {name}: Hyperband's trials go on from another trial's model at an initial "
+                    "epoch, which `segtrain run` does not take over yet; use RandomSearch or BayesianOptimization, "
+                    "or run the script with python."
+                )
+            if not isinstance(tuner, Tuner) or type(tuner).run_trial is not Tuner.run_trial:
+                raise ScriptError(
+                    f"{self.script}: {name} overrides run_trial(): its own loop would train outside segtrain's "
+                    "workers. Under `segtrain run` a tuner trains through KerasTuner's own run_trial (build, "
+                    "then model.fit); run this script with python."
+                )
+            self._began().mkdir(parents=True, exist_ok=True)
+            self.calls += 1
+            self.send(AtOptimize(self.calls))
+            request = decode_request(self.receive())
+            if isinstance(request, RunTrial):
+                tuner.reload()  # the project as the driver saved it for this trial (this worker may be older)
+                trial = _trial(tuner, request.number)
+                self.run_trial(request, lambda _: _returned(Tuner.run_trial(tuner, trial, *fit_args, **fit_kwargs)))
+                return
+            assert isinstance(request, Drive), request
+            tuner.run_trial = types.MethodType(self._remote_run_trial, tuner)
+            search(tuner, *fit_args, **fit_kwargs)
+
+        return taken
+
+    def _remote_run_trial(self, tuner: Any, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> list[Any]:
+        """The driver's `run_trial`: the trial runs in the parent's workers; their histories, as Keras' own."""
+        import keras
+
+        tuner.save()  # the trial's workers reload the project: the oracle with this trial, the tuner's state
+        self.send(TrialRequest(int(trial.trial_id)))
+        while True:
+            request = next_request(self.receive)
+            if isinstance(request, TrialCall):  # a KerasTuner trial calls nothing back: its values are on disk
+                self.send(TrialAnswer(error=f"a KerasTuner trial has no {request.name}()"))
+                continue
+            assert isinstance(request, Returned), request
+            if request.exception is not None:
+                raise pickle.loads(base64.b64decode(request.exception))
+            if request.error is not None:
+                raise RuntimeError(request.error)
+            results = []
+            for result in request.results or []:
+                if isinstance(result, dict) and set(result) == {"history"}:
+                    history = keras.callbacks.History()
+                    history.history = result["history"]
+                    result = history
+                results.append(result)
+            return results
+
+
+def _trial(tuner: Any, number: int) -> Any:
+    """The oracle's trial `number`, as the driver saved it in the project."""
+    for trial in tuner.oracle.trials.values():
+        if int(trial.trial_id) == number:
+            return trial
+    raise ScriptError(f"KerasTuner's project in {tuner.project_dir} holds no trial {number}: was it overwritten?")
+
+
+def _returned(results: Any) -> Returned:
+    """What KerasTuner's `run_trial` returned (a history per execution, or metrics, or values), as JSON."""
+    items = results if isinstance(results, list) else [results]
+    found = []
+    for item in items:
+        if hasattr(item, "history") and isinstance(item.history, dict):
+            item = {"history": {k: [float(v) for v in vs] for k, vs in item.history.items()}}
+        elif isinstance(item, dict):
+            item = {k: float(v) for k, v in item.items()}
+        elif item is not None:
+            item = float(item)
+        found.append(item)
+    return Returned(results=found)

@@ -1,0 +1,144 @@
+"""`segtrain run` on a KerasTuner script, unmodified: every trial's executions in worker processes of their own.
+
+examples/kerastuner_search.py is keras.io's "Getting started with KerasTuner" (`build_model(hp)`,
+`RandomSearch(..., executions_per_trial=2, overwrite=True)`, `tuner.search(...)`, `get_best_models()`,
+`results_summary()`) on synthetic data. Through the real CLI, real processes, KerasTuner's own project on
+disk and a real kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, assert_exit, cli_env, run_cli, segtrain_cmd
+
+pytestmark = pytest.mark.slow
+
+SEARCH = ROOT / "examples" / "kerastuner_search.py"
+TRIALS, EPOCHS = 3, 2
+
+
+def args(run_dir: Path, segment: int, *script_args: object) -> list[object]:
+    return ["run", SEARCH, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress", "--",
+            "--trials", TRIALS, "--epochs", EPOCHS, "--directory", run_dir.parent / "tuner", *script_args]  # fmt: skip
+
+
+def trials(run_dir: Path) -> list[tuple[str, dict, float]]:
+    """Each trial of KerasTuner's project: its status, hyperparameters and score, as KerasTuner wrote them."""
+    found = []
+    for path in sorted((run_dir.parent / "tuner" / "helloworld").glob("trial_*/trial.json")):
+        trial = json.loads(path.read_text())
+        found.append((trial["status"], trial["hyperparameters"]["values"], trial["score"]))
+    return found
+
+
+def untimed(output: str) -> str:
+    """The output but for the durations KerasTuner shows, and the model summary's table (rich sizes it)."""
+    lines = [line for line in output.splitlines() if not set(line) & set("━┃│─┏┓┗┛┡┩└┘┌┐┳┻╇")]
+    return re.sub(r"\d\dh \d\dm \d\ds", "..h ..m ..s", "\n".join(lines))
+
+
+def best_weights(run_dir: Path) -> list:
+    """The best trial's best-epoch weights, as KerasTuner's SaveBestEpoch wrote them (what get_best_models loads)."""
+    import h5py
+
+    project = run_dir.parent / "tuner" / "helloworld"
+    best = max((json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")), key=lambda t: t["score"])
+    arrays: list = []
+    with h5py.File(project / f"trial_{best['trial_id']}" / "checkpoint.weights.h5") as f:
+        f.visititems(lambda name, item: arrays.append((name, item[()])) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def assert_same_weights(a: list, b: list) -> None:
+    import numpy as np
+
+    assert [name for name, _ in a] == [name for name, _ in b] and a
+    for (name, x), (_, y) in zip(a, b, strict=True):
+        assert np.array_equal(x, y), f"{name} differs"
+
+
+@pytest.fixture(scope="module")
+def whole_trials(tmp_path_factory):
+    """Each execution in one segment: the reference."""
+    run_dir = tmp_path_factory.mktemp("whole") / "run"
+    proc = run_cli(*args(run_dir, EPOCHS))
+    assert_exit(proc, 0)
+    return run_dir, proc
+
+
+def test_segments_of_1_give_the_same_trials_best_weights_and_output(tmp_path, whole_trials):
+    reference, reference_proc = whole_trials
+    run_dir = tmp_path / "run"
+    proc = run_cli(*args(run_dir, 1))
+    assert_exit(proc, 0)
+    found = trials(run_dir)
+    assert found == trials(reference)
+    assert [status for status, *_ in found] == ["COMPLETED"] * TRIALS
+    assert_same_weights(best_weights(run_dir), best_weights(reference))
+    # Each trial a run, each of its two executions a stage of it, in segments of one epoch.
+    for trial in sorted((run_dir / "trials").iterdir()):
+        for stage in (trial, trial / "stages" / "stage-2"):
+            assert len((stage / "segments.jsonl").read_text().splitlines()) == EPOCHS
+    # The script's own lines, once each: KerasTuner's per-trial display, then what it prints after search
+    # (the same but for durations and the summary's table widths).
+    assert untimed(proc.stdout.replace(str(tmp_path), "T")) == untimed(
+        reference_proc.stdout.replace(str(reference.parent), "T")
+    )
+    assert proc.stdout.count("Search: Running Trial #") == TRIALS and proc.stdout.count("best val_accuracy:") == 1
+    assert "Results in " in proc.stdout and "finished: the script's search ran 3 trials" in proc.stderr
+
+
+def test_kill_9_mid_trial_then_the_same_command_goes_on_with_that_trial(tmp_path, whole_trials):
+    reference, _ = whole_trials
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(segtrain_cmd(*args(run_dir, 1)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env(), start_new_session=True)  # fmt: skip
+    halfway = run_dir / "trials" / "trial-0001" / "stages" / "stage-2" / "ckpt-000001" / "state.json"
+    deadline = time.monotonic() + 300
+    while not halfway.exists():
+        assert time.monotonic() < deadline, "the search did not reach trial 1's second execution"
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    again = run_cli(*args(run_dir, 1))  # overwrite=True in the script: the search is reloaded all the same
+    assert_exit(again, 0)
+    assert trials(run_dir) == trials(reference)
+    assert_same_weights(best_weights(run_dir), best_weights(reference))
+    resumed = (run_dir / "trials" / "trial-0001" / "stages" / "stage-2" / "segments.jsonl").read_text()
+    assert '"resumed_from": "ckpt-000001"' in resumed  # the interrupted execution went on from its checkpoint
+    assert again.stdout.count("best val_accuracy:") == 1
+
+
+def test_a_tuner_with_its_own_run_trial_and_hyperband_are_refused_before_training(tmp_path):
+    script = tmp_path / "own_loop.py"
+    script.write_text(
+        SEARCH.read_text()
+        .replace("tuner = keras_tuner.RandomSearch(", "class Mine(keras_tuner.RandomSearch):\n"
+                 "    def run_trial(self, trial, *args, **kwargs):\n        return 0.5\n\n\ntuner = Mine(")
+    )  # fmt: skip
+    own = run_cli("run", script, "--run-dir", tmp_path / "own", "--no-progress", "--", "--directory", tmp_path / "t1")
+    assert_exit(own, 2)
+    assert "Mine overrides run_trial()" in own.stderr and "run this script with python" in own.stderr
+
+    hyperband = tmp_path / "hyperband.py"
+    hyperband.write_text(
+        SEARCH.read_text()
+        .replace("keras_tuner.RandomSearch(", "keras_tuner.Hyperband(max_epochs=2, ")
+        .replace("    max_trials=args.trials,\n", "")
+    )  # fmt: skip
+    hb = run_cli("run", hyperband, "--run-dir", tmp_path / "hb", "--no-progress", "--", "--directory", tmp_path / "t2")
+    assert_exit(hb, 2)
+    assert "Hyperband" in hb.stderr and "RandomSearch or BayesianOptimization" in hb.stderr
+    assert not (tmp_path / "own" / "trials").exists() and not (tmp_path / "hb" / "trials").exists()
