@@ -1,14 +1,16 @@
-"""An unmodified Optuna search script, with `python` and with `segtrain run` (issue 27): memory and time per trial.
+"""An unmodified search script, with `python` and with `segtrain run` (issue 27): memory and time per trial.
 
-    .venv/bin/python bench/search_script.py              # 30 trials x 2 epochs
-    .venv/bin/python bench/search_script.py --quick      # 3 trials x 1 epoch: checks that it runs
+    .venv/bin/python bench/search_script.py                          # Optuna, 30 trials x 2 epochs
+    .venv/bin/python bench/search_script.py --library kerastuner     # KerasTuner, the same
+    .venv/bin/python bench/search_script.py --quick                  # 3 trials x 1 epoch: checks that it runs
 
-One invocation runs the same script (bench/workloads/optuna_script.py: the sweep benchmark's model and space
-in Optuna's own shape, a seeded RandomSampler) twice, side by side, each in a fresh process:
+One invocation runs the same script (bench/workloads/optuna_script.py or kerastuner_script.py: the sweep
+benchmark's model and space in Optuna's or KerasTuner's own shape, seeded random search) twice, side by side,
+each in a fresh process:
 
-* `python`: `python optuna_script.py --trials N`, every trial in that one process;
-* `segtrain-run`: `segtrain run optuna_script.py --seed 0 --no-progress -- --trials N`, Optuna's loop in
-  the driver, every trial in workers of its own (one segment per trial).
+* `python`: `python SCRIPT --trials N`, every trial in that one process;
+* `segtrain-run`: `segtrain run SCRIPT --seed 0 --no-progress -- --trials N`, the search's loop in the
+  driver, every trial in workers of its own (one segment per trial).
 
 Per trial: the peak RSS of the process that trained it (`python`: ru_maxrss after the trial, from the
 script's callback; `segtrain-run`: the trial's worker, `peak_rss_mb` in its run's segments.jsonl). Per
@@ -36,7 +38,10 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-SCRIPT = BENCH / "workloads" / "optuna_script.py"
+SCRIPTS = {
+    "optuna": BENCH / "workloads" / "optuna_script.py",
+    "kerastuner": BENCH / "workloads" / "kerastuner_script.py",
+}
 RSS_FLAT = 0.03  # segtrain-run: the last trial's peak RSS within 3 % of the first's
 
 
@@ -54,15 +59,18 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_peer(peer: str, trials: int, epochs: int, runs: Path) -> dict[str, Any]:
+def run_peer(peer: str, library: str, trials: int, epochs: int, runs: Path) -> dict[str, Any]:
     folder = runs / peer
     folder.mkdir(parents=True)
     out = folder / "trials.jsonl"
     script_args = ["--trials", str(trials), "--epochs", str(epochs)]
+    if library == "kerastuner":
+        script_args += ["--directory", str(folder / "tuner")]
+    script = SCRIPTS[library]
     if peer == "python":
-        cmd = [sys.executable, str(SCRIPT), *script_args]
+        cmd = [sys.executable, str(script), *script_args]
     else:
-        cmd = [sys.executable, "-m", "segtrain", "run", str(SCRIPT), "--seed", "0", "--segment", str(epochs),
+        cmd = [sys.executable, "-m", "segtrain", "run", str(script), "--seed", "0", "--segment", str(epochs),
                "--run-dir", str(folder / "run"), "--no-progress", "--", *script_args]
     cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, BENCH_TRIALS=str(out)))
@@ -74,8 +82,13 @@ def run_peer(peer: str, trials: int, epochs: int, runs: Path) -> dict[str, Any]:
         record["error"] = proc.stderr[-2000:]
         return record
     recorded = [json.loads(line) for line in out.read_text().splitlines()]  # the script's callback, each trial
-    record["params"] = [r["params"] for r in recorded]
-    record["process_rss_mb"] = [r["rss_mb"] for r in recorded]  # segtrain-run: the driver's, which trains nothing
+    if library == "kerastuner":  # its record is the trial's own process's (its fit's callback), not the driver's
+        record["params"] = [json.loads(p.read_text())["hyperparameters"]["values"]
+                            for p in sorted((folder / "tuner" / "bench").glob("trial_*/trial.json"))]
+        record["process_rss_mb"] = []
+    else:
+        record["params"] = [r["params"] for r in recorded]
+        record["process_rss_mb"] = [r["rss_mb"] for r in recorded]  # segtrain-run: the driver's, which trains nothing
     if peer == "python":
         record["peak_rss_mb"] = [r["peak_rss_mb"] for r in recorded]
     else:
@@ -96,7 +109,7 @@ def summarise(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = [f"# An unmodified Optuna script: `python` and `segtrain run` ({result['started'][:10]})", "",
+    lines = [f"# An unmodified {result['library']} script: `python` and `segtrain run` ({result['started'][:10]})", "",
              f"Command: `{result['command']}` at commit {result['commit_short']}; {result['machine']['cpu_model']}, "
              f"{result['machine']['cpus']} CPUs; {result['trials']} trials x {result['epochs']} epochs.", "",
              "| peer | wall s | CPU s | per-trial peak RSS first → last MB | growth | MB/trial |",
@@ -108,9 +121,10 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{s['last']:.0f} | {s['growth']:+.1%} | {s['per_trial']:+.2f} |")
         else:
             lines.append(f"| {r['peer']} | failed (exit {r['exit_code']}) | | | | |")
-    driver = result["runs"][1].get("process_rss_mb") or [float("nan")]
-    lines += ["", f"Same params drawn, trial by trial: {result['same_params']}. segtrain-run's driver (Optuna's "
-              f"loop, no training): RSS {driver[0]:.0f} → {driver[-1]:.0f} MB.",
+    driver = result["runs"][1].get("process_rss_mb")
+    lines += ["", f"Same params drawn, trial by trial: {result['same_params']}." + (
+              f" segtrain-run's driver (the search's loop, no training): RSS {driver[0]:.0f} → {driver[-1]:.0f} MB."
+              if driver else ""),
               f"Wall ratio segtrain-run / python: {result.get('wall_ratio', float('nan')):.2f}.", ""]
     for t in result["targets"]:
         met = "met" if t["met"] else "NOT met"
@@ -122,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int)
     parser.add_argument("--epochs", type=int)
+    parser.add_argument("--library", choices=sorted(SCRIPTS), default="optuna")
     parser.add_argument("--quick", action="store_true", help="3 trials x 1 epoch, results in bench/runs/quick")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -135,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                             *(argv or sys.argv[1:])]),
         "started": started.isoformat(timespec="seconds"), "machine": bench_run.machine(),
         "commit_short": bench_run._git("rev-parse", "--short", "HEAD"), "trials": trials, "epochs": epochs,
-        "runs": [run_peer(peer, trials, epochs, runs) for peer in ("python", "segtrain-run")],
+        "library": args.library,
+        "runs": [run_peer(peer, args.library, trials, epochs, runs) for peer in ("python", "segtrain-run")],
     }
     result["summary"] = {r["peer"]: summarise(r) for r in result["runs"]}
     plain, ours = result["runs"]
@@ -148,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
          "threshold": RSS_FLAT, "met": s["growth"] <= RSS_FLAT}]
     out = (args.out or (BENCH / "runs" / "quick" if args.quick else BENCH / "results")).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    base = out / f"{started:%Y-%m-%d}-{bench_run.machine_slug(result['machine'])}-search-script"
+    suffix = "" if args.library == "optuna" else f"-{args.library}"
+    base = out / f"{started:%Y-%m-%d}-{bench_run.machine_slug(result['machine'])}-search-script{suffix}"
     Path(f"{base}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     Path(f"{base}.md").write_text(markdown(result))
     print(markdown(result))
