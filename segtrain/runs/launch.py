@@ -29,8 +29,8 @@ from segtrain.paths import RunPaths
 from segtrain.runs import loop
 from segtrain.runs.directory import settings_differ
 from segtrain.runs.paths import RunLock
-from segtrain.runs.runners import TrialLink, failure
-from segtrain.worker.handle import WorkerProcess, WorkerSpec
+from segtrain.runs.runners import failure
+from segtrain.worker.handle import TrialLink, WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
 from segtrain.worker.protocol import Drive, Ready, RunTrial, TrialAnswer, TrialCall, TrialRequest, encode
 
@@ -147,7 +147,7 @@ class _Search:
             self.cfg, run_dir=run_dir, epochs=EPOCHS_FROM_SCRIPT, force=False, part_of=str(self.cfg.directory)
         )
         worker = _first(cfg, self.pool, run_dir)
-        if worker.at_optimize is None or not worker.begin_trial(link.request, self._relay, show=True):
+        if worker.at_optimize is None or not worker.begin_trial(link, show=True):
             error = failure(worker, worker.early_error, cfg, f"of trial {number}")
             worker.close()
             raise error

@@ -21,7 +21,7 @@ from segtrain.paths import RunPaths
 from segtrain.runs.directory import open_run, wait_for_run
 from segtrain.runs.paths import RunLock
 from segtrain.runs.records import append_segment, write_history
-from segtrain.runs.runners import FailedAfterTraining, Launch, TrialLink, runner_for
+from segtrain.runs.runners import FailedAfterTraining, Launch, runner_for
 from segtrain.state import checkpoint
 from segtrain.state import manifest as run_manifest
 from segtrain.state.manifest import Reason, RunManifest
@@ -31,6 +31,7 @@ from segtrain.telemetry.progress import RunProgress
 from segtrain.training.boundaries import AUTO, next_segment
 from segtrain.training.records import Segment, SegmentResult
 from segtrain.training.signals import SignalPolicy, StopFlag
+from segtrain.worker.handle import TrialLink
 from segtrain.worker.pool import WorkerPool
 from segtrain.worker.protocol import CheckpointRef
 

@@ -11,7 +11,6 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -26,7 +25,7 @@ from segtrain.telemetry.probes import CpuMeter, cpu_seconds
 from segtrain.training.boundaries import AUTO
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
 from segtrain.training.signals import StopFlag
-from segtrain.worker.handle import WorkerProcess, WorkerSpec
+from segtrain.worker.handle import TrialLink, WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
 from segtrain.worker.protocol import (
     Assignment,
@@ -36,8 +35,6 @@ from segtrain.worker.protocol import (
     Finished,
     Ready,
     Returned,
-    RunTrial,
-    TrialAnswer,
     TrialCall,
     Verdict,
 )
@@ -66,16 +63,6 @@ class Launch:
     def to_json(self) -> dict[str, Any]:
         """Every field, those that do not apply as null (a session's `prestarted`, a process's `clear_seconds`)."""
         return asdict(self)
-
-
-@dataclass
-class TrialLink:
-    """A launched search's trial whose run this is (`segtrain.worker.optimize`): what its workers are told, who
-    answers their trial's calls (the driver, through the parent), and what its objective returned, once it has."""
-
-    request: RunTrial
-    relay: Callable[[TrialCall], TrialAnswer]
-    returned: Returned | None = None
 
 
 class FailedAfterTraining(Exception):
@@ -228,7 +215,7 @@ class ProcessRunner:
         self.current = worker
         ready = worker.wait_ready()
         if ready and self.trial is not None and worker.at_optimize is not None:  # its objective, up to `fit`
-            ready = worker.begin_trial(self.trial.request, self.trial.relay, show=False) and worker.ready is not None
+            ready = worker.begin_trial(self.trial, show=False) and worker.ready is not None
         self.pool.note_import(worker, prestarted)
         launch = Launch(
             worker.pid,

@@ -54,6 +54,16 @@ def _to_terminal(line: str, stream: str) -> None:
     file.flush()
 
 
+@dataclass
+class TrialLink:
+    """A launched search's trial whose run this is (`segtrain.worker.optimize`): what its workers are told, who
+    answers their trial's calls (the driver, through the parent), and what its objective returned, once it has."""
+
+    request: RunTrial
+    relay: Callable[[TrialCall], TrialAnswer]
+    returned: Returned | None = None
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """What every worker of a process's runs shares: the run's options, whole, and where their lines go."""
@@ -188,16 +198,16 @@ class WorkerProcess:
                 self.early_error = message
         return True
 
-    def begin_trial(self, request: RunTrial, on_call: Callable[[TrialCall], TrialAnswer], show: bool) -> bool:
-        """Tell a worker waiting in study.optimize its trial; wait until its objective reaches `fit` (or returns).
+    def begin_trial(self, trial: TrialLink, show: bool) -> bool:
+        """Tell a worker waiting in the script's search its trial; wait until the trial reaches `fit` (or returns).
 
         `show`: the trial's first worker, whose lines from its objective on are new; a later segment's worker
         runs the objective again, into its log only."""
         self.at_optimize = None
         if show:
             self.output.fresh_from_mark()
-        self.tell(request.encode())
-        return self.wait_ready(on_call=on_call)
+        self.tell(trial.request.encode())
+        return self.wait_ready(on_call=trial.relay)
 
     def assign(self, assignment: Assignment) -> None:
         """Send the worker its segment: from now on it trains, its log is the segment's, its lines are shown.

@@ -35,46 +35,19 @@ import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from segtrain.errors import ScriptError
 from segtrain.paths import RunPaths
-from segtrain.worker.optimize import next_request
-from segtrain.worker.protocol import (
-    AtOptimize,
-    Drive,
-    Message,
-    Returned,
-    RunTrial,
-    TrialAnswer,
-    TrialCall,
-    TrialRequest,
-    decode_request,
-)
-
-
-def mentions_kerastuner(script: Path) -> bool:
-    """Whether the script may use KerasTuner (only then is `tuner.search` taken over)."""
-    try:
-        return b"keras_tuner" in script.read_bytes()
-    except OSError:
-        return False
+from segtrain.worker import protocol
+from segtrain.worker.optimize import TakenOver, next_request
 
 
 @dataclass
-class SearchCalls:
-    """Takes over `BaseTuner.__init__` (a begun search reloads its project) and `BaseTuner.search` (`taken_over`).
+class SearchCalls(TakenOver):
+    """Takes over `BaseTuner.__init__` (a begun search reloads its project) and `BaseTuner.search`."""
 
-    `run_trial(request, outcome)`: runs `outcome` for a `RunTrial` and ends the worker with the `Returned` it
-    gives (the worker's stages go under the request's run directory).
-    """
-
-    run_dir: Path
-    script: Path
-    send: Callable[[Message], None]
-    receive: Callable[[], str]
-    run_trial: Callable[[RunTrial, Callable[[Any], Returned]], None]
-    calls: int = 0
+    LIBRARY: ClassVar[str] = "keras_tuner"
 
     @contextlib.contextmanager
     def taken_over(self) -> Iterator[None]:
@@ -122,14 +95,14 @@ class SearchCalls:
                 )
             self._began().mkdir(parents=True, exist_ok=True)
             self.calls += 1
-            self.send(AtOptimize(self.calls))
-            request = decode_request(self.receive())
-            if isinstance(request, RunTrial):
+            self.send(protocol.AtOptimize(self.calls))
+            request = protocol.decode_request(self.receive())
+            if isinstance(request, protocol.RunTrial):
                 tuner.reload()  # the project as the driver saved it for this trial (this worker may be older)
                 trial = _trial(tuner, request.number)
                 self.run_trial(request, lambda _: _returned(Tuner.run_trial(tuner, trial, *fit_args, **fit_kwargs)))
                 return
-            assert isinstance(request, Drive), request
+            assert isinstance(request, protocol.Drive), request
             tuner.run_trial = types.MethodType(self._remote_run_trial, tuner)
             search(tuner, *fit_args, **fit_kwargs)
 
@@ -140,13 +113,13 @@ class SearchCalls:
         import keras
 
         tuner.save()  # the trial's workers reload the project: the oracle with this trial, the tuner's state
-        self.send(TrialRequest(int(trial.trial_id)))
+        self.send(protocol.TrialRequest(int(trial.trial_id)))
         while True:
             request = next_request(self.receive)
-            if isinstance(request, TrialCall):  # a KerasTuner trial calls nothing back: its values are on disk
-                self.send(TrialAnswer(error=f"a KerasTuner trial has no {request.name}()"))
+            if isinstance(request, protocol.TrialCall):  # a KerasTuner trial calls nothing back: its values are on disk
+                self.send(protocol.TrialAnswer(error=f"a KerasTuner trial has no {request.name}()"))
                 continue
-            assert isinstance(request, Returned), request
+            assert isinstance(request, protocol.Returned), request
             if request.exception is not None:
                 raise pickle.loads(base64.b64decode(request.exception))
             if request.error is not None:
@@ -169,7 +142,7 @@ def _trial(tuner: Any, number: int) -> Any:
     raise ScriptError(f"KerasTuner's project in {tuner.project_dir} holds no trial {number}: was it overwritten?")
 
 
-def _returned(results: Any) -> Returned:
+def _returned(results: Any) -> protocol.Returned:
     """What KerasTuner's `run_trial` returned (a history per execution, or metrics, or values), as JSON."""
     items = results if isinstance(results, list) else [results]
     found = []
@@ -181,4 +154,4 @@ def _returned(results: Any) -> Returned:
         elif item is not None:
             item = float(item)
         found.append(item)
-    return Returned(results=found)
+    return protocol.Returned(results=found)

@@ -346,15 +346,14 @@ def _serve_launched(
         return launched.history(call.model, history, ctx.data.steps_per_epoch)
 
     script = env.config.script
-    calls = optimize.OptimizeCalls(root.root, script, send, sys.stdin.readline, run_trial)
-    tuners = kerastuner.SearchCalls(root.root, script, send, sys.stdin.readline, run_trial)
+    libraries = (optimize.OptimizeCalls, kerastuner.SearchCalls)
+    searches = [library(root.root, script, send, sys.stdin.readline, run_trial) for library in libraries]
     with contextlib.ExitStack() as taken:
-        if optimize.mentions_optuna(script):
-            taken.enter_context(calls.taken_over())
-        if kerastuner.mentions_kerastuner(script):
-            taken.enter_context(tuners.taken_over())
+        for search in searches:
+            if search.wanted():
+                taken.enter_context(search.taken_over())
         fits = launched.run_script(script, tuple(env.config.script_args), on_fit, env.config.debug)
-    if fits == 0 and calls.calls == 0 and tuners.calls == 0:
+    if fits == 0 and not any(search.calls for search in searches):
         raise launched.no_fit(script)
 
 

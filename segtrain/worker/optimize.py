@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from segtrain.errors import EXIT_RESUMABLE, ScriptError
 from segtrain.paths import RunPaths
@@ -55,22 +55,16 @@ from segtrain.worker.protocol import (
 )
 
 
-def mentions_optuna(script: Path) -> bool:
-    """Whether the script may call Optuna (importing it costs a second: only then are its calls taken over)."""
-    try:
-        return b"optuna" in script.read_bytes()
-    except OSError:
-        return False
-
-
 @dataclass
-class OptimizeCalls:
-    """Takes over a launched script's `optuna.create_study` and `Study.optimize` (`taken_over`).
+class TakenOver:
+    """A library's search calls in a launched script, taken over (`taken_over`) where the script's text names it
+    (`LIBRARY`: importing it costs up to a second, which no other script should pay).
 
     `run_dir`: the run's directory; `send`/`receive`: the worker's message pipe and
-    stdin; `run_trial(request, outcome)`: runs `outcome` (the objective, with the
-    trial's `RemoteTrial`) for a `RunTrial` and ends the worker with the `Returned`
-    it gives (the worker's stages go under the request's run directory).
+    stdin; `run_trial(request, outcome)`: runs `outcome` (given the trial's
+    `RemoteTrial`) for a `RunTrial` and ends the worker with the `Returned` it
+    gives (the worker's stages go under the request's run directory); `calls`:
+    the search calls the script has made so far.
     """
 
     run_dir: Path
@@ -78,8 +72,25 @@ class OptimizeCalls:
     send: Callable[[Message], None]
     receive: Callable[[], str]
     run_trial: Callable[[RunTrial, Callable[[Any], Returned]], None]
-    studies: int = 0
     calls: int = 0
+    LIBRARY: ClassVar[str] = ""
+
+    def wanted(self) -> bool:
+        try:
+            return self.LIBRARY.encode() in self.script.read_bytes()
+        except OSError:
+            return False
+
+    def taken_over(self) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+
+@dataclass
+class OptimizeCalls(TakenOver):
+    """Takes over `optuna.create_study` and `Study.optimize`."""
+
+    studies: int = 0
+    LIBRARY: ClassVar[str] = "optuna"
 
     @contextlib.contextmanager
     def taken_over(self) -> Iterator[None]:
