@@ -283,9 +283,6 @@ def _serve_launched(
     send(Imported(time.perf_counter() - t0))
     root = RunPaths(env.config.directory)  # the run (a trial's, in a search): its first stage, and its later ones
     assignment, trained = None, False
-    if env.prestarted and defer_data():
-        send(_ready(env, backend.name, True))
-        assignment = _assignment(flag)
 
     def run_trial(request: RunTrial, outcome: Callable[[Any], Returned]) -> None:
         """A script's search, in a worker for one trial: `outcome` once (the objective, or KerasTuner's run_trial),
@@ -348,6 +345,11 @@ def _serve_launched(
     script = env.config.script
     libraries = (optimize.OptimizeCalls, kerastuner.SearchCalls)
     searches = [library(root.root, script, send, sys.stdin.readline, run_trial) for library in libraries]
+    # A spare waits before the script runs where a device may be; not for a search, which is told its trial
+    # at the search call (a search script's top loads data; its trials build and train in the objective).
+    if env.prestarted and defer_data() and not any(search.wanted() for search in searches):
+        send(_ready(env, backend.name, True))
+        assignment = _assignment(flag)
     with contextlib.ExitStack() as taken:
         for search in searches:
             if search.wanted():
