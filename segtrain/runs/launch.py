@@ -101,7 +101,8 @@ def _stage(cfg: RunConfig, ready: Ready) -> RunConfig:
 
 
 class _Search:
-    """A launched script's `study.optimize`: its driver's requests, each trial a run trained stage after stage."""
+    """A launched script's search (`study.optimize`, `tuner.search`): its driver's requests, each trial a run
+    trained stage after stage."""
 
     def __init__(self, cfg: RunConfig, pool: WorkerPool, lock: RunLock, progress: bool, driver: WorkerProcess):
         self.cfg, self.pool, self.lock, self.progress, self.driver = cfg, pool, lock, progress, driver
@@ -118,13 +119,13 @@ class _Search:
                     return ended  # interrupted (resumable) or failed: the driver is told nothing more
                 if isinstance(message, Ready):
                     raise ScriptError(
-                        f"{self.cfg.script}: calls model.fit(...) outside the objective of study.optimize. Under "
-                        "`segtrain run` a search script trains in its objective only; train the best model after "
-                        "the search in a script of its own."
+                        f"{self.cfg.script}: calls model.fit(...) outside its search's trials (study.optimize's "
+                        "objective, tuner.search). Under `segtrain run` a search script trains in its trials only; "
+                        "train the best model after the search in a script of its own."
                     )
             code = driver.wait()
             if code != 0:
-                raise failure(driver, driver.early_error, self.cfg, "that runs the script's study.optimize")
+                raise failure(driver, driver.early_error, self.cfg, "that drives the script's search")
         finally:
             driver.close()
         ran = f"the script's search ran {self.trials} trial{'s' if self.trials != 1 else ''} here"
