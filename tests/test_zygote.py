@@ -177,7 +177,10 @@ def test_forty_forks_leave_the_zygote_as_it_was():
                 stream.close()
             os.close(read)
             rss.append(_rss_kb(zygote.pid))
-        assert rss[-1] == rss[0], f"the zygote grew from {rss[0]} kB to {rss[-1]} kB over 40 forks"
+        # Flat after its first forks: a page touched once (allocator timing on a loaded machine) is not a leak;
+        # the leak this guards against (a 1 MiB receive buffer a request) grew 2 kB a fork, 60 kB over these 30.
+        page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+        assert rss[-1] - rss[9] <= page_kb, f"the zygote grew over 30 forks: {rss} kB"
     finally:
         zygote.close()
     assert not _alive(zygote.pid)
