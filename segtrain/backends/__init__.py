@@ -23,8 +23,12 @@ class Backend(Protocol):
     quiet_import: bool  # importing `library` starts no thread (so it may be imported in a low-priority thread)
     formats: frozenset[str]  # checkpoint formats it can save and load
 
-    def seed(self, seed: int) -> None:
-        """Seed Python, NumPy and the backend, and make its ops deterministic where it can."""
+    def seed(self, seed: int, keep_compiled: bool = False) -> None:
+        """Seed Python, NumPy and the backend, and make its ops deterministic where it can.
+
+        `keep_compiled`: keep what the backend has compiled in this process (a
+        warmed-up model's functions) where seeding would otherwise drop it.
+        """
 
     def array_input(self, batches: Any, first_step: int, last_step: int) -> Any:
         """Steps [first_step, last_step) of `batches` (`ArrayBatches.batch(step)`) as `fit` input, in order."""

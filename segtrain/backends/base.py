@@ -17,7 +17,7 @@ class KerasBackend:
     def __init__(self, name: str, library: str):
         self.name, self.library = name, library
 
-    def seed(self, seed: int) -> None:
+    def seed(self, seed: int, keep_compiled: bool = False) -> None:
         import keras
 
         keras.utils.set_random_seed(seed)

@@ -17,10 +17,13 @@ class TensorFlow(KerasBackend):
     def __init__(self) -> None:
         super().__init__("tensorflow", "tensorflow")
 
-    def seed(self, seed: int) -> None:
+    def seed(self, seed: int, keep_compiled: bool = False) -> None:
         import tensorflow as tf
 
-        super().seed(seed)
+        if keep_compiled:
+            _seed_keeping_kernels(seed, super().seed)
+        else:
+            super().seed(seed)
         tf.config.experimental.enable_op_determinism()
 
     def array_input(self, batches: Any, first_step: int, last_step: int) -> Any:
@@ -99,3 +102,36 @@ class TensorFlow(KerasBackend):
                 tf.config.experimental.reset_memory_stats("GPU:0")
         except (RuntimeError, ValueError):
             pass
+
+
+def _seed_keeping_kernels(seed: int, seed_all: Any) -> None:
+    """`seed_all(seed)` (Keras' `set_random_seed`), but TensorFlow's global seed set without dropping its kernels.
+
+    `tf.random.set_seed` also clears the eager context's caches, and with them
+    every instantiated function: the next step of a warmed-up model instantiates
+    its train function again (measured: 0.10 s on a 3-layer MLP, against a
+    1.5 ms step; bench/start.py's mission shape pays it at every boundary).
+    The clearing exists to restart stateful random kernels (`tf.random.uniform`
+    without a Keras seed) from their seeds; a worker keeps what its warm-up step
+    advanced, and such kernels restart at every boundary anyway, never exactly
+    (docs/guides/exactness.md). The global seed and the op-seed sequence derived
+    from it are reset as `set_seed` resets them. The context's seed setter is
+    private; where this TensorFlow lacks it, seeding clears as before.
+    """
+    import random
+
+    from tensorflow.python.eager import context  # private: the public setter always clears the caches
+
+    ctx = context.context()
+    if not all(hasattr(ctx, name) for name in ("_set_global_seed", "_seed", "_rng")):
+        seed_all(seed)
+        return
+
+    def set_only(value: int) -> None:
+        ctx._seed, ctx._rng = value, random.Random(value)
+
+    ctx._set_global_seed = set_only  # this instance only, for this call
+    try:
+        seed_all(seed)
+    finally:
+        del ctx._set_global_seed  # the class's method again

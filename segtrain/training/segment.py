@@ -42,10 +42,13 @@ from segtrain.training.signals import StopFlag
 log = logging.getLogger(__name__)
 
 
-def seed_everything(cfg: RunConfig) -> None:
-    """Seed Python, NumPy and the backend, and make its ops deterministic, when the run is seeded."""
+def seed_everything(cfg: RunConfig, keep_compiled: bool = False) -> None:
+    """Seed Python, NumPy and the backend, and make its ops deterministic, when the run is seeded.
+
+    `keep_compiled`: a warmed-up model will train; keep the functions its warm-up compiled.
+    """
     if cfg.seed is not None:
-        backends.current().seed(cfg.seed)
+        backends.current().seed(cfg.seed, keep_compiled)
 
 
 @dataclass
@@ -201,9 +204,9 @@ class _SegmentTrainer:
     def _train(self, ckpt: checkpoint.Checkpoint | None, start_seconds: float) -> SegmentResult:
         t0 = time.perf_counter()
         reset_device_peak()
-        seed_everything(self.cfg)
         restored, start_batch = None, 0
         warm, self.ctx.warm_model = self.ctx.warm_model, None
+        seed_everything(self.cfg, keep_compiled=warm is not None)
         if ckpt is None:
             _warn_if_inexact(self.ctx)
             model = self.ctx.script.build_model(self.cfg.debug)
