@@ -17,6 +17,8 @@ import os
 import shlex
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,39 @@ def assert_exit(proc: Any, code: int, stdout: str | None = None, stderr: str | N
         f"--- stdout (tail) ---\n{_tail(out, tail)}\n"
         f"--- stderr (tail) ---\n{_tail(err, tail)}"
     )
+
+
+def wait_for(
+    condition: Callable[[], object],
+    what: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 180,
+    interval: float = 0.02,
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` s, or with `proc`'s output where it ended.
+
+    A `proc` that ends just after the condition came true is no failure: it is asked once more.
+    """
+    __tracebackhide__ = True
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc is not None and proc.poll() is not None:
+            if condition():
+                return
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"the process ended ({proc.returncode}) before {what}\n"
+                f"--- stdout (tail) ---\n{_tail(out, 3000)}\n--- stderr (tail) ---\n{_tail(err, 3000)}"
+            )
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def epochs_logged(run_dir: Path) -> int:
+    """How many epochs the run's epochs.jsonl records so far."""
+    path = run_dir / "epochs.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def one_line(text: str) -> str:

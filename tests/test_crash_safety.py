@@ -25,11 +25,13 @@ from conftest import (
     assert_bitwise_equal,
     assert_exit,
     cli_env,
+    epochs_logged,
     final_variables,
     fit_args,
     one_line,
     run_cli,
     segtrain_cmd,
+    wait_for,
 )
 from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
@@ -46,19 +48,6 @@ def _start(args: list) -> subprocess.Popen:
         env=cli_env(),
         start_new_session=True,
     )
-
-
-def _wait_for(predicate, timeout: float = 120, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(interval)
-
-
-def _epochs_logged(run_dir: Path) -> int:
-    path = run_dir / "epochs.jsonl"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def _checkpoints(run_dir: Path) -> list[str]:
@@ -115,7 +104,7 @@ def test_sigterm_mid_epoch_saves_exits_75_and_resumes_exactly(tmp_path, referenc
     run_dir = tmp_path / "run"
     args = fit_args("slow", run_dir, 4, 2, "--seed", 11)
     proc = _start(args)
-    _wait_for(lambda: _epochs_logged(run_dir) >= 1)
+    wait_for(lambda: epochs_logged(run_dir) >= 1, "the first epoch", proc)
     time.sleep(0.25)  # into the second epoch (50 batches of ~10 ms)
     os.kill(proc.pid, signal.SIGTERM)  # the supervisor: it must reach the worker
     out, err = proc.communicate(timeout=60)
@@ -141,8 +130,8 @@ def test_second_sigint_aborts_at_once_and_the_last_checkpoint_stays_valid(tmp_pa
     run_dir = tmp_path / "run"
     args = fit_args("stall", run_dir, 4, 2, "--seed", 11)
     proc = _start(args)
-    _wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists())
-    _wait_for(lambda: _epochs_logged(run_dir) >= 3)
+    wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists(), "the first checkpoint", proc)
+    wait_for(lambda: epochs_logged(run_dir) >= 3, "the third epoch", proc)
     time.sleep(0.2)  # in epoch 4, whose batches sleep ~0.3 s each
     os.kill(proc.pid, signal.SIGINT)
     time.sleep(0.02)  # two signals must not coalesce into one
@@ -172,9 +161,9 @@ def test_chaos_sigkill_at_random_moments_then_exact(tmp_path, reference):
             if moment == "starting":
                 time.sleep(rng.uniform(0.05, 1.5))  # interpreter, TF import, worker start
             elif moment == "saving":  # a checkpoint is being written: its temporary folder exists
-                _wait_for(lambda p=proc: p.poll() is not None or any(run_dir.glob(".tmp-*")), interval=0.002)
+                wait_for(lambda p=proc: p.poll() is not None or any(run_dir.glob(".tmp-*")), "a save", interval=0.002)
             else:
-                _wait_for(lambda p=proc: p.poll() is not None or _epochs_logged(run_dir) > 0)
+                wait_for(lambda p=proc: p.poll() is not None or epochs_logged(run_dir) > 0, "the first epoch")
                 time.sleep(rng.uniform(0.0, 0.6))
         finally:
             if proc.poll() is None:
@@ -254,7 +243,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path, reference):
         shutil.rmtree(run_dir)
         # Train the first segment, then fill the disk before the second one saves.
         proc = _start(args)
-        _wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists())
+        wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists(), "the first checkpoint", proc)
         filler = mount / "filler"
         with open(filler, "wb") as f:
             try:
@@ -282,7 +271,7 @@ def test_second_process_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     args = fit_args("slow", run_dir, 4, 2, "--isolation", "session")
     proc = _start(args)
     try:
-        _wait_for(lambda: _epochs_logged(run_dir) >= 1)
+        wait_for(lambda: epochs_logged(run_dir) >= 1, "the first epoch", proc)
         second = run_cli(*args)
         assert_exit(second, 1)
         assert f"in use by another segtrain process (pid {proc.pid})" in one_line(second.stderr)
@@ -345,7 +334,7 @@ def test_keep_retains_the_newest_complete_checkpoints(tmp_path):
 def test_resume_command_uses_the_saved_options(tmp_path, reference):
     run_dir = tmp_path / "run"
     proc = _start(fit_args("slow", run_dir, 4, 2, "--seed", 11))
-    _wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists())
+    wait_for(lambda: (run_dir / "ckpt-000002" / "state.json").exists(), "the first checkpoint", proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
     assert _newest_complete(run_dir) == "ckpt-000002"

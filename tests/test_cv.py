@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd
+from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd, wait_for
 from segtrain.telemetry.event_file import event_files, read_events
 from segtrain.training.data import Fold, prepare
 
@@ -57,9 +56,7 @@ def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
         segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     second = cv_dir / "folds" / "fold-1"
-    deadline = time.monotonic() + 300
-    while not any(second.glob("ckpt-000002*")) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: any(second.glob("ckpt-000002*")), "fold 1's first checkpoint", proc, timeout=300, interval=0.2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 75, stderr[-3000:]

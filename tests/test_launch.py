@@ -13,7 +13,6 @@ import re
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -23,10 +22,12 @@ from conftest import (
     assert_bitwise_equal,
     assert_exit,
     cli_env,
+    epochs_logged,
     final_variables,
     one_line,
     run_cli,
     segtrain_cmd,
+    wait_for,
 )
 from segtrain.telemetry.event_file import event_files, read_events
 
@@ -105,12 +106,7 @@ def test_kill_9_mid_run_then_the_same_command_equals_one_segment(tmp_path, one_s
         env=cli_env(),
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    epochs = run_dir / "epochs.jsonl"
-    while not (epochs.exists() and len(epochs.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline, "the run did not reach its third epoch"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    wait_for(lambda: epochs_logged(run_dir) >= 3, "the third epoch", proc, timeout=120)
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, at once
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL

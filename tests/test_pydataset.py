@@ -24,11 +24,13 @@ from conftest import (
     assert_bitwise_equal,
     assert_exit,
     cli_env,
+    epochs_logged,
     final_variables,
     fit_args,
     one_line,
     run_cli,
     segtrain_cmd,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -86,21 +88,13 @@ def test_worker_threads_on_jax(tmp_path):
     assert_exit(check, 0)
 
 
-def _epochs_logged(run_dir: Path) -> int:
-    path = run_dir / "epochs.jsonl"
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
 def test_sigterm_in_the_middle_of_an_epoch_resumes_exactly(tmp_path, reference):
     run_dir = tmp_path / "run"
     args = fit_args("pydataset_mlp", run_dir, EPOCHS, EPOCHS, "--seed", 3, "--param", "sleep=0.1")
     pipe = subprocess.PIPE
     proc = subprocess.Popen(segtrain_cmd(*args), stdout=pipe, stderr=pipe, text=True, env=cli_env())
-    deadline = time.monotonic() + 120
-    while _epochs_logged(run_dir) < 2:  # into the third epoch, whose 6 batches take ~0.1 s each
-        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
-    time.sleep(0.25)
+    wait_for(lambda: epochs_logged(run_dir) >= 2, "the second epoch", proc, timeout=120)
+    time.sleep(0.25)  # into the third epoch, whose 6 batches take ~0.1 s each
     os.kill(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert_exit(proc, 75, out, err)

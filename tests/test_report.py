@@ -22,7 +22,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import time
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd
+from conftest import ROOT, SCRIPTS, cli_env, segtrain_cmd, wait_for
 from segtrain.cli import app
 from segtrain.outcomes import RunStatus, SegmentOutcome
 from segtrain.paths import RunPaths, is_locked
@@ -769,18 +768,6 @@ def _lines(path: Path) -> int:
         return 0
 
 
-def _wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        if proc is not None and proc.poll() is not None:
-            stderr = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"segtrain fit exited ({proc.returncode}) before the test could look: {stderr[-3000:]}")
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for the run")
-
-
 def assert_fixtures_write_what_a_real_run_writes(run_dir: Path, tmp_path: Path) -> None:
     """Every field FakeRun writes, a real run (process isolation) writes too, under the same name."""
     fake = FakeRun(tmp_path / "fake", 4, 2)
@@ -823,7 +810,7 @@ def test_status_and_report_while_running_after_sigkill_and_after_resume(tmp_path
     )
     try:
         mid_segment = lambda: 5 <= _lines(epochs_log) < 12 and _lines(epochs_log) % 4 != 0  # noqa: E731
-        _wait_for(mid_segment, proc)
+        wait_for(mid_segment, "an epoch mid-segment", proc, timeout=150, interval=0.05)
         st = status_json(run_dir)
         assert (st["state"], st["alive"], st["pid"]) == ("running", True, proc.pid)
         assert st["epochs_done"] >= 5 and st["checkpoint"]["epoch"] >= 4 and st["last_epoch"]["rss_mb"] > 0
@@ -831,10 +818,14 @@ def test_status_and_report_while_running_after_sigkill_and_after_resume(tmp_path
         assert rep["status"] == "running" and rep["alive"] and rep["segments"][-1]["outcome"] in ("running", "boundary")
         assert_consistent(rep, run_dir)
 
-        _wait_for(mid_segment, proc)  # mid-segment again: the kill leaves epochs without a segment line
+        wait_for(
+            mid_segment, "an epoch mid-segment", proc, timeout=150, interval=0.05
+        )  # mid-segment again: the kill leaves epochs without a segment line
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
-        _wait_for(lambda: not is_locked(paths), timeout=30)  # workers die with their supervisor
+        wait_for(
+            lambda: not is_locked(paths), "the run's lock released", timeout=30
+        )  # workers die with their supervisor
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, SCRIPTS, assert_exit, cli_env, one_line, run_cli, segtrain_cmd
+from conftest import ROOT, SCRIPTS, assert_exit, cli_env, one_line, run_cli, segtrain_cmd, wait_for
 from segtrain.cli import app
 from segtrain.config import RunConfig
 from segtrain.errors import ConfigError, ScriptError
@@ -460,10 +460,7 @@ def test_a_run_moved_elsewhere_with_its_script_deleted_loads_exports_and_resumes
     proc = subprocess.Popen(
         segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
     )
-    deadline = time.monotonic() + 240
-    while not (run_dir / "ckpt-000002" / "state.json").exists():  # the first segment's checkpoint
-        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.02)
+    wait_for((run_dir / "ckpt-000002" / "state.json").exists, "the first segment's checkpoint", proc, timeout=240)
     proc.send_signal(signal.SIGTERM)  # in the second segment's 2 epochs of ~0.5 s
     out, err = proc.communicate(timeout=120)
     assert_exit(proc, 75, out, err)

@@ -14,12 +14,21 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SCRIPTS, assert_bitwise_equal, assert_exit, cli_env, final_variables, run_cli, segtrain_cmd
+from conftest import (
+    SCRIPTS,
+    assert_bitwise_equal,
+    assert_exit,
+    cli_env,
+    epochs_logged,
+    final_variables,
+    run_cli,
+    segtrain_cmd,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -97,12 +106,7 @@ def test_kill_9_in_the_second_stage_then_the_same_command_equals_whole_stages(tm
         env=cli_env(),
         start_new_session=True,
     )
-    epochs = stages(run_dir)[1] / "epochs.jsonl"
-    deadline = time.monotonic() + 180
-    while not (epochs.exists() and len(epochs.read_text().splitlines()) >= 3):
-        assert time.monotonic() < deadline, "the run did not reach the second stage's third epoch"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    wait_for(lambda: epochs_logged(stages(run_dir)[1]) >= 3, "the second stage's third epoch", proc)
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and its workers, at once
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -134,11 +138,7 @@ def test_sigterm_in_the_second_stage_exits_75_and_resume_goes_on_there(tmp_path,
     proc = subprocess.Popen(segtrain_cmd(*args(run_dir, 2)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=cli_env())  # fmt: skip
     checkpoint = stages(run_dir)[1] / "ckpt-000002" / "state.json"
-    deadline = time.monotonic() + 180
-    while not checkpoint.exists():
-        assert time.monotonic() < deadline, "the run did not reach the second stage's first checkpoint"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    wait_for(checkpoint.exists, "the second stage's first checkpoint", proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 75, err

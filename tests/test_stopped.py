@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from conftest import (
     one_line,
     run_cli,
     segtrain_cmd,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -117,12 +117,9 @@ def test_kill_9_at_the_stops_checkpoint_leaves_a_stopped_run(tmp_path):
         start_new_session=True,
     )
     final = run_dir / "ckpt-000003-end" / "state.json"
-    deadline = time.monotonic() + 240
-    while not final.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for(final.exists, "the stop's checkpoint", proc, timeout=240, interval=0.005)
     os.killpg(proc.pid, signal.SIGKILL)  # the checkpoint is committed: its records may or may not follow
     proc.communicate()
-    assert final.exists(), "the run never wrote its stop's checkpoint"
     checkpoints = {k: v for k, v in snapshot(run_dir).items() if k.startswith("ckpt-")}
 
     again = _fit(run_dir, EPOCHS)
@@ -169,12 +166,9 @@ def test_a_sweep_killed_at_a_trials_stop_and_a_cv_rerun_train_nothing_again(tmp_
         segtrain_cmd(*args), env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
     )
     stop = sweep_dir / "trials" / "trial-0000" / "ckpt-000002-end" / "state.json"
-    deadline = time.monotonic() + 300
-    while not stop.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_for(stop.exists, "trial 0's stop's checkpoint", proc, timeout=300, interval=0.005)
     os.killpg(proc.pid, signal.SIGKILL)  # the trial's stop is committed; the study may not have heard of it yet
     proc.communicate()
-    assert stop.exists(), "trial 0 never wrote its stop's checkpoint"
 
     for _ in range(2):
         again = run_cli(*args, timeout=600)

@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd
+from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd, wait_for
 from segtrain.telemetry.event_file import event_files, read_events
 from segtrain.worker.output import CHATTER
 from support.postgres import PostgresServer
@@ -100,15 +99,6 @@ def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the
     assert len(report(sweep_dir)["trials"]) == 2
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_path):
     """The sweep and its workers killed at once, as a node failure would (SIGTERM's save and exit 75 are fit's)."""
     sweep_dir = tmp_path / "sweep"
@@ -122,7 +112,7 @@ def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_
         start_new_session=True,
     )
     second = sweep_dir / "trials" / "trial-0001"
-    _wait_for(lambda: any(second.glob("ckpt-000002*")), 300, "trial 1's first checkpoint")
+    wait_for(lambda: any(second.glob("ckpt-000002*")), "trial 1's first checkpoint", proc, timeout=300, interval=0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     before = report(sweep_dir)

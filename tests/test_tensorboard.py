@@ -13,14 +13,13 @@ import os
 import signal
 import struct
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ROOT, SCRIPTS, assert_exit, cli_env, run_cli, segtrain_cmd
+from conftest import ROOT, SCRIPTS, assert_exit, cli_env, run_cli, segtrain_cmd, wait_for
 from segtrain.cli import app
 from segtrain.paths import RunPaths, is_locked
 from segtrain.telemetry import scalars
@@ -177,16 +176,6 @@ def test_a_file_for_the_folder_is_bad_input(tmp_path):
 # -- a real run, killed and resumed -------------------------------------------------------------------
 
 
-def _wait_for(condition, proc: subprocess.Popen | None = None, timeout: float = 150) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"segtrain fit exited ({proc.returncode}) before the test could kill it")
-        if time.monotonic() > deadline:
-            pytest.fail("timed out waiting for the run")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_scalars_are_continuous_over_a_kill_and_a_resume(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -199,7 +188,7 @@ def test_scalars_are_continuous_over_a_kill_and_a_resume(tmp_path):
     )  # fmt: skip
     proc = subprocess.Popen(fit, env=cli_env(), cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
     try:  # killed once the scalars of epoch 5 are written: epochs 4-5 are after the newest checkpoint (3)
-        _wait_for(lambda: ("epoch/seconds", 5) in steps(folder), proc)
+        wait_for(lambda: ("epoch/seconds", 5) in steps(folder), "epoch 5's scalars", proc, interval=0.05)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -207,7 +196,9 @@ def test_scalars_are_continuous_over_a_kill_and_a_resume(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     first = values(folder, "epoch/seconds")
-    _wait_for(lambda: not is_locked(RunPaths(run_dir)), timeout=30)  # workers die with their supervisor
+    wait_for(
+        lambda: not is_locked(RunPaths(run_dir)), "the run's lock released", timeout=30
+    )  # workers die with their supervisor
     assert_exit(run_cli("resume", run_dir, "--no-progress"), 0)  # the manifest keeps --tensorboard auto
 
     accumulator = EventAccumulator(str(folder))

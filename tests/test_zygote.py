@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,12 @@ from conftest import (
     assert_bitwise_equal,
     assert_exit,
     cli_env,
+    epochs_logged,
     final_variables,
     fit_args,
     run_cli,
     segtrain_cmd,
+    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -62,20 +63,8 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _wait_for(predicate, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 def _zygote_of(parent: int) -> int | None:
     return next((p for p in _children(parent) if "segtrain.worker.zygote_main" in _cmdline(p)), None)
-
-
-def _epochs(run_dir: Path) -> int:
-    path = run_dir / "epochs.jsonl"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 FORMATS = [("tensorflow", "keras"), ("tensorflow", "h5"), ("tensorflow", "savedmodel")]
@@ -118,13 +107,13 @@ def test_kill_9_of_the_zygote_ends_its_workers_and_the_same_command_resumes(tmp_
         segtrain_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), text=True
     )
     try:
-        _wait_for(lambda: _epochs(run_dir) >= 3)  # in the second segment: a forked worker trains
+        wait_for(lambda: epochs_logged(run_dir) >= 3, "the third epoch", proc)  # in the second segment: forked
         zygote = _zygote_of(proc.pid)
         assert zygote is not None
         workers = _children(zygote)
         assert workers, "the training worker is the zygote's child"
         os.kill(zygote, signal.SIGKILL)
-        _wait_for(lambda: not any(_alive(w) for w in workers), timeout=10)
+        wait_for(lambda: not any(_alive(w) for w in workers), "the workers' end", timeout=10)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -140,14 +129,14 @@ def test_kill_9_of_the_parent_leaves_no_zygote_and_no_worker(tmp_path):
     run_dir = tmp_path / "run"
     args = fit_args("slow_epochs", run_dir, 6, 2, "--seed", 2)
     proc = subprocess.Popen(segtrain_cmd(*args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
-    _wait_for(lambda: _epochs(run_dir) >= 3)
+    wait_for(lambda: epochs_logged(run_dir) >= 3, "the third epoch", proc)
     zygote = _zygote_of(proc.pid)
     assert zygote is not None
     family = [zygote, *_children(zygote)]
     assert len(family) >= 2  # the zygote, the training worker (and the spare, where it has started)
     proc.kill()
     proc.wait()
-    _wait_for(lambda: not any(_alive(p) for p in family), timeout=10)
+    wait_for(lambda: not any(_alive(p) for p in family), "the zygote's and the workers' end", timeout=10)
     assert_exit(run_cli(*args), 0)  # the same command goes on from the newest checkpoint
 
 
