@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import sys
 from typing import Any
 
@@ -118,8 +119,6 @@ def _seed_keeping_kernels(seed: int, seed_all: Any) -> None:
     from it are reset as `set_seed` resets them. The context's seed setter is
     private; where this TensorFlow lacks it, seeding clears as before.
     """
-    import random
-
     from tensorflow.python.eager import context  # private: the public setter always clears the caches
 
     ctx = context.context()
