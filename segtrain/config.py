@@ -192,6 +192,15 @@ class RunConfig:
         commands=NEW_RUNS,
         on_resume=True,
     )
+    jobs: int = option(
+        "--jobs",
+        "-j",
+        default=1,
+        help="A search script's trials (study.optimize) at once, each in its own workers (one GPU each where GPUs "
+        "are visible and CUDA_VISIBLE_DEVICES is not set).",
+        commands=frozenset({RUN}),
+        saved=False,
+    )
     force: bool = option(
         "--force",
         default=False,
@@ -330,6 +339,7 @@ class RunConfig:
         if self.save_every is not None:
             positive("save_every", self.save_every)
         positive("keep", self.keep)
+        positive("jobs", self.jobs)
         if self.seed is not None and not isinstance(self.seed, int):
             raise ConfigError(f"--seed must be an integer. Received: seed={self.seed!r}")
         if self.tensorboard is not None and (not isinstance(self.tensorboard, str) or not self.tensorboard.strip()):

@@ -94,14 +94,21 @@ class RunPaths:
     def trials(self) -> Path:
         return self.root / "trials"
 
-    def trial(self, number: int) -> Path:
-        """The run directory of trial `number` of a launched script's `study.optimize` (`segtrain.worker.optimize`)."""
-        return self.trials / f"trial-{number:04d}"
+    def trial(self, number: int, call: int = 1) -> Path:
+        """The run directory of trial `number` of a launched script's search call number `call` (`study.optimize`,
+        `tuner.search`: `segtrain.worker.optimize`): `trials/` for the first, `trials-<call>/` for later ones."""
+        trials = self.trials if call == 1 else self.root / f"trials-{call}"
+        return trials / f"trial-{number:04d}"
 
     @property
     def study_db(self) -> Path:
         """A launched script's study, where its `optuna.create_study` gives no storage."""
         return self.root / "study.db"
+
+    @property
+    def study_lock(self) -> Path:
+        """Taken while a launched script's study is created or loaded: `run --jobs`'s processes create it at once."""
+        return self.root / "study.lock"
 
     def optimize_records(self, call: int) -> Path:
         """What a launched script's `study.optimize` call number `call` keeps: the trials it began, its sampler."""
@@ -109,8 +116,10 @@ class RunPaths:
 
     def search_records(self) -> list[Path]:
         """Everything a launched script's search keeps here (`--force` deletes it)."""
-        found = [p for p in (self.study_db, self.trials) if p.exists()]
-        return found + sorted(self.root.glob("optimize-*")) if self.root.is_dir() else found
+        found = [p for p in (self.study_db, self.study_lock, self.trials) if p.exists()]
+        if not self.root.is_dir():
+            return found
+        return found + sorted([*self.root.glob("trials-*"), *self.root.glob("optimize-*")])
 
     def stage_count(self) -> int:
         """How many of the script's `fit` calls have a run directory (1 where only this one)."""

@@ -13,12 +13,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_exit, cli_env, run_cli, segtrain_cmd
+from conftest import ROOT, assert_exit, cli_env, one_line, run_cli, segtrain_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -103,11 +102,7 @@ def test_kill_9_mid_trial_then_the_same_command_goes_on_with_that_trial(tmp_path
     proc = subprocess.Popen(segtrain_cmd(*args(run_dir, 1)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=cli_env(), start_new_session=True)  # fmt: skip
     halfway = run_dir / "trials" / "trial-0001" / "stages" / "stage-2" / "ckpt-000001" / "state.json"
-    deadline = time.monotonic() + 300
-    while not halfway.exists():
-        assert time.monotonic() < deadline, "the search did not reach trial 1's second execution"
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.02)
+    wait_for(halfway.exists, "trial 1's second execution", proc, timeout=300)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -142,3 +137,10 @@ def test_a_tuner_with_its_own_run_trial_and_hyperband_are_refused_before_trainin
     assert_exit(hb, 2)
     assert "Hyperband" in hb.stderr and "RandomSearch or BayesianOptimization" in hb.stderr
     assert not (tmp_path / "own" / "trials").exists() and not (tmp_path / "hb" / "trials").exists()
+
+    # --jobs: KerasTuner's search asks its oracle one trial at a time (its own distributed mode is not taken over).
+    jobs = run_cli("run", SEARCH, "--jobs", 2, "--run-dir", tmp_path / "jobs", "--no-progress", "--", "--directory",
+                   tmp_path / "t3")  # fmt: skip
+    assert_exit(jobs, 2)
+    assert "RandomSearch.search runs its trials one at a time" in one_line(jobs.stderr)
+    assert not (tmp_path / "jobs" / "trials").exists()

@@ -13,26 +13,42 @@ A script whose first worker stops in `study.optimize` instead is a search
 (`segtrain.worker.optimize`): that worker drives Optuna's loop, and each trial
 it asks for is a run of its own in `RUN/trials/trial-NNNN`, its stages
 trained as above by workers that run the objective, their trial's calls
-relayed to the driver.
+relayed to the driver. With `--jobs J`, J processes (`segtrain.runs.lane`)
+each drive a share of the search's trials, in one study; the command's own
+process holds the run's lock and waits for them (`runs.jobs`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
+import uuid
 from pathlib import Path
 
 from segtrain.config import EPOCHS_FROM_SCRIPT, RunConfig
-from segtrain.errors import EXIT_OK, ConfigError, ScriptError, SegtrainError
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ConfigError, ScriptError, SegtrainError
 from segtrain.outcomes import RunOutcome, RunStatus
 from segtrain.paths import RunPaths
-from segtrain.runs import loop
+from segtrain.runs import jobs, loop
 from segtrain.runs.directory import settings_differ
 from segtrain.runs.paths import RunLock
 from segtrain.runs.runners import failure
 from segtrain.worker.handle import TrialLink, WorkerProcess, WorkerSpec
 from segtrain.worker.pool import WorkerPool
-from segtrain.worker.protocol import Drive, Ready, RunTrial, TrialAnswer, TrialCall, TrialRequest, encode
+from segtrain.worker.protocol import (
+    AtOptimize,
+    Drive,
+    Failed,
+    Ready,
+    RunTrial,
+    TrialAnswer,
+    TrialCall,
+    TrialRequest,
+    encode,
+)
+
+LANE_ENV = "SEGTRAIN_LANE"  # what each process of `run --jobs` runs, as JSON (`segtrain.runs.lane` reads it)
 
 
 def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
@@ -40,7 +56,8 @@ def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
 
     Returns the outcome of the stage the run ended in: its last (the script
     ended), or the one that failed or was interrupted; for a search, the
-    search's.
+    search's. With `cfg.jobs` > 1, the search's trials run that many at once,
+    each of `cfg.jobs` processes driving its share (`run_lane`).
     """
     if cfg.part_of is not None:
         raise ConfigError(
@@ -54,16 +71,50 @@ def run(cfg: RunConfig, progress: bool = True) -> RunOutcome:
         if cfg.force and not paths.manifest.exists():  # a search (no run of its own here): it starts over
             for kept in paths.search_records():
                 shutil.rmtree(kept) if kept.is_dir() else kept.unlink()
-        pool = WorkerPool(WorkerSpec.of(cfg, paths.compilation_cache))
-        try:
-            worker = _first(cfg, pool, cfg.directory)
-            if worker.at_optimize is not None:
-                return _Search(cfg, pool, lock, progress, worker).run()
-            assert worker.ready is not None
-            pool.keep(worker)
-            return _stages(cfg, _stage(cfg, worker.ready), pool, loop.RunHooks(pool=pool, lock=lock), progress)
-        finally:
-            pool.close()
+        invocation = uuid.uuid4().hex  # the trials this command begins, told from those of an earlier one
+        if cfg.jobs > 1:
+            return _lanes(dataclasses.replace(cfg, force=False), progress, invocation)
+        return _run(cfg, progress, lock, Drive(invocation=invocation))
+
+
+def run_lane(cfg: RunConfig, progress: bool, drive: Drive) -> RunOutcome:
+    """One of the `cfg.jobs` processes of `segtrain run --jobs` (`segtrain.runs.lane`), `drive.lane` of them:
+    the command's own process holds the run's lock, each trial's run has its own."""
+    return _run(cfg, progress, None, drive)
+
+
+def _run(cfg: RunConfig, progress: bool, lock: RunLock | None, drive: Drive) -> RunOutcome:
+    paths = RunPaths(cfg.directory)
+    pool = WorkerPool(WorkerSpec.of(cfg, paths.compilation_cache), shown=drive.lane == 0)
+    try:
+        worker = _first(cfg, pool, cfg.directory)
+        if worker.at_optimize is not None:
+            return _Search(cfg, pool, lock, progress, worker, drive).run()
+        if drive.lanes > 1:
+            worker.close()
+            raise ConfigError(
+                f"`segtrain run --jobs {drive.lanes}` runs a search script's trials (study.optimize) at once; "
+                f"{cfg.script} calls model.fit(...) outside a search. Leave --jobs out."
+            )
+        assert worker.ready is not None and lock is not None
+        pool.keep(worker)
+        return _stages(cfg, _stage(cfg, worker.ready), pool, loop.RunHooks(pool=pool, lock=lock), progress)
+    finally:
+        pool.close()
+
+
+def _lanes(cfg: RunConfig, progress: bool, invocation: str) -> RunOutcome:
+    """`cfg.jobs` processes (`segtrain.runs.lane`), each driving its share of the script's search; how they ended.
+
+    The first shows what the script prints (and the progress), the others their trials' lines; the first goes
+    on with the script after the search, once every process has told its trials.
+    """
+    lane = {"config": cfg.to_json(saved=False), "progress": progress, "invocation": invocation}
+    codes = jobs.run_all("segtrain.runs.lane", [], cfg.jobs, cfg.signals, {LANE_ENV: json.dumps(lane)}, True)
+    status, message = jobs.ended(codes, "a process of the search") or (RunStatus.FINISHED, "all ended")
+    code = {RunStatus.FINISHED: EXIT_OK, RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(status, EXIT_FAILED)
+    said = f"the script's search ran in {cfg.jobs} processes: {message}"
+    return RunOutcome(status, code, 0, 0, said, RunPaths(cfg.directory).trials, launched=True, searched=True)
 
 
 def _first(cfg: RunConfig, pool: WorkerPool, run_dir: Path) -> WorkerProcess:
@@ -104,18 +155,33 @@ class _Search:
     """A launched script's search (`study.optimize`, `tuner.search`): its driver's requests, each trial a run
     trained stage after stage."""
 
-    def __init__(self, cfg: RunConfig, pool: WorkerPool, lock: RunLock, progress: bool, driver: WorkerProcess):
+    def __init__(
+        self,
+        cfg: RunConfig,
+        pool: WorkerPool,
+        lock: RunLock | None,
+        progress: bool,
+        driver: WorkerProcess,
+        drive: Drive,
+    ):
         self.cfg, self.pool, self.lock, self.progress, self.driver = cfg, pool, lock, progress, driver
+        self.drive = drive
         self.paths = RunPaths(cfg.directory)
         self.trials = 0
 
     def run(self) -> RunOutcome:
         driver = self.driver
-        driver.tell(Drive().encode())
+        if self.drive.lane > 0:
+            driver.output.fresh_from_mark()  # the script's top is the first lane's to show; its trials are its own
+        driver.tell(self.drive.encode())
         driver.took_over = True  # its log is kept
         try:
             while (message := driver.next_message()) is not None:
-                if isinstance(message, TrialRequest) and (ended := self._trial(message.number)) is not None:
+                if isinstance(message, AtOptimize):  # a later search call of the script: driven here, alone
+                    driver.tell(Drive(invocation=self.drive.invocation).encode())
+                if isinstance(message, Failed):  # the script's error while it drove (said again as it ends)
+                    driver.early_error = message
+                if isinstance(message, TrialRequest) and (ended := self._trial(message)) is not None:
                     return ended  # interrupted (resumable) or failed: the driver is told nothing more
                 if isinstance(message, Ready):
                     raise ScriptError(
@@ -139,11 +205,12 @@ class _Search:
             return TrialAnswer(error="the worker that drives the search ended")
         return answer
 
-    def _trial(self, number: int) -> RunOutcome | None:
-        """Run trial `number` (a run directory of its own, resumed where it has checkpoints) and tell the driver
-        what its objective returned; or the outcome the search ends with, where the trial's run did not end."""
-        run_dir = self.paths.trial(number)
-        link = TrialLink(RunTrial(number, str(run_dir)), self._relay)
+    def _trial(self, request: TrialRequest) -> RunOutcome | None:
+        """Run the trial the driver asks for (a run directory of its own, resumed where it has checkpoints) and tell
+        it what its objective returned; or the outcome the search ends with, where the trial's run did not end."""
+        number = request.number
+        run_dir = self.paths.trial(number, request.call)
+        link = TrialLink(RunTrial(number, str(run_dir), request.call), self._relay)
         cfg = dataclasses.replace(
             self.cfg, run_dir=run_dir, epochs=EPOCHS_FROM_SCRIPT, force=False, part_of=str(self.cfg.directory)
         )

@@ -19,8 +19,6 @@ study the trial's result before it lets the lock go.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from segtrain.errors import RunLockedError
 from segtrain.paths import RunPaths, SweepPaths
 from segtrain.runs.paths import RunLock
 from segtrain.search.study import SweepStudy
+from segtrain.state.atomic import exclusive
 
 SWEEP_ATTR = "segtrain:sweep"  # the token of the sweep directory that trains the trial
 RUN_DIR_ATTR = "segtrain:run_dir"
@@ -65,13 +64,8 @@ class Next:
 def sweep_lock(sweep_dir: Path) -> Iterator[None]:
     """The sweep directory's lock (flock on DIR/claims.lock): one process at a time opens, claims, asks."""
     Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-    path = SweepPaths(Path(sweep_dir)).claims_lock
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive(SweepPaths(Path(sweep_dir)).claims_lock):
         yield
-    finally:
-        os.close(fd)
 
 
 def counts(study: Any) -> tuple[int, int, int]:

@@ -14,10 +14,6 @@ visible and `CUDA_VISIBLE_DEVICES` is not set, each gets one.
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,12 +24,12 @@ from segtrain.errors import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_RESUMABLE,
-    ConfigError,
     ScriptError,
     SegtrainError,
 )
 from segtrain.outcomes import RunStatus
 from segtrain.paths import SweepPaths
+from segtrain.runs import jobs
 from segtrain.runs.loop import RunHooks
 from segtrain.search import claims
 from segtrain.search.claims import trial_dir
@@ -226,41 +222,7 @@ def _outcome(cfg: SweepConfig, study: Any, trials: list[TrialResult], stopped: S
 
 def _run_jobs(cfg: SweepConfig) -> Stopped | None:
     """Start `cfg.jobs` job processes on the sweep directory, forward stop signals, wait; why one stopped early."""
-    gpus = _gpus()
-    procs = []
-    for job in range(cfg.jobs):
-        env = dict(os.environ, **{STORAGE_ENV: cfg.storage or ""})  # the manifest keeps no password
-        if gpus and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            env["CUDA_VISIBLE_DEVICES"] = str(gpus[job % len(gpus)])
-        procs.append(
-            subprocess.Popen([sys.executable, "-m", "segtrain.search.job", str(cfg.directory), str(job)], env=env)
-        )
-
-    def forward(signum: int, frame: object = None) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signum)
-
-    signums = [signal.Signals[name] for name in cfg.run.signals]
-    previous = {signum: signal.signal(signum, forward) for signum in signums}
-    try:
-        codes = [proc.wait() for proc in procs]
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-    if all(code == EXIT_OK for code in codes):
-        return None
-    if EXIT_RESUMABLE in codes:
-        return Stopped(RunStatus.INTERRUPTED, "stopped by a signal")
-    if EXIT_BAD_INPUT in codes:
-        raise ConfigError(f"a job of the sweep stopped on bad input (exit codes {codes}); see its messages above.")
-    return Stopped(RunStatus.FAILED, f"jobs ended with exit codes {codes}; see their messages above")
-
-
-def _gpus() -> list[int]:
-    """The GPUs' indices, from the NVIDIA driver's device files (asking a library would start its runtime)."""
-    return sorted(
-        int(p.name.removeprefix("nvidia"))
-        for p in Path("/dev").glob("nvidia[0-9]*")
-        if p.name.removeprefix("nvidia").isdigit()
-    )
+    env = {STORAGE_ENV: cfg.storage or ""}  # the manifest keeps no password
+    codes = jobs.run_all("segtrain.search.job", [str(cfg.directory)], cfg.jobs, cfg.run.signals, env)
+    end = jobs.ended(codes, "a job of the sweep")
+    return None if end is None else Stopped(*end)

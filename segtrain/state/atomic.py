@@ -2,17 +2,32 @@
 
 A reader never sees a half-written file under its final name, and a file that was
 replaced survives a power loss. Replacing by remove-then-rename is never done.
+Processes that must take turns take `exclusive(path)`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """One process at a time (flock on `path`, created where missing; the kernel lets it go when its holder dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -95,14 +95,21 @@ class SearchCalls(TakenOver):
                 )
             self._began().mkdir(parents=True, exist_ok=True)
             self.calls += 1
-            self.send(protocol.AtOptimize(self.calls))
-            request = protocol.decode_request(self.receive())
+            request = self.request()
+            if request is None:
+                return
             if isinstance(request, protocol.RunTrial):
                 tuner.reload()  # the project as the driver saved it for this trial (this worker may be older)
                 trial = _trial(tuner, request.number)
                 self.run_trial(request, lambda _: _returned(Tuner.run_trial(tuner, trial, *fit_args, **fit_kwargs)))
                 return
             assert isinstance(request, protocol.Drive), request
+            if request.lanes > 1:
+                raise ScriptError(
+                    f"{self.script}: `segtrain run --jobs {request.lanes}` runs study.optimize's trials at once; "
+                    f"{name}.search runs its trials one at a time (KerasTuner's own distributed mode is not taken "
+                    "over yet). Leave --jobs out."
+                )
             tuner.run_trial = types.MethodType(self._remote_run_trial, tuner)
             search(tuner, *fit_args, **fit_kwargs)
 
@@ -113,7 +120,7 @@ class SearchCalls(TakenOver):
         import keras
 
         tuner.save()  # the trial's workers reload the project: the oracle with this trial, the tuner's state
-        self.send(protocol.TrialRequest(int(trial.trial_id)))
+        self.send(protocol.TrialRequest(int(trial.trial_id), self.calls))
         while True:
             request = next_request(self.receive)
             if isinstance(request, protocol.TrialCall):  # a KerasTuner trial calls nothing back: its values are on disk

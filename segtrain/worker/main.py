@@ -289,8 +289,7 @@ def _serve_launched(
         its fit calls the stages of the trial's run."""
         nonlocal root
         root = RunPaths(Path(request.run_dir))
-        for stream in (sys.stdout, sys.stderr):  # what it prints from here is the trial's own (`output.FRESH`)
-            print(output.FRESH, file=stream, flush=True)
+        output.mark_fresh()  # what it prints from here is the trial's own
         try:
             message = outcome(questions.RemoteTrial(send, sys.stdin.readline))
         except SegtrainError:

@@ -34,6 +34,7 @@ import json
 import os
 import pickle
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ from typing import Any, ClassVar
 
 from segtrain.errors import EXIT_RESUMABLE, ScriptError
 from segtrain.paths import RunPaths
-from segtrain.state.atomic import read_json, write_bytes, write_json
+from segtrain.state.atomic import exclusive, read_json, write_bytes, write_json
+from segtrain.worker import output
 from segtrain.worker.protocol import (
     AtOptimize,
     Drive,
@@ -53,6 +55,9 @@ from segtrain.worker.protocol import (
     TrialRequest,
     decode_request,
 )
+
+# SQLite waits 5 s for another process's write by default; the processes of `run --jobs` write at once.
+_SQLITE_WAITS = {"connect_args": {"timeout": 120}}
 
 
 @dataclass
@@ -73,6 +78,7 @@ class TakenOver:
     receive: Callable[[], str]
     run_trial: Callable[[RunTrial, Callable[[Any], Returned]], None]
     calls: int = 0
+    pending: RunTrial | None = None  # this worker's trial, of a search call the script has not reached yet
     LIBRARY: ClassVar[str] = ""
 
     def wanted(self) -> bool:
@@ -83,6 +89,20 @@ class TakenOver:
 
     def taken_over(self) -> contextlib.AbstractContextManager[None]:
         raise NotImplementedError
+
+    def request(self) -> Drive | RunTrial | None:
+        """What this worker does at the script's search call number `calls`: drive it, run one of its trials, or
+        (None) return at once: its trial is a later call's, and this call's trials are all told already."""
+        if self.pending is None:
+            self.send(AtOptimize(self.calls))
+            request = decode_request(self.receive())
+        else:
+            request, self.pending = self.pending, None
+        if isinstance(request, RunTrial) and request.call > self.calls:
+            self.pending = request
+            return None
+        assert isinstance(request, (Drive, RunTrial)), request
+        return request
 
 
 @dataclass
@@ -106,17 +126,22 @@ class OptimizeCalls(TakenOver):
             optuna.study.Study.optimize = optimize  # type: ignore[method-assign]
 
     def _create_study(self, create: Callable[..., Any]) -> Callable[..., Any]:
+        import optuna
+
         def create_study(*args: Any, **kwargs: Any) -> Any:
             bound = inspect.signature(create).bind(*args, **kwargs)
             bound.apply_defaults()
             self.studies += 1
-            if bound.arguments.get("storage") is None:
-                bound.arguments["storage"] = f"sqlite:///{RunPaths(self.run_dir).study_db.resolve()}"
             if bound.arguments.get("study_name") is None:
                 suffix = "" if self.studies == 1 else f"-{self.studies}"
                 bound.arguments["study_name"] = self.script.stem + suffix
             bound.arguments["load_if_exists"] = True  # the same command goes on with the same study
-            return create(*bound.args, **bound.kwargs)
+            paths = RunPaths(self.run_dir)
+            with exclusive(paths.study_lock):  # `run --jobs`'s processes at once: all but one would fail to create it
+                if bound.arguments.get("storage") is None:
+                    url = f"sqlite:///{paths.study_db.resolve()}"
+                    bound.arguments["storage"] = optuna.storages.RDBStorage(url, engine_kwargs=_SQLITE_WAITS)
+                return create(*bound.args, **bound.kwargs)
 
         return create_study
 
@@ -129,46 +154,75 @@ class OptimizeCalls(TakenOver):
             if options.get("n_jobs", 1) != 1:
                 raise ScriptError(
                     f"{self.script}: study.optimize(n_jobs={options['n_jobs']}): under `segtrain run` each trial "
-                    "trains in worker processes of its own, one trial at a time; leave n_jobs out."
+                    "trains in worker processes of its own; leave n_jobs out, and give `segtrain run --jobs "
+                    f"{options['n_jobs']}` for that many trials at once."
                 )
-            self.send(AtOptimize(self.calls))
-            request = decode_request(self.receive())
+            request = self.request()
             if isinstance(request, RunTrial):
                 self.run_trial(request, lambda trial: returned(func(trial)))
-                return
-            assert isinstance(request, Drive), request
-            _Driver(self, study, func, self.calls).optimize(optimize, options)
+            elif isinstance(request, Drive):
+                if request.lane > 0:
+                    output.mark_fresh()  # its trials' lines are shown; the script's top was lane 0's to show
+                _Driver(self, study, func, self.calls, request).optimize(optimize, options)
 
         return taken
 
 
 class _Driver:
-    """The worker in which Optuna's loop runs: each trial it asks for runs in workers the parent starts."""
+    """The worker in which Optuna's loop runs: each trial it asks for runs in workers the parent starts.
 
-    def __init__(self, calls: OptimizeCalls, study: Any, func: Callable[[Any], Any], number: int):
-        self.calls, self.study, self.func = calls, study, func
+    With `segtrain run --jobs J` (`Drive.lanes`), J drivers in J processes share the study: each goes on with
+    its share of the trials an earlier command left running, then asks for its share of the new ones (Optuna's
+    own way to search in many processes, one storage). The first (lane 0) then waits for the others, so that
+    the script goes on after `optimize` with every trial told; the others end there.
+    """
+
+    def __init__(self, calls: OptimizeCalls, study: Any, func: Callable[[Any], Any], number: int, drive: Drive):
+        self.calls, self.study, self.func, self.number, self.drive = calls, study, func, number, drive
         self.dir = RunPaths(calls.run_dir).optimize_records(number)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.ledger, self.sampler = self.dir / "trials.json", self.dir / "sampler.pkl"
+        self.ledger = self.dir / f"lane-{drive.lane}.json"  # [trial, invocation] for each trial this lane began
+        self.sampler = self.dir / ("sampler.pkl" if drive.lane == 0 else f"sampler-{drive.lane}.pkl")
 
     def optimize(self, optimize: Callable[..., Any], options: dict[str, Any]) -> None:
         import optuna
 
         if self.sampler.exists():  # the sampler as the interrupted run left it, after its last draw
             self.study.sampler = pickle.loads(self.sampler.read_bytes())
+        elif self.drive.lane > 0:
+            self.study.sampler.reseed_rng()  # a seeded sampler would draw lane 0's params again
+        earlier = self._began_earlier()
         states = {t.number: t for t in self.study.get_trials(deepcopy=False)}
-        for number in self._began():  # interrupted: the same trials go on first
-            if number in states and states[number].state == optuna.trial.TrialState.RUNNING:
-                self._finish(optuna.Trial(self.study, states[number]._trial_id), options)
+        running = [n for n in earlier if n in states and states[n].state == optuna.trial.TrialState.RUNNING]
+        for number in running[self.drive.lane :: self.drive.lanes]:  # interrupted: the same trials go on first
+            self._finish(optuna.Trial(self.study, states[number]._trial_id), options)
         if options.get("n_trials") is not None:
-            options["n_trials"] -= len(self._began())
-            if options["n_trials"] <= 0:
-                return
-        options["func"] = self._objective
-        optimize(**options)
+            left = options["n_trials"] - len(earlier)
+            options["n_trials"] = left // self.drive.lanes + (self.drive.lane < left % self.drive.lanes)
+        if options.get("n_trials") is None or options["n_trials"] > 0:
+            options["func"] = self._objective
+            optimize(**options)
+        self._lanes_done()
 
-    def _began(self) -> list[int]:
-        return list(read_json(self.ledger)) if self.ledger.exists() else []
+    def _began_earlier(self) -> list[int]:
+        """The trials that earlier commands began in this `optimize` call, in every lane."""
+        began = [entry for path in sorted(self.dir.glob("lane-*.json")) for entry in read_json(path)]
+        return sorted(number for number, invocation in began if invocation != self.drive.invocation)
+
+    def _lanes_done(self) -> None:
+        """With lanes: say this one's share is told; lane 0 waits for the others' (the script then goes on there
+        alone), and the others end here."""
+        if self.drive.lanes == 1:
+            return
+        write_json(self.dir / f"lane-{self.drive.lane}.done", self.drive.invocation)
+        if self.drive.lane > 0:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        for lane in range(1, self.drive.lanes):
+            done = self.dir / f"lane-{lane}.done"
+            while not (done.exists() and read_json(done) == self.drive.invocation):
+                time.sleep(0.2)  # its process ends the command where it fails: this one is stopped then
 
     def _finish(self, trial: Any, options: dict[str, Any]) -> None:
         """An interrupted trial, run again and told to the study as `optimize` tells one; then its callbacks."""
@@ -189,14 +243,15 @@ class _Driver:
 
     def _objective(self, trial: Any) -> Any:
         """Optuna's objective in the driver: record the trial as this call's, and run it in the parent's workers."""
-        write_json(self.ledger, [*self._began(), trial.number])
+        began = read_json(self.ledger) if self.ledger.exists() else []
+        write_json(self.ledger, [*began, [trial.number, self.drive.invocation]])
         self._save_sampler()
         return self._run(trial)
 
     def _run(self, trial: Any) -> Any:
         import optuna
 
-        self.calls.send(TrialRequest(trial.number))
+        self.calls.send(TrialRequest(trial.number, self.number))
         while True:
             request = next_request(self.calls.receive)
             if isinstance(request, TrialCall):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -52,6 +53,12 @@ STDOUT, STDERR = "stdout", "stderr"  # a worker's streams, and segtrain's own th
 
 #: Where a worker's line that is shown goes: `echo(line, stream)`, `stream` STDOUT or STDERR.
 Echo = Callable[[str, str], None]
+
+
+def mark_fresh() -> None:
+    """In a worker: what it prints from here on is new (`FRESH`, on both streams)."""
+    for stream in (sys.stdout, sys.stderr):
+        print(FRESH, file=stream, flush=True)
 
 
 def shown(line: str, verbosity: str, stream: str = STDERR) -> bool:

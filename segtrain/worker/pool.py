@@ -49,7 +49,9 @@ def make_private_dir(path: Path) -> None:
 class WorkerPool:
     """Starts the workers of one process's runs, and keeps at most one spare."""
 
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: WorkerSpec, shown: bool = True):
+        """`shown`: whether its first worker shows what a launched script prints before its segment (False where
+        another process shows it: a lane of `segtrain run --jobs` after the first)."""
         self.spec = spec
         self.spare: WorkerProcess | None = None
         self.first_import: float | None = None  # seconds the first worker took to import, at full priority
@@ -57,7 +59,7 @@ class WorkerPool:
         self.backend: str | None = None  # the backend the run's workers use, once one has said
         self._retired: list[Zygote] = []  # replaced zygotes: each ends once its workers have
         self._told: set[str] = set()  # why workers were not forked, said once each
-        self._started = False  # whether it has started a worker yet
+        self._top_shown = not shown  # whether a worker has shown a launched script's top (its first does)
 
     def take(self, run_dir: Path, stopping: bool = False) -> tuple[WorkerProcess, bool, bool]:
         """A worker for `run_dir`, whether it was pre-started, and whether a pre-started one was given up.
@@ -100,9 +102,9 @@ class WorkerPool:
             environ.update(backends.compilation_cache_environ(str(cache)))
         zygote = self._zygote(environ, self.backend)
         environ = environ if zygote is None else zygote.environ
-        replays = self.spec.config.launched and self._started  # a launched script's top, shown by the first worker
+        replays = self.spec.config.launched and self._top_shown
         worker = WorkerProcess(self.spec, run_dir, prestarted, backend, zygote, environ, replays=replays)
-        self._started = True
+        self._top_shown = True
         self._tell(worker.start_note)
         return worker
 

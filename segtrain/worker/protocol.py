@@ -40,7 +40,7 @@ from segtrain.training.records import Segment, SegmentResult
 # run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
 # environment is one JSON variable with the run's options whole (`WorkerEnv`). 7: workers forked by a zygote
 # (`WorkerEnv.zygote_backend`, `Ready.start`). 8: a launched script's stages (`Ready.stage`, a second assignment).
-PROTOCOL = 8
+PROTOCOL = 9
 _PREFIX = "SEGTRAIN_"
 _PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
 _VARIABLE = _PREFIX + "WORKER"
@@ -177,18 +177,28 @@ class TrialAnswer:
 
 @dataclass(frozen=True)
 class Drive:
-    """Parent -> a worker at `AtOptimize`: run the script's `study.optimize` here, each trial in workers of its own."""
+    """Parent -> a worker at `AtOptimize`: run the script's `study.optimize` here, each trial in workers of its own.
+
+    `lane` of `lanes`: with `segtrain run --jobs J`, J processes drive one search together, each its share of the
+    trials (`runs.lanes`); `invocation`: this command's, told apart from the trials an earlier one began.
+    """
+
+    lane: int = 0
+    lanes: int = 1
+    invocation: str = ""
 
     def encode(self) -> str:
-        return json.dumps({"drive": True}) + "\n"
+        return json.dumps({"drive": dataclasses.asdict(self)}) + "\n"
 
 
 @dataclass(frozen=True)
 class RunTrial:
-    """Parent -> a worker at `AtOptimize`: call the objective for trial `number`; its `fit` calls are `run_dir`'s."""
+    """Parent -> a worker at `AtOptimize`: call the objective for trial `number` of search call `call` (an earlier
+    call returns at once, its trials told already); its `fit` calls are `run_dir`'s."""
 
     number: int
     run_dir: str
+    call: int = 1
 
     def encode(self) -> str:
         return json.dumps({"run_trial": dataclasses.asdict(self)}) + "\n"
@@ -204,7 +214,7 @@ def decode_request(line: str) -> Request | TrialCall | Returned:
     if "question" in data:
         return Question(Asked(data["question"]))
     if "drive" in data:
-        return Drive()
+        return Drive(**data["drive"])
     if "run_trial" in data:
         return RunTrial(**data["run_trial"])
     if data.get(_KIND_KEY) in _RELAYED:
@@ -328,9 +338,11 @@ class AtOptimize:
 @dataclass(frozen=True)
 class TrialRequest:
     """The driver asks for the study's trial `number` to run in workers of its own; the parent relays each of their
-    `TrialCall`s to the driver's stdin, then their `Returned`."""
+    `TrialCall`s to the driver's stdin, then their `Returned`. `call`: the script's search call it belongs to (its
+    `AtOptimize.call`): a second study numbers its trials from 0 again."""
 
     number: int
+    call: int = 1
     KIND: ClassVar[str] = "trial_request"
 
 
