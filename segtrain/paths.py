@@ -20,7 +20,8 @@ A run directory (see README, "The run directory"):
       compiled/         compiled code the run's workers share (JAX), made with RUN_DIR's permissions
       stages/stage-2/   a launched script's second `fit` call, a run directory of its own (and so on)
       study.db, trials/trial-NNNN/, optimize-K/   a launched script's study.optimize: its study, a run
-                        directory per trial, the trials each call began and its sampler
+                        directory per trial (trials-K/ for its K-th search call), and per call the
+                        trials each process began (lane-N.json) and its sampler
 
 A sweep directory: `sweep.json`, `claims.lock`, `study.db` (the default
 storage), `compiled/`, and one run directory per trial in

@@ -111,10 +111,15 @@ def _lanes(cfg: RunConfig, progress: bool, invocation: str) -> RunOutcome:
     """
     lane = {"config": cfg.to_json(saved=False), "progress": progress, "invocation": invocation}
     codes = jobs.run_all("segtrain.runs.lane", [], cfg.jobs, cfg.signals, {LANE_ENV: json.dumps(lane)}, True)
-    status, message = jobs.ended(codes, "a process of the search") or (RunStatus.FINISHED, "all ended")
-    code = {RunStatus.FINISHED: EXIT_OK, RunStatus.INTERRUPTED: EXIT_RESUMABLE}.get(status, EXIT_FAILED)
-    said = f"the script's search ran in {cfg.jobs} processes: {message}"
-    return RunOutcome(status, code, 0, 0, said, RunPaths(cfg.directory).trials, launched=True, searched=True)
+    trials = RunPaths(cfg.directory).trials
+    end = jobs.ended(codes, "a process of the search")
+    if end is None:
+        said = f"the script's search ran in {cfg.jobs} processes"
+        return RunOutcome(RunStatus.FINISHED, EXIT_OK, 0, 0, said, trials, launched=True, searched=True)
+    status, message = end
+    code = EXIT_RESUMABLE if status == RunStatus.INTERRUPTED else EXIT_FAILED
+    said = f"the search's {cfg.jobs} processes: {message}"
+    return RunOutcome(status, code, 0, 0, said, trials, launched=True, searched=True)
 
 
 def _first(cfg: RunConfig, pool: WorkerPool, run_dir: Path) -> WorkerProcess:
