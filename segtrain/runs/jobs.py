@@ -45,13 +45,7 @@ def run_all(
     together, and would wait for it.
     """
     visible = gpus()
-    procs = []
-    for index in range(count):
-        environ = dict(os.environ, **(env or {}))
-        if visible and "CUDA_VISIBLE_DEVICES" not in os.environ:
-            environ["CUDA_VISIBLE_DEVICES"] = str(visible[index % len(visible)])
-        procs.append(subprocess.Popen([sys.executable, "-m", module, *args, str(index)], env=environ))
-
+    procs: list[subprocess.Popen[bytes]] = []
     forwarded: set[int] = set()
 
     def forward(signum: int, frame: object = None) -> None:
@@ -66,6 +60,13 @@ def run_all(
 
     previous = {s: signal.signal(s, forward) for s in (signal.Signals[name] for name in signals)}
     try:
+        for index in range(count):
+            environ = dict(os.environ, **(env or {}))
+            if visible and "CUDA_VISIBLE_DEVICES" not in os.environ:
+                environ["CUDA_VISIBLE_DEVICES"] = str(visible[index % len(visible)])
+            procs.append(subprocess.Popen([sys.executable, "-m", module, *args, str(index)], env=environ))
+            for signum in forwarded:  # a stop that came while the others started reaches this one too
+                procs[-1].send_signal(signum)
         stopped = False
         while None in (now := codes()):
             if stop_the_rest and not stopped and any(c not in (None, EXIT_OK, EXIT_RESUMABLE) for c in now):
