@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from segtrain.backends.base import KerasBackend
@@ -105,7 +106,7 @@ class TensorFlow(KerasBackend):
             pass
 
 
-def _seed_keeping_kernels(seed: int, seed_all: Any) -> None:
+def _seed_keeping_kernels(seed: int, seed_all: Callable[[int], None]) -> None:
     """`seed_all(seed)` (Keras' `set_random_seed`), but TensorFlow's global seed set without dropping its kernels.
 
     `tf.random.set_seed` also clears the eager context's caches, and with them
@@ -115,9 +116,9 @@ def _seed_keeping_kernels(seed: int, seed_all: Any) -> None:
     The clearing exists to restart stateful random kernels (`tf.random.uniform`
     without a Keras seed) from their seeds; a worker keeps what its warm-up step
     advanced, and such kernels restart at every boundary anyway, never exactly
-    (docs/guides/exactness.md). The global seed and the op-seed sequence derived
-    from it are reset as `set_seed` resets them. The context's seed setter is
-    private; where this TensorFlow lacks it, seeding clears as before.
+    (docs/guides/exactness.md). The global seed, and the op seeds that follow
+    from the global seed, are reset as `set_seed` resets them. The context's seed
+    setter is private; where this TensorFlow lacks it, seeding clears as before.
     """
     from tensorflow.python.eager import context  # private: the public setter always clears the caches
 
