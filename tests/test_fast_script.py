@@ -292,3 +292,33 @@ def test_the_data_of_a_good_script_prepares(tmp_path):
     data = prepare(script.call("load_data"), script.fit_kwargs, 0, script.path)
     assert data.steps_per_epoch == 3  # ceil(8 / 3)
     assert data.fit_kwargs == {"validation_batch_size": 3}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "epochs", "history"),
+    [({"epochs": 5}, 5, list(range(5))), ({"epochs": 5, "initial_epoch": 2}, 3, [2, 3, 4])],
+)
+def test_a_launched_fit_trains_its_epochs_from_initial_epoch(tmp_path, kwargs, epochs, history):
+    import keras
+
+    from segtrain.training import launched
+
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    call = launched.InterceptedFit.bind(tmp_path / "s.py", keras.Model.fit, model, (np.zeros((4, 2)),), kwargs)
+    assert call.epochs == epochs and call.as_script().initial_epoch == kwargs.get("initial_epoch", 0)
+    losses = [0.5] * epochs
+    assert launched.history(model, {"loss": losses}, 1, call.initial_epoch).epoch == history
+
+
+@pytest.mark.parametrize("initial_epoch", [5, 7, -1, 1.5])
+def test_a_launched_fit_that_trains_no_epoch_is_refused(tmp_path, initial_epoch):
+    import keras
+
+    from segtrain.training import launched
+
+    model = keras.Sequential([keras.Input(shape=(2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    with pytest.raises(ScriptError, match=r"trains no epoch: initial_epoch must be an integer from 0 to epochs - 1"):
+        kwargs = {"epochs": 5, "initial_epoch": initial_epoch}
+        launched.InterceptedFit.bind(tmp_path / "s.py", keras.Model.fit, model, (np.zeros((4, 2)),), kwargs)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_exit, cli_env, one_line, run_cli, segtrain_cmd, wait_for
+from conftest import ROOT, assert_exit, cli_env, epochs_logged, one_line, run_cli, segtrain_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,22 @@ SEARCH = ROOT / "examples" / "kerastuner_search.py"
 TRIALS, EPOCHS = 3, 2
 
 
-def args(run_dir: Path, segment: int, *script_args: object) -> list[object]:
-    return ["run", SEARCH, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress", "--",
+def args(run_dir: Path, segment: int, *script_args: object, script: Path = SEARCH) -> list[object]:
+    return ["run", script, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress", "--",
             "--trials", TRIALS, "--epochs", EPOCHS, "--directory", run_dir.parent / "tuner", *script_args]  # fmt: skip
+
+
+def hyperband_script(folder: Path) -> Path:
+    """The example with keras.io's other tuner: Hyperband (3 trials of 1 epoch, the best goes on to epoch 3,
+    then 2 trials of 3 epochs), one execution per trial."""
+    script = folder / "hyperband.py"
+    script.write_text(
+        SEARCH.read_text()
+        .replace("keras_tuner.RandomSearch(", "keras_tuner.Hyperband(max_epochs=3, factor=3, ")
+        .replace("    max_trials=args.trials,\n", "")
+        .replace("executions_per_trial=2", "executions_per_trial=1")
+    )  # fmt: skip
+    return script
 
 
 def trials(run_dir: Path) -> list[tuple[str, dict, float]]:
@@ -116,7 +129,7 @@ def test_kill_9_mid_trial_then_the_same_command_goes_on_with_that_trial(tmp_path
     assert again.stdout.count("best val_accuracy:") == 1
 
 
-def test_a_tuner_with_its_own_run_trial_and_hyperband_are_refused_before_training(tmp_path):
+def test_a_tuner_with_its_own_run_trial_and_jobs_are_refused_before_training(tmp_path):
     script = tmp_path / "own_loop.py"
     script.write_text(
         SEARCH.read_text()
@@ -127,16 +140,7 @@ def test_a_tuner_with_its_own_run_trial_and_hyperband_are_refused_before_trainin
     assert_exit(own, 2)
     assert "Mine overrides run_trial()" in own.stderr and "run this script with python" in own.stderr
 
-    hyperband = tmp_path / "hyperband.py"
-    hyperband.write_text(
-        SEARCH.read_text()
-        .replace("keras_tuner.RandomSearch(", "keras_tuner.Hyperband(max_epochs=2, ")
-        .replace("    max_trials=args.trials,\n", "")
-    )  # fmt: skip
-    hb = run_cli("run", hyperband, "--run-dir", tmp_path / "hb", "--no-progress", "--", "--directory", tmp_path / "t2")
-    assert_exit(hb, 2)
-    assert "Hyperband" in hb.stderr and "RandomSearch or BayesianOptimization" in hb.stderr
-    assert not (tmp_path / "own" / "trials").exists() and not (tmp_path / "hb" / "trials").exists()
+    assert not (tmp_path / "own" / "trials").exists()
 
     # --jobs: KerasTuner's search asks its oracle one trial at a time (its own distributed mode is not taken over).
     jobs = run_cli("run", SEARCH, "--jobs", 2, "--run-dir", tmp_path / "jobs", "--no-progress", "--", "--directory",
@@ -144,3 +148,36 @@ def test_a_tuner_with_its_own_run_trial_and_hyperband_are_refused_before_trainin
     assert_exit(jobs, 2)
     assert "RandomSearch.search runs its trials one at a time" in one_line(jobs.stderr)
     assert not (tmp_path / "jobs" / "trials").exists()
+
+
+def test_hyperband_trials_go_on_from_the_earlier_trials_weights_and_survive_kill_9(tmp_path):
+    """Hyperband's second round builds the best first-round trial's model from its best-epoch weights (in the
+    project) and fits it from `initial_epoch`: segments of 1, a kill -9 in that trial and the same command
+    again give the trials and best weights of whole trials."""
+    script = hyperband_script(tmp_path)
+    reference = tmp_path / "whole" / "run"
+    whole = run_cli(*args(reference, 3, script=script))
+    assert_exit(whole, 0)
+
+    run_dir = tmp_path / "segmented" / "run"
+    cmd = segtrain_cmd(*args(run_dir, 1, script=script))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
+                            start_new_session=True)  # fmt: skip
+    halfway = run_dir / "trials" / "trial-0003" / "ckpt-000001" / "state.json"
+    wait_for(halfway.exists, "the second round's trial, one epoch in", proc, timeout=300)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    again = run_cli(*args(run_dir, 1, script=script))
+    assert_exit(again, 0)
+
+    found = trials(run_dir)
+    assert found == trials(reference) and [status for status, *_ in found] == ["COMPLETED"] * 6
+    went_on = found[3][1]  # the first round's best, from its epoch 1 to 3
+    assert went_on["tuner/trial_id"] in ("0000", "0001", "0002") and went_on["tuner/initial_epoch"] == 1
+    assert_same_weights(best_weights(run_dir), best_weights(reference))
+    # The trial that went on trained Keras' epochs 2 and 3 as its run's two epochs; the second went on from the
+    # checkpoint the kill left.
+    went_on_run = run_dir / "trials" / "trial-0003"
+    assert epochs_logged(went_on_run) == 2
+    assert '"resumed_from": "ckpt-000001"' in (went_on_run / "segments.jsonl").read_text()
+    assert again.stdout.count("best val_accuracy:") == 1 and "Results in " in again.stdout

@@ -149,3 +149,26 @@ def test_sigterm_in_the_second_stage_exits_75_and_resume_goes_on_there(tmp_path,
     assert_exit(resumed, 0)
     for mine, theirs in zip(stages(run_dir), stages(reference), strict=True):
         assert_bitwise_equal(final_variables(mine), final_variables(theirs))
+
+
+def test_a_second_fit_from_initial_epoch_counts_on_as_keras_does(tmp_path):
+    """tensorflow.org's tutorial goes on with `fit(epochs=head + tune, initial_epoch=len(history.epoch))`: the
+    stage trains `tune` epochs, Keras' callbacks and the History count them from `initial_epoch`, and segments
+    of 2 equal one segment a stage."""
+
+    def go_on(run_dir: Path, segment: int):
+        proc = run_cli("run", FINE_TUNE, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress",
+                       "--", "--head-epochs", 2, "--tune-epochs", 3, "--go-on")  # fmt: skip
+        assert_exit(proc, 0)
+        return proc
+
+    whole, segmented = go_on(tmp_path / "whole", 3), go_on(tmp_path / "segmented", 2)
+    for mine, theirs in zip(stages(tmp_path / "segmented"), stages(tmp_path / "whole"), strict=True):
+        assert_bitwise_equal(final_variables(mine), final_variables(theirs))
+    tuned = json.loads(re.search(r"script: tuned (\{.*\})", segmented.stdout)[1])
+    assert tuned == json.loads(re.search(r"script: tuned (\{.*\})", whole.stdout)[1])
+    assert tuned["epochs"] == [2, 3, 4] and len(tuned["loss"]) == 3
+    # The script's callback saw Keras' indices; a list it keeps lives in each worker (the last segment's saw 4).
+    assert "script: callback saw [2, 3, 4]" in whole.stdout and "script: callback saw [4]" in segmented.stdout
+    stage = stages(tmp_path / "segmented")[1]
+    assert epochs_logged(stage) == 3 and len(segment_lines(stage)) == 2  # the stage's run counts its own 3 epochs

@@ -46,11 +46,16 @@ class Restored:
 
 @dataclass(frozen=True)
 class FitCall:
-    """One `fit` call of a segment: epochs [first, last), starting `start_batch` batches into `first`."""
+    """One `fit` call of a segment: epochs [first, last), starting `start_batch` batches into `first`.
+
+    `shift`: Keras' index of the run's epoch 0 (the script's `fit(initial_epoch=...)`): Keras, and the
+    callbacks, count epochs from there; the run, its records and checkpoints from 0.
+    """
 
     first: int
     last: int
     start_batch: int = 0
+    shift: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ class SegtrainCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_start = time.perf_counter()
-        self.offset = self.call.start_batch if epoch == self.call.first else 0
+        self.offset = self.call.start_batch if epoch - self.call.shift == self.call.first else 0
         if self.offset and self.restored is not None and self.restored.metric_states is not None:
             # fit has just reset the metrics (and built them before on_train_begin):
             # an epoch resumed in its middle goes on from the saved running means.
@@ -136,8 +141,9 @@ class SegtrainCallback(keras.callbacks.Callback):
             self.parts.checkpointer.save(epoch, done, metrics=model_state.metric_states(self.model))
             raise Preempted(f"Stopped by {self.parts.stop.signal} in epoch {epoch + 1}, after batch {done}.")
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, keras_epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
+        epoch = keras_epoch - self.call.shift
         logs = dict(logs or {})
         verdict = self._record(epoch, seconds, logs)
         result, segment = self.parts.progress.result, self.parts.checkpointer.segment
@@ -149,7 +155,7 @@ class SegtrainCallback(keras.callbacks.Callback):
             return
         if self.model.stop_training or verdict is not None:
             result.outcome, result.pruned = SegmentOutcome.STOPPED, verdict is not None
-            result.stop_reason = verdict or who_stopped(self.parts.user_callbacks, epoch)
+            result.stop_reason = verdict or who_stopped(self.parts.user_callbacks, keras_epoch)
             self.model.stop_training = True
             return
         why = self.parts.policy.observe(seconds, self.parts.progress.rss_samples[-1], self._device_mb)
@@ -201,6 +207,7 @@ class SegtrainCallback(keras.callbacks.Callback):
 
 
 def who_stopped(callbacks: list, epoch: int) -> str:
+    """Which callback stopped training in `epoch` (Keras' index)."""
     for cb in callbacks:
         if type(cb).__name__ == "EarlyStopping" and getattr(cb, "stopped_epoch", 0) == epoch:
             return f"EarlyStopping(monitor={cb.monitor!r}, patience={cb.patience}) at epoch {epoch + 1}"

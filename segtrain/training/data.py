@@ -203,9 +203,10 @@ class TrainingData:
     def steps_per_epoch(self) -> int:
         return self.train.steps_per_epoch
 
-    def callbacks(self) -> list[Any]:
-        """Keras callbacks that `fit` calls first, which the data needs: a PyDataset's epoch hooks."""
-        return self.train.callbacks() if isinstance(self.train, PyDatasetBatches) else []
+    def callbacks(self, shift: int = 0) -> list[Any]:
+        """Keras callbacks that `fit` calls first, which the data needs: a PyDataset's epoch hooks (`shift`:
+        Keras' index of the run's epoch 0)."""
+        return self.train.callbacks(shift) if isinstance(self.train, PyDatasetBatches) else []
 
     def inexact(self, source: Source, seeded: bool) -> list[str]:
         """Why a segmented or resumed run of this data will not equal one long `fit`, with the fix: said before it

@@ -35,7 +35,7 @@ from segtrain.training.sources import is_stream, kind
 
 # `fit` arguments that become the worker's own; the rest are passed on as `fit_kwargs`.
 _DATA = ("x", "y", "validation_data")
-_OWN = ("epochs", "callbacks", "initial_epoch")
+_OWN = ("epochs", "callbacks", "initial_epoch")  # the run counts its epochs from 0; Keras from initial_epoch
 # Keras' defaults, left out of `fit_kwargs`: they mean what segtrain does anyway.
 _DEFAULTS = {"validation_split": 0.0, "shuffle": True, "validation_freq": 1, "verbose": "auto"}
 
@@ -71,10 +71,11 @@ class InterceptedFit:
         epochs = self.arguments.get("epochs")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ScriptError(f"{self.path}: model.fit(epochs=...) must be a positive integer. Received: {epochs!r}")
-        if self.arguments.get("initial_epoch"):
+        initial = self.arguments.get("initial_epoch") or 0
+        if isinstance(initial, bool) or not isinstance(initial, int) or not 0 <= initial < epochs:
             raise ScriptError(
-                f"{self.path}: model.fit(initial_epoch=...): segtrain resumes at the right epoch itself; "
-                "leave initial_epoch out."
+                f"{self.path}: model.fit(initial_epoch={initial!r}, epochs={epochs}) trains no epoch: initial_epoch "
+                "must be an integer from 0 to epochs - 1."
             )
         x = self.arguments.get("x")
         if x is None:
@@ -86,8 +87,14 @@ class InterceptedFit:
             )
 
     @property
+    def initial_epoch(self) -> int:
+        """Keras' index of the call's first epoch (`fit(initial_epoch=...)`: KerasTuner's Hyperband sets it)."""
+        return int(self.arguments.get("initial_epoch") or 0)
+
+    @property
     def epochs(self) -> int:
-        return int(self.arguments["epochs"])
+        """How many epochs the call trains: its stage's (`epochs - initial_epoch`, as Keras counts them)."""
+        return int(self.arguments["epochs"]) - self.initial_epoch
 
     @property
     def callbacks(self) -> list[Any]:
@@ -122,7 +129,7 @@ class InterceptedFit:
             "fit_kwargs": self.fit_kwargs(),
         }
         module.__dict__.update(contract)
-        return TrainingScript(self.path, module)
+        return TrainingScript(self.path, module, initial_epoch=self.initial_epoch)
 
 
 def _is_default(name: str, value: Any) -> bool:
@@ -130,16 +137,17 @@ def _is_default(name: str, value: Any) -> bool:
     return type(value) is type(default) and value == default
 
 
-def history(model: Any, logs: dict[str, list[float]], steps: int) -> Any:
-    """A `keras.callbacks.History` of the whole run, as `fit` returns it (and leaves in `model.history`)."""
+def history(model: Any, logs: dict[str, list[float]], steps: int, initial_epoch: int = 0) -> Any:
+    """A `keras.callbacks.History` of the whole run, as `fit` returns it (and leaves in `model.history`): its
+    epochs counted from `initial_epoch`, as Keras counts them."""
     import keras
 
     result = keras.callbacks.History()
     result.set_model(model)
     epochs = max((len(values) for values in logs.values()), default=0)
-    result.epoch = list(range(epochs))
+    result.epoch = list(range(initial_epoch, initial_epoch + epochs))
     result.history = {name: list(values) for name, values in logs.items()}
-    result.params = {"verbose": 0, "epochs": epochs, "steps": steps}
+    result.params = {"verbose": 0, "epochs": initial_epoch + epochs, "steps": steps}
     model.history = result
     return result
 

@@ -150,9 +150,11 @@ class PyDatasetBatches:
         count = min(self.steps_per_epoch - first, last_step - first_step)
         return _steps_class()(self, first, count)
 
-    def callbacks(self) -> list[Any]:
-        """What `fit` calls, first of its callbacks, as each epoch begins and ends: the dataset's hooks."""
-        return [_hooks_class()(self)]
+    def callbacks(self, shift: int = 0) -> list[Any]:
+        """What `fit` calls, first of its callbacks, as each epoch begins and ends: the dataset's hooks.
+
+        `shift`: Keras' index of the run's epoch 0 (`FitCall.shift`)."""
+        return [_hooks_class()(self, shift)]
 
 
 def _steps_class() -> type:
@@ -189,15 +191,15 @@ def _hooks_class() -> type:
     import keras
 
     class PyDatasetHooks(keras.callbacks.Callback):
-        def __init__(self, batches: PyDatasetBatches):
+        def __init__(self, batches: PyDatasetBatches, shift: int):
             super().__init__()
-            self.batches = batches
+            self.batches, self.shift = batches, shift
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.batches.begin(epoch)
+            self.batches.begin(epoch - self.shift)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.batches.end(epoch)
+            self.batches.end(epoch - self.shift)
 
     return PyDatasetHooks
 

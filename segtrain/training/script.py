@@ -58,6 +58,7 @@ class TrainingScript:
     path: Path
     module: ModuleType
     params: dict[str, Any] = field(default_factory=dict)  # passed to the functions that take an argument
+    initial_epoch: int = 0  # Keras' index of the run's epoch 0 (a launched `fit(initial_epoch=...)`)
 
     @classmethod
     def load(

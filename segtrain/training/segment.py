@@ -277,16 +277,16 @@ class _SegmentTrainer:
         return model
 
     def _fit_segment(self, start_batch: int, restored: Restored | None) -> None:
-        seg = self.segment
+        seg, shift = self.segment, self.ctx.script.initial_epoch
         epoch = seg.start_epoch
         if start_batch:
             # The rest of an epoch that a signal interrupted, then the rest of the segment.
             self._build_metrics(restored.metric_states if restored else None)
-            self._fit(FitCall(epoch, epoch + 1, start_batch), restored)
+            self._fit(FitCall(epoch, epoch + 1, start_batch, shift), restored)
             restored = None
             epoch += 1
         if epoch < seg.end_epoch and not self.progress.stopped:
-            self._fit(FitCall(epoch, seg.end_epoch), restored)
+            self._fit(FitCall(epoch, seg.end_epoch, shift=shift), restored)
         self._finish()
 
     def _build_metrics(self, saved: list | None) -> None:
@@ -308,11 +308,11 @@ class _SegmentTrainer:
         try:
             self.model.fit(
                 data.train.fit_input(call.first * spe + call.start_batch, call.last * spe),
-                initial_epoch=call.first,
-                epochs=call.last,
+                initial_epoch=call.first + call.shift,
+                epochs=call.last + call.shift,
                 steps_per_epoch=spe - call.start_batch,
                 validation_data=data.validation,
-                callbacks=[*data.callbacks(), *self.callbacks, own],  # a PyDataset's epoch hooks first
+                callbacks=[*data.callbacks(call.shift), *self.callbacks, own],  # a PyDataset's epoch hooks first
                 shuffle=False,
                 verbose=0,
                 **data.fit_kwargs,

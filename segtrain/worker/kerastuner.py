@@ -1,7 +1,7 @@
 """A launched script's KerasTuner search (`tuner.search(...)`): the tuner's loop in one worker, each trial in its own.
 
 Under `segtrain run`, a script written as keras.io's "Getting started with
-KerasTuner" (`build_model(hp)`, `RandomSearch` or `BayesianOptimization`,
+KerasTuner" (`build_model(hp)`, `RandomSearch`, `BayesianOptimization` or `Hyperband`,
 `tuner.search(x, y, epochs=..., validation_data=...)`, then
 `get_best_models()`, `results_summary()`) runs unmodified, the way a script's
 `study.optimize` does (`segtrain.worker.optimize`, the same parent side):
@@ -20,9 +20,14 @@ KerasTuner" (`build_model(hp)`, `RandomSearch` or `BayesianOptimization`,
   for the first run only) and KerasTuner's oracle hands the interrupted trial out
   again: its run goes on from its newest checkpoint.
 
+* `Hyperband`'s trials after a bracket's first round go on from an earlier
+  trial's best weights (its `_build_hypermodel` loads them from the project) at
+  `fit(initial_epoch=...)`: the trial's run trains epochs `initial_epoch ..
+  epochs - 1`, counted from 0 in its records, from Keras' `initial_epoch` in the
+  script's callbacks and the history (`launched.InterceptedFit.initial_epoch`).
+
 Refused before anything trains: a tuner whose class overrides `run_trial` (its
-own loop would train in the driver), and `Hyperband`, whose trials resume
-from a previous trial's model at `initial_epoch`.
+own loop would train in the driver).
 """
 
 from __future__ import annotations
@@ -81,13 +86,9 @@ class SearchCalls(TakenOver):
             from keras_tuner.src.tuners.hyperband import Hyperband  # deferred: an optional extra
 
             name = type(tuner).__name__
-            if isinstance(tuner, Hyperband):
-                raise ScriptError(
-                    f"{self.script}: {name}: Hyperband's trials go on from another trial's model at an initial "
-                    "epoch, which `segtrain run` does not take over yet; use RandomSearch or BayesianOptimization, "
-                    "or run the script with python."
-                )
-            if not isinstance(tuner, Tuner) or type(tuner).run_trial is not Tuner.run_trial:
+            # KerasTuner's own run_trial: build, then model.fit; Hyperband's sets the trial's epochs and
+            # initial_epoch first (its build loads the earlier trial's best weights).
+            if not isinstance(tuner, Tuner) or type(tuner).run_trial not in (Tuner.run_trial, Hyperband.run_trial):
                 raise ScriptError(
                     f"{self.script}: {name} overrides run_trial(): its own loop would train outside segtrain's "
                     "workers. Under `segtrain run` a tuner trains through KerasTuner's own run_trial (build, "
@@ -101,7 +102,8 @@ class SearchCalls(TakenOver):
             if isinstance(request, protocol.RunTrial):
                 tuner.reload()  # the project as the driver saved it for this trial (this worker may be older)
                 trial = _trial(tuner, request.number)
-                self.run_trial(request, lambda _: _returned(Tuner.run_trial(tuner, trial, *fit_args, **fit_kwargs)))
+                own = type(tuner).run_trial  # Tuner's, or Hyperband's
+                self.run_trial(request, lambda _: _returned(own(tuner, trial, *fit_args, **fit_kwargs)))
                 return
             assert isinstance(request, protocol.Drive), request
             if request.lanes > 1:

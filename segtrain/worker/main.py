@@ -318,13 +318,13 @@ def _serve_launched(
                 )
             ctx = _context(stage, call.as_script())
             _, state = restore(ctx, call.model, ended)
-            return launched.history(call.model, state.history, ctx.data.steps_per_epoch)
+            return launched.history(call.model, state.history, ctx.data.steps_per_epoch, call.initial_epoch)
         assert assignment is not None
         ctx = _context(Path(assignment.run_dir), call.as_script())
         if call.epochs != ctx.cfg.epochs:
             raise ScriptError(
-                f"{env.config.script}: model.fit(epochs={call.epochs}), but the run in {ctx.paths.root} trains "
-                f"{ctx.cfg.epochs} epochs: run it with `segtrain run` (the script's epochs extend the run), "
+                f"{env.config.script}: model.fit(...) trains {call.epochs} epochs, but the run in {ctx.paths.root} "
+                f"trains {ctx.cfg.epochs} epochs: run it with `segtrain run` (the script's epochs extend the run), "
                 "or use another --run-dir."
             )
         segment = assignment.segment
@@ -339,7 +339,7 @@ def _serve_launched(
                 _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
             history = _checkpoint_history(ctx, result.checkpoint)
         trained = True
-        return launched.history(call.model, history, ctx.data.steps_per_epoch)
+        return launched.history(call.model, history, ctx.data.steps_per_epoch, call.initial_epoch)
 
     script = env.config.script
     libraries = (optimize.OptimizeCalls, kerastuner.SearchCalls)

@@ -4,7 +4,9 @@ A base model (here a small one, "pretrained" by its seed, with BatchNormalizatio
 inference mode under a new head; the head trains (`fit` #1); then the base is unfrozen, the model
 recompiled with a low learning rate, and trained end to end (`fit` #2). Synthetic images as tf.data
 datasets stand in for the download. `segtrain run` runs it unmodified: each fit call is a stage.
-Its arguments: --head-epochs N, --tune-epochs N.
+Its arguments: --head-epochs N, --tune-epochs N, and --go-on: the second call counts its epochs on from the
+first's, as tensorflow.org's "Transfer learning and fine-tuning" tutorial writes it
+(`fit(epochs=head + tune, initial_epoch=len(history.epoch))`).
 """
 
 import argparse
@@ -17,6 +19,7 @@ import tensorflow as tf
 parser = argparse.ArgumentParser()
 parser.add_argument("--head-epochs", type=int, default=4)
 parser.add_argument("--tune-epochs", type=int, default=4)
+parser.add_argument("--go-on", action="store_true")
 args = parser.parse_args()
 
 rng = np.random.default_rng(3)
@@ -59,7 +62,19 @@ model.compile(
     metrics=[keras.metrics.BinaryAccuracy()],
 )
 print("Fitting the end-to-end model")
-tuned = model.fit(train_ds, epochs=args.tune_epochs, validation_data=validation_ds, verbose=2)
+if args.go_on:
+    seen = []
+    tuned = model.fit(
+        train_ds,
+        epochs=args.head_epochs + args.tune_epochs,
+        initial_epoch=len(head.epoch),
+        validation_data=validation_ds,
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))],
+        verbose=2,
+    )
+    print("script: callback saw " + json.dumps(seen))
+else:
+    tuned = model.fit(train_ds, epochs=args.tune_epochs, validation_data=validation_ds, verbose=2)
 print("script: tuned " + json.dumps({"epochs": tuned.epoch, "loss": tuned.history["loss"]}))
 
 loss, accuracy = model.evaluate(validation_ds, verbose=0)
