@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_exit, cli_env, epochs_logged, one_line, run_cli, segtrain_cmd, wait_for
+from conftest import ROOT, assert_exit, cli_env, epochs_logged, run_cli, segtrain_cmd, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,12 @@ TRIALS, EPOCHS = 3, 2
 def args(run_dir: Path, segment: int, *script_args: object, script: Path = SEARCH) -> list[object]:
     return ["run", script, "--segment", segment, "--seed", 0, "--run-dir", run_dir, "--no-progress", "--",
             "--trials", TRIALS, "--epochs", EPOCHS, "--directory", run_dir.parent / "tuner", *script_args]  # fmt: skip
+
+
+def trained_once(trial_run: Path) -> bool:
+    """Whether the trial's run trained its first epoch once: one resumed from a checkpoint, not from scratch."""
+    records = [json.loads(line) for line in (trial_run / "epochs.jsonl").read_text().splitlines()]
+    return [r["epoch"] for r in records].count(0) == 1
 
 
 def hyperband_script(folder: Path) -> Path:
@@ -129,7 +135,7 @@ def test_kill_9_mid_trial_then_the_same_command_goes_on_with_that_trial(tmp_path
     assert again.stdout.count("best val_accuracy:") == 1
 
 
-def test_a_tuner_with_its_own_run_trial_and_jobs_are_refused_before_training(tmp_path):
+def test_a_tuner_with_its_own_run_trial_is_refused_before_training(tmp_path):
     script = tmp_path / "own_loop.py"
     script.write_text(
         SEARCH.read_text()
@@ -141,13 +147,6 @@ def test_a_tuner_with_its_own_run_trial_and_jobs_are_refused_before_training(tmp
     assert "Mine overrides run_trial()" in own.stderr and "run this script with python" in own.stderr
 
     assert not (tmp_path / "own" / "trials").exists()
-
-    # --jobs: KerasTuner's search asks its oracle one trial at a time (its own distributed mode is not taken over).
-    jobs = run_cli("run", SEARCH, "--jobs", 2, "--run-dir", tmp_path / "jobs", "--no-progress", "--", "--directory",
-                   tmp_path / "t3")  # fmt: skip
-    assert_exit(jobs, 2)
-    assert "RandomSearch.search runs its trials one at a time" in one_line(jobs.stderr)
-    assert not (tmp_path / "jobs" / "trials").exists()
 
 
 def test_hyperband_trials_go_on_from_the_earlier_trials_weights_and_survive_kill_9(tmp_path):
@@ -175,9 +174,38 @@ def test_hyperband_trials_go_on_from_the_earlier_trials_weights_and_survive_kill
     went_on = found[3][1]  # the first round's best, from its epoch 1 to 3
     assert went_on["tuner/trial_id"] in ("0000", "0001", "0002") and went_on["tuner/initial_epoch"] == 1
     assert_same_weights(best_weights(run_dir), best_weights(reference))
-    # The trial that went on trained Keras' epochs 2 and 3 as its run's two epochs; the second went on from the
+    # The trial that went on trained Keras' epochs 2 and 3 as its run's epochs 0 and 1, and went on from the
     # checkpoint the kill left.
     went_on_run = run_dir / "trials" / "trial-0003"
-    assert epochs_logged(went_on_run) == 2
-    assert '"resumed_from": "ckpt-000001"' in (went_on_run / "segments.jsonl").read_text()
+    assert epochs_logged(went_on_run) == 2 and trained_once(went_on_run)
     assert again.stdout.count("best val_accuracy:") == 1 and "Results in " in again.stdout
+
+
+def test_jobs_2_share_kerastuners_oracle_and_a_kill_9_then_the_same_command_ends_with_each_trial_once(tmp_path):
+    """Two processes drive one Hyperband search through KerasTuner's own chief (lane 0) and worker (lane 1)."""
+    script = hyperband_script(tmp_path)
+    run_dir = tmp_path / "run"
+    command = args(run_dir, 1, script=script)
+    command[command.index("--") : command.index("--")] = ["--jobs", 2]
+    proc = subprocess.Popen(segtrain_cmd(*command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), start_new_session=True)  # fmt: skip
+
+    def three_epoch_trial_mid_way() -> bool:
+        return any(t.exists() for t in run_dir.glob("trials/trial-000[3-5]/ckpt-000001/state.json"))
+
+    wait_for(three_epoch_trial_mid_way, "a 3-epoch trial's first checkpoint", proc, timeout=300)
+    os.killpg(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=30)
+    assert "best val_accuracy:" not in out
+    interrupted = [t for t in run_dir.glob("trials/trial-*") if (t / "ckpt-000001").is_dir()]
+    assert interrupted
+
+    again = run_cli(*command)
+    assert_exit(again, 0)
+    found = trials(run_dir)
+    assert [status for status, *_ in found] == ["COMPLETED"] * 6  # each trial once: none again, none lost
+    assert sorted(p.name for p in (run_dir / "trials").iterdir()) == [f"trial-{n:04d}" for n in range(6)]
+    assert any(values.get("tuner/initial_epoch") == 1 for _, values, _ in found)  # a second round went on
+    assert (run_dir.parent / "tuner" / "helloworld" / "tuner1.json").exists()  # the second process drove trials
+    assert all(trained_once(trial) for trial in interrupted)  # went on from the kill's checkpoint, as the same trial
+    assert again.stdout.count("best val_accuracy:") == 1 and "ran in 2 processes" in again.stderr

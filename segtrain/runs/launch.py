@@ -93,8 +93,8 @@ def _run(cfg: RunConfig, progress: bool, lock: RunLock | None, drive: Drive) -> 
         if drive.lanes > 1:
             worker.close()
             raise ConfigError(
-                f"`segtrain run --jobs {drive.lanes}` runs a search script's trials (study.optimize) at once; "
-                f"{cfg.script} calls model.fit(...) outside a search. Leave --jobs out."
+                f"`segtrain run --jobs {drive.lanes}` runs a search script's trials (study.optimize, tuner.search) "
+                f"at once; {cfg.script} calls model.fit(...) outside a search. Leave --jobs out."
             )
         assert worker.ready is not None and lock is not None
         pool.keep(worker)

@@ -213,8 +213,8 @@ def read_run(run_dir: Path | str) -> tuple[RunPaths, RunManifest]:
     manifest = read_manifest(paths)
     if manifest is None and paths.trials.is_dir():
         raise ConfigError(
-            f"{run_dir} holds a search that `segtrain run` ran (the script's study.optimize): each trial is a run "
-            f"of its own in {paths.trials}. `segtrain ls {run_dir}` lists them; give one of them "
+            f"{run_dir} holds a search that `segtrain run` ran (the script's study.optimize or tuner.search): each "
+            f"trial is a run of its own in {paths.trials}. `segtrain ls {run_dir}` lists them; give one of them "
             "(the same `segtrain run` command goes on with the search)."
         )
     if manifest is None:

@@ -26,6 +26,9 @@ KerasTuner" (`build_model(hp)`, `RandomSearch`, `BayesianOptimization` or `Hyper
   epochs - 1`, counted from 0 in its records, from Keras' `initial_epoch` in the
   script's callbacks and the history (`launched.InterceptedFit.initial_epoch`).
 
+* `segtrain run --jobs J`: J drivers, one per lane, share lane 0's oracle through
+  KerasTuner's own chief and workers (`segtrain.worker.kerastuner_lanes`).
+
 Refused before anything trains: a tuner whose class overrides `run_trial` (its
 own loop would train in the driver).
 """
@@ -35,6 +38,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import inspect
+import json
 import pickle
 import types
 from collections.abc import Callable, Iterator
@@ -44,7 +48,8 @@ from typing import Any, ClassVar
 
 from segtrain.errors import ScriptError
 from segtrain.paths import RunPaths
-from segtrain.worker import protocol
+from segtrain.state.atomic import write_bytes
+from segtrain.worker import kerastuner_lanes, protocol
 from segtrain.worker.optimize import TakenOver, next_request
 
 
@@ -56,16 +61,19 @@ class SearchCalls(TakenOver):
 
     @contextlib.contextmanager
     def taken_over(self) -> Iterator[None]:
+        from keras_tuner.src import utils  # deferred: an optional extra
         from keras_tuner.src.engine import base_tuner  # deferred: an optional extra, for a script that uses it
 
-        init, search = base_tuner.BaseTuner.__init__, base_tuner.BaseTuner.search
+        init, search, save_json = base_tuner.BaseTuner.__init__, base_tuner.BaseTuner.search, utils.save_json
         base_tuner.BaseTuner.__init__ = self._init(init)
         base_tuner.BaseTuner.search = self._search(search)
+        utils.save_json = _atomic(save_json)
         try:
             yield
         finally:
             base_tuner.BaseTuner.__init__ = init
             base_tuner.BaseTuner.search = search
+            utils.save_json = save_json
 
     def _began(self) -> Path:
         """Where the search keeps that it began (the next `tuner.search` call's records)."""
@@ -106,14 +114,12 @@ class SearchCalls(TakenOver):
                 self.run_trial(request, lambda _: _returned(own(tuner, trial, *fit_args, **fit_kwargs)))
                 return
             assert isinstance(request, protocol.Drive), request
-            if request.lanes > 1:
-                raise ScriptError(
-                    f"{self.script}: `segtrain run --jobs {request.lanes}` runs study.optimize's trials at once; "
-                    f"{name}.search runs its trials one at a time (KerasTuner's own distributed mode is not taken "
-                    "over yet). Leave --jobs out."
-                )
             tuner.run_trial = types.MethodType(self._remote_run_trial, tuner)
-            search(tuner, *fit_args, **fit_kwargs)
+            if request.lanes == 1:
+                search(tuner, *fit_args, **fit_kwargs)
+                return
+            records = RunPaths(self.run_dir).optimize_records(self.calls)
+            kerastuner_lanes.search(tuner, records, request, lambda: search(tuner, *fit_args, **fit_kwargs))
 
         return taken
 
@@ -141,6 +147,21 @@ class SearchCalls(TakenOver):
                     result = history
                 results.append(result)
             return results
+
+
+def _atomic(save_json: Callable[[Any, Any], str]) -> Callable[[Any, Any], str]:
+    """KerasTuner's `save_json` (every file of its project: the oracle, each trial, each tuner), writing a local
+    file whole or not at all: the trials' workers (and, with --jobs, the other lanes) read the project while
+    the driver writes it."""
+
+    def save(path: Any, obj: Any) -> str:
+        if "://" in str(path):  # a remote file system (KerasTuner writes through tf.io.gfile): as KerasTuner does
+            return save_json(path, obj)
+        text = json.dumps(obj)
+        write_bytes(Path(path), text.encode())
+        return text
+
+    return save
 
 
 def _trial(tuner: Any, number: int) -> Any:

@@ -202,27 +202,12 @@ class _Driver:
         if options.get("n_trials") is None or options["n_trials"] > 0:
             options["func"] = self._objective
             optimize(**options)
-        self._lanes_done()
+        lanes_done(self.dir, self.drive)
 
     def _began_earlier(self) -> list[int]:
         """The trials that earlier commands began in this `optimize` call, in every lane."""
         began = [entry for path in sorted(self.dir.glob("lane-*.json")) for entry in read_json(path)]
         return sorted(number for number, invocation in began if invocation != self.drive.invocation)
-
-    def _lanes_done(self) -> None:
-        """With lanes: say this one's share is told; lane 0 waits for the others' (the script then goes on there
-        alone), and the others end here."""
-        if self.drive.lanes == 1:
-            return
-        write_json(self.dir / f"lane-{self.drive.lane}.done", self.drive.invocation)
-        if self.drive.lane > 0:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
-        for lane in range(1, self.drive.lanes):
-            done = self.dir / f"lane-{lane}.done"
-            while not (done.exists() and read_json(done) == self.drive.invocation):
-                time.sleep(0.2)  # its process ends the command where it fails: this one is stopped then
 
     def _finish(self, trial: Any, options: dict[str, Any]) -> None:
         """An interrupted trial, run again and told to the study as `optimize` tells one; then its callbacks."""
@@ -285,6 +270,22 @@ class _Driver:
             write_bytes(self.sampler, pickle.dumps(self.study.sampler))
         except (pickle.PicklingError, TypeError, AttributeError):
             pass  # a sampler that does not pickle starts afresh on resume, as Optuna's own would
+
+
+def lanes_done(records: Path, drive: Drive) -> None:
+    """With lanes (`run --jobs`): say this one's share of a search call (its records: `records`) is told; lane 0
+    waits for the others' (the script then goes on there alone), and the others end here."""
+    if drive.lanes == 1:
+        return
+    write_json(records / f"lane-{drive.lane}.done", drive.invocation)
+    if drive.lane > 0:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    for lane in range(1, drive.lanes):
+        done = records / f"lane-{lane}.done"
+        while not (done.exists() and read_json(done) == drive.invocation):
+            time.sleep(0.2)  # its process ends the command where it fails: this one is stopped then
 
 
 def next_request(receive: Callable[[], str]) -> Any:
