@@ -11,9 +11,12 @@ Linux keeps a nice value per thread, and an unprivileged thread cannot lower it
 again, so the import runs in a thread of its own at nice 19 that ends with it;
 the worker's main thread, which trains after the take-over, keeps its priority.
 Only the backend's library is imported there, and only TensorFlow's or JAX's,
-whose imports start no thread that would inherit the low priority (numpy's BLAS
-threads start with numpy, imported first at full priority; tests/test_prestart.py
-checks every thread of every training worker). Keras itself starts a thread
+whose imports start no thread that would inherit the low priority: BLAS thread
+pools start as numpy and `scipy.linalg` load (scipy brings an OpenBLAS of its
+own, and Keras imports scikit-learn where it is installed, which imports
+`scipy.linalg`), so both are imported first, at full priority (0.16 s for
+`scipy.linalg` here, only where scikit-learn is installed);
+tests/test_prestart.py checks every thread of every training worker. Keras itself starts a thread
 when imported on JAX, and a script or `load_data()` may start anything, so
 those stay at full priority, as does any other backend.
 
@@ -49,6 +52,8 @@ def import_at_low_priority(backend: str) -> None:
         return
     if importlib.util.find_spec(library.library) is None:
         return
+    if importlib.util.find_spec("sklearn") is not None:  # Keras imports it, and it scipy.linalg, which loads an
+        importlib.import_module("scipy.linalg")  # OpenBLAS of its own: its threads start here, at full priority
     thread = threading.Thread(target=_import, args=(library.library,), name="segtrain-import")
     thread.start()
     thread.join()
