@@ -225,9 +225,22 @@ def _start_both(
     return [_start(run_dir, port, i, script, timeout, **env) for i in range(2)]
 
 
+def _ended(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]]:
+    """Each process's exit code and stderr; where one has not ended within `timeout` s, every process group is
+    killed (no worker of a hung run outlives the test) and the failure shows what each said."""
+    try:
+        return [(p.wait(timeout=timeout), p.communicate()[1]) for p in procs]
+    except subprocess.TimeoutExpired:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+        tails = [f"process {i}: {p.communicate()[1][-3000:]}" for i, p in enumerate(procs)]
+        raise AssertionError(f"not ended after {timeout} s:\n" + "\n".join(tails)) from None
+
+
 def _both(run_dir: Path, script: Path = SCRIPTS / "hosts_mlp.py", **env: str) -> list[tuple[int, str]]:
     """Run the same command as process 0 and 1 to the end: each one's exit code and stderr."""
-    return [(p.wait(timeout=300), p.communicate()[1]) for p in _start_both(run_dir, script, **env)]
+    return _ended(_start_both(run_dir, script, **env), 300)
 
 
 def _wait_for_epochs(run_dir: Path, n: int, procs: list[subprocess.Popen]) -> None:
@@ -307,7 +320,7 @@ def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bit
     _wait_for_epochs(run_dir, 1, procs)
     time.sleep(0.1)  # into the second epoch's batches
     procs[1].send_signal(signal.SIGTERM)  # process 1 only: its worker tells process 0's at the next batch
-    ended = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    ended = _ended(procs, 120)
     assert [code for code, _ in ended] == [75, 75], [err[-3000:] for _, err in ended]
     stopped = _segments(run_dir)[-1]
     assert stopped["outcome"] == "preempted" and stopped["stop_reason"] == "SIGTERM"
@@ -329,7 +342,7 @@ def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bit
         time.sleep(0.05)
     follower.send_signal(signal.SIGTERM)
     leader = _start(run_dir, port, 0)
-    ended = [(p.wait(timeout=120), p.communicate()[1]) for p in (leader, follower)]
+    ended = _ended([leader, follower], 120)
     assert [code for code, _ in ended] == [75, 75], [err[-3000:] for _, err in ended]
     assert _segments(run_dir)[-1] == stopped  # nothing trained, nothing recorded
 
