@@ -78,6 +78,7 @@ TIME_GROWTH = 1.10  # trials on a GPU: training seconds, last / first at most
 BOUNDARY_TARGET = 1.5  # a pre-started boundary's cost / (save + load) at most (issue 5)
 MIB = 1.048576  # MB per MiB (nvidia-smi's unit); every figure here is in MB (1e6 bytes), as segtrain's
 SAMPLE_EVERY = 0.25
+SAMPLE_EVERY_QUICK = 0.05  # --quick's segments last ~0.2 s on a CPU: a sample in each, even on a busy machine
 # Why a device figure is missing: a worker training on the GPU holds memory there, so where none shows for
 # its pid, the driver's pids are not this /proc's (another pid namespace), or no sample caught it.
 UNSEEN = "no device memory seen for the training workers' pids: NVML's pids are not this machine's, or no sample"
@@ -462,6 +463,7 @@ class Check:
         self.t0 = time.time()
         self.gpu = bool(devices.gpus) and os.environ.get("CUDA_VISIBLE_DEVICES") not in ("", "-1")
         self.sizes = SIZES["quick" if args.quick else "full"]
+        self.sample_every = SAMPLE_EVERY_QUICK if args.quick else SAMPLE_EVERY
         self.rows: dict[str, dict[str, Row]] = {b: {} for b in args.backends}
         self.info: dict[str, dict[str, Any]] = {}
         self.work: Path = args.work
@@ -513,7 +515,7 @@ class Check:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            sampler = Sampler(proc.pid, self.devices, SAMPLE_EVERY, run_dir, role) if sample else None
+            sampler = Sampler(proc.pid, self.devices, self.sample_every, run_dir, role) if sample else None
             if sampler is not None:
                 sampler.start()
             timed_out = False
