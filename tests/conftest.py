@@ -146,6 +146,12 @@ def epochs_logged(run_dir: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def with_jobs(command: list[object], jobs: int) -> list[object]:
+    """A `segtrain run` command line with segtrain's own --jobs, before the script's arguments (after `--`)."""
+    end = command.index("--")
+    return [*command[:end], "--jobs", jobs, *command[end:]]
+
+
 def one_line(text: str) -> str:
     """`text` with every run of whitespace as one space (rich wraps long messages)."""
     return " ".join(text.split())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_exit, cli_env, epochs_logged, run_cli, segtrain_cmd, wait_for
+from conftest import ROOT, assert_exit, cli_env, epochs_logged, run_cli, segtrain_cmd, wait_for, with_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -185,8 +185,7 @@ def test_jobs_2_share_kerastuners_oracle_and_a_kill_9_then_the_same_command_ends
     """Two processes drive one Hyperband search through KerasTuner's own chief (lane 0) and worker (lane 1)."""
     script = hyperband_script(tmp_path)
     run_dir = tmp_path / "run"
-    command = args(run_dir, 1, script=script)
-    command[command.index("--") : command.index("--")] = ["--jobs", 2]
+    command = with_jobs(args(run_dir, 1, script=script), 2)
     proc = subprocess.Popen(segtrain_cmd(*command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=cli_env(), start_new_session=True)  # fmt: skip
 

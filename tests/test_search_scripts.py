@@ -26,6 +26,7 @@ from conftest import (
     run_cli,
     segtrain_cmd,
     wait_for,
+    with_jobs,
 )
 from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
@@ -131,12 +132,6 @@ def test_pruned_trials_are_pruned_alike_force_starts_over_and_n_jobs_is_refused(
     jobs = run_cli(*args(tmp_path / "jobs", 2, "--jobs", 2))
     assert_exit(jobs, 2)
     assert "study.optimize(n_jobs=2)" in jobs.stderr and "`segtrain run --jobs 2`" in one_line(jobs.stderr)
-
-
-def with_jobs(command: list[object], jobs: int) -> list[object]:
-    """`command` (`args(...)`) with segtrain's own --jobs, before the script's arguments."""
-    end = command.index("--")
-    return [*command[:end], "--jobs", jobs, *command[end:]]
 
 
 def test_jobs_2_drive_the_search_in_two_processes_and_a_kill_9_then_the_same_command_ends_with_each_trial_once(

@@ -81,12 +81,12 @@ def _serving(tuner: Any, chief: Path, invocation: str) -> Iterator[None]:
 def _join(tuner: Any, chief: Path, drive: Drive) -> None:
     """Make the tuner a KerasTuner worker of lane 0's chief, once it serves (its process ends the command where it
     fails: this one is stopped then)."""
-    while not (chief.exists() and read_json(chief)["invocation"] == drive.invocation):
+    while (served := read_json(chief) if chief.exists() else {}).get("invocation") != drive.invocation:
         time.sleep(0.1)
     tuner_id = f"tuner{drive.lane}"
     os.environ.update(
         KERASTUNER_ORACLE_IP=_LOOPBACK,
-        KERASTUNER_ORACLE_PORT=str(read_json(chief)["port"]),
+        KERASTUNER_ORACLE_PORT=str(served["port"]),
         KERASTUNER_TUNER_ID=tuner_id,  # and so a worker's `save` leaves the oracle's files to the chief
     )
     from keras_tuner.src.distribute import oracle_client  # deferred: an optional extra
