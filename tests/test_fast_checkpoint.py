@@ -209,3 +209,38 @@ def test_a_saved_checkpoint_holds_the_model_and_its_optimizer_state(tmp_path, mo
         model.weights + model.optimizer.variables, loaded.weights + loaded.optimizer.variables, strict=True
     ):
         assert np.array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_a_loaded_model_gets_what_fits_first_step_creates_and_that_step_traces_once(tmp_path, model, fmt):
+    import keras
+
+    from segtrain.state import model_state
+
+    x, y = np.ones((8, 4), "float32"), np.zeros((8, 2), "float32")
+    ckpt = _save(model, RunPaths(tmp_path), 1, fmt)
+
+    def build():
+        fresh = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        fresh.compile(optimizer="adam", loss="mse", metrics=["mae"])
+        return fresh
+
+    reads: list[int] = []
+
+    def sample_batch():
+        reads.append(1)
+        return x, y, None
+
+    loaded = checkpoint.load_model_files(ckpt, build, {}, sample_batch)
+    saved = [v.numpy() for v in loaded.weights + loaded.optimizer.variables]
+    model_state.create_fit_variables(loaded, sample_batch)
+    model_state.create_fit_variables(loaded, sample_batch)  # nothing left to create: the batch is not read again
+    assert len(reads) == 1 and loaded.metrics_variables, "the loss tracker's and MAE's variables exist"
+    assert all(not np.any(v.numpy()) for v in loaded.metrics_variables)
+    for before, after in zip(saved, loaded.weights + loaded.optimizer.variables, strict=True):
+        assert np.array_equal(before, after.numpy()), "creating variables changed none that were loaded"
+    traces: list[int] = []
+    step = loaded.train_step
+    loaded.train_step = lambda data: traces.append(1) or step(data)
+    loaded.fit(x, y, epochs=1, verbose=0)
+    assert traces == [1], "a step that creates no variable is traced once, not twice"

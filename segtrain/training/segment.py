@@ -122,6 +122,7 @@ def warm_up(ctx: ProcessContext) -> float:
         kwargs["validation_steps"] = 1
     with ctx.replicas.scope():
         model = ctx.script.build_model(ctx.cfg.debug)
+        model_state.create_fit_variables(model, ctx.first_batch)  # one trace of the step, not two
         model.fit(data.train.fit_input(0, 1), **kwargs)
     ctx.warm_model = model
     return time.perf_counter() - t0
@@ -272,6 +273,7 @@ class _SegmentTrainer:
             self.ctx.first_batch,
             model=warm,
         )
+        model_state.create_fit_variables(model, self.ctx.first_batch)  # one trace of the step, not two
         model_state.verify(model, ckpt.state.fingerprint, f"Checkpoint {ckpt.path}")
         model_state.restore_seed_states(model, ckpt.state.rng)
         return model
