@@ -11,7 +11,8 @@ Three measurements, each run in a fresh `segtrain fit` process, interleaved so t
   fork and one with spawn: the median of the pairs' wall ratios;
 * cold: `clean.py` 50 / 10 with `--no-prestart` (no spare: every boundary starts its worker then): from the
   previous segment's end to the checkpoint loaded in the new worker (`start_seconds + load_seconds` of
-  segments 2-5 in segments.jsonl), fork and spawn.
+  segments 2-5 in segments.jsonl), fork and spawn; and with the first epoch after it (which traces the train
+  step, and which a worker that creates fit's variables as it loads makes shorter).
 
 Prints a markdown table; `--out` also writes the JSON. Never asserted anywhere: these machines are noisy.
 """
@@ -80,7 +81,11 @@ def main() -> int:
         later = run["segments"][1:]
         cold[start] = {"median": statistics.median(s["start_seconds"] + s["load_seconds"] for s in later),
                        "start_seconds": [round(s["start_seconds"], 3) for s in later],
-                       "load_seconds": [round(s["load_seconds"], 3) for s in later], "starts": run["starts"]}
+                       "load_seconds": [round(s["load_seconds"], 3) for s in later],
+                       "first_epoch_seconds": [round(s["first_epoch_seconds"], 3) for s in later],
+                       "with_first_epoch": statistics.median(s["start_seconds"] + s["load_seconds"]
+                                                             + s["first_epoch_seconds"] for s in later),
+                       "starts": run["starts"]}
     shutil.rmtree(runs, ignore_errors=True)
     result.update(mission=mission, clean=clean, cold=cold, load_after=os.getloadavg()[0])
     print(render(result))
@@ -104,6 +109,9 @@ def render(r: dict) -> str:
         c = r["cold"][start]
         rows.append([f"cold boundary, clean 50/10 --no-prestart ({start}): worker start + checkpoint load",
                      f"start {c['start_seconds']} s, load {c['load_seconds']} s", f"**{c['median']:.2f} s** (median)"])
+        if "with_first_epoch" in c:  # the first epoch traces the train step: what a cold boundary costs in all
+            rows.append([f"cold boundary ({start}): start + load + the first epoch",
+                         f"first epoch {c['first_epoch_seconds']} s", f"**{c['with_first_epoch']:.2f} s** (median)"])
     head = (f"commit {r['commit']}, {r['machine']}, load average {r['load_before']:.2f} → {r['load_after']:.2f}; "
             f"`{r['command']}`\n\n")
     lines = ["| measurement | figures | result |", "|---|---|---|", *("| " + " | ".join(row) + " |" for row in rows)]

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -227,15 +228,23 @@ def _start_both(
 
 def _ended(procs: list[subprocess.Popen], timeout: float) -> list[tuple[int, str]]:
     """Each process's exit code and stderr; where one has not ended within `timeout` s, every process group is
-    killed (no worker of a hung run outlives the test) and the failure shows what each said."""
-    try:
-        return [(p.wait(timeout=timeout), p.communicate()[1]) for p in procs]
-    except subprocess.TimeoutExpired:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-        tails = [f"process {i}: {p.communicate()[1][-3000:]}" for i, p in enumerate(procs)]
-        raise AssertionError(f"not ended after {timeout} s:\n" + "\n".join(tails)) from None
+    killed (no worker of a hung run outlives the test) and the failure shows what each said.
+
+    Every process's pipes are read while they run, all at once (`Popen.wait` with a pipe nobody reads deadlocks
+    once the pipe is full, and one process blocked on its output stalls its peer's collectives too).
+    """
+    with ThreadPoolExecutor(len(procs)) as pool:
+        said = [pool.submit(p.communicate, timeout=timeout) for p in procs]
+        try:
+            errs = [future.result()[1] for future in said]  # each process has ended once its pipes are read
+            return [(p.returncode, err) for p, err in zip(procs, errs, strict=True)]
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+    said_then = [p.communicate() for p in procs]  # the rest of what each wrote, none lost by the timeout
+    tails = [f"process {i}: {out[-1500:]}\n{err[-3000:]}" for i, (out, err) in enumerate(said_then)]
+    raise AssertionError(f"not ended after {timeout} s:\n" + "\n".join(tails))
 
 
 def _both(run_dir: Path, script: Path = SCRIPTS / "hosts_mlp.py", **env: str) -> list[tuple[int, str]]:
@@ -293,9 +302,8 @@ def test_kill_9_of_process_0_ends_the_other_resumably_and_the_same_commands_resu
     _wait_for_epochs(run_dir, 3, procs)  # in the second segment
     os.killpg(procs[0].pid, signal.SIGKILL)  # process 0: the coordinator, and the one that writes
     killed = time.monotonic()
-    code = procs[1].wait(timeout=120)
+    [(code, err)] = _ended([procs[1]], 120)
     lost_after = time.monotonic() - killed
-    err = procs[1].communicate()[1]
     assert procs[0].wait() == -signal.SIGKILL
     assert code == 75, err[-3000:]
     assert "stopped by the loss of another process of the run" in one_line(err)
@@ -393,9 +401,8 @@ def test_kill_9_of_process_1_while_the_next_segment_joins_ends_process_0_resumab
         time.sleep(1)  # process 0's worker waits for it in the segment's first collective
         os.killpg(procs[1].pid, signal.SIGKILL)
         killed = time.monotonic()
-        code = procs[0].wait(timeout=120)
+        [(code, err)] = _ended([procs[0]], 120)
         lost_after = time.monotonic() - killed
-        err = procs[0].communicate()[1]
     finally:
         for p in procs:
             if p.poll() is None:
