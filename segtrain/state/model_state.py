@@ -110,7 +110,9 @@ def create_fit_variables(model: Any, sample_batch: Callable[[], tuple]) -> None:
     JAX), and a `tf.function` whose first trace creates variables is traced a
     second time: created ahead, the step traces once (build and first step of
     bench/workloads/tiny.py's model: 0.51 s -> 0.27 s). This is Keras' own
-    `_symbolic_build`, which draws no random number and runs no step.
+    `_symbolic_build`, which runs no step. It is called only where a load
+    overwrites what it made: after a load (the model is built, so only zeros
+    are made), and on a spare's warm-up model, which a checkpoint then fills.
     `sample_batch()` gives `(x, y, sample_weight)`, read only where something
     is missing. Skipped where this Keras has no such method, and for a model
     with optimizers of its own, whose `train_step` creates what it needs.
