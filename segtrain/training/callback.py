@@ -73,6 +73,43 @@ class SegmentParts:
     peers: Peers = ALONE
 
 
+class GlobalRngAcrossDataEnd(keras.callbacks.Callback):
+    """The backend's global generator, between an epoch's last batch and its validation, as one long `fit` has it.
+
+    On torch, Keras makes a new DataLoader iterator when a `fit` call's data
+    ends, and torch draws its seed from the global generator (which an unseeded
+    Dropout draws its masks from): a segment's data ends at its last epoch, one
+    long fit's only at the run's. Nothing else draws from it between an epoch's
+    last batch and the validation in one long fit (measured: torch 2.13, Keras
+    3.15), so the generator goes back to where the last batch left it at the
+    first hook after the batches: the validation's start, or the epoch's end
+    where none runs (this callback is first in the list). The validation's
+    own draws then follow as in one long fit, and segtrain's callback (the last)
+    takes the state at the epoch's end, which the next epoch's first batch finds.
+    Nothing to do on a backend without such a generator (TensorFlow, JAX).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.after_last_batch: dict[str, str] | None = None
+        self.in_use = model_state.global_rng_state() is not None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.in_use and batch + 1 == self.params.get("steps"):
+            self.after_last_batch = model_state.global_rng_state()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._back()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._back()
+
+    def _back(self) -> None:
+        if self.after_last_batch is not None:
+            model_state.restore_global_rng_state(self.after_last_batch)
+            self.after_last_batch = None
+
+
 class SegtrainCallback(keras.callbacks.Callback):
     """segtrain's own callback, last in the list: it sees every epoch after the user's callbacks."""
 
@@ -128,9 +165,8 @@ class SegtrainCallback(keras.callbacks.Callback):
         self.parts.progress.trained_a_batch = True
         self._agree()
         done = self.offset + batch + 1
-        if done == self.steps_per_epoch or self.parts.stop.requested:
-            # Where a checkpoint may follow: the global generator as training left it. (The end of a `fit`
-            # call's data may still draw from it before `on_epoch_end`, which one long `fit` does not.)
+        if self.parts.stop.requested and done < self.steps_per_epoch:
+            # A checkpoint in the middle of the epoch follows: the global generator as this batch left it.
             self.parts.progress.global_rng = model_state.global_rng_state()
         if not self.parts.stop.requested:
             return
@@ -143,6 +179,8 @@ class SegtrainCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, keras_epoch: int, logs: dict | None = None) -> None:
         seconds = time.perf_counter() - self.epoch_start
+        # What the next epoch's first batch finds in one long `fit` (GlobalRngAcrossDataEnd): what a checkpoint keeps.
+        self.parts.progress.global_rng = model_state.global_rng_state()
         epoch = keras_epoch - self.call.shift
         logs = dict(logs or {})
         verdict = self._record(epoch, seconds, logs)

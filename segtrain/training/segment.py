@@ -32,7 +32,13 @@ from segtrain.state.checkpoint_state import CheckpointState
 from segtrain.state.export import export
 from segtrain.telemetry.probes import device_memory_mb, peak_rss_mb, reset_device_peak, rss_mb
 from segtrain.training.boundaries import AUTO, BoundaryPolicy, estimate_cost, estimate_spare_cost
-from segtrain.training.callback import FitCall, Restored, SegmentParts, SegtrainCallback
+from segtrain.training.callback import (
+    FitCall,
+    GlobalRngAcrossDataEnd,
+    Restored,
+    SegmentParts,
+    SegtrainCallback,
+)
 from segtrain.training.checkpointing import Checkpointer, SegmentProgress
 from segtrain.training.data import Fold, Source, TrainingData, prepare
 from segtrain.training.records import OnEpoch, Segment, SegmentResult
@@ -314,7 +320,8 @@ class _SegmentTrainer:
                 epochs=call.last + call.shift,
                 steps_per_epoch=spe - call.start_batch,
                 validation_data=data.validation,
-                callbacks=[*data.callbacks(call.shift), *self.callbacks, own],  # a PyDataset's epoch hooks first
+                # The generator's guard first, then a PyDataset's epoch hooks, the script's callbacks, segtrain's.
+                callbacks=[GlobalRngAcrossDataEnd(), *data.callbacks(call.shift), *self.callbacks, own],
                 shuffle=False,
                 verbose=0,
                 **data.fit_kwargs,
