@@ -147,28 +147,33 @@ class SegtrainCallback(keras.callbacks.Callback):
             model_state.restore_global_rng_state(self.restored.global_rng)
             self.restored = dataclasses.replace(self.restored, global_rng=None)
 
-    def _agree(self, boundary: bool = False) -> bool:
-        """With the run's other processes (many hosts): a stop signal that any got, and whether any wants a boundary.
+    def _agree(self, boundary: bool = False) -> tuple[bool, bool]:
+        """With the run's other processes (many hosts): whether to stop here (a signal that any got) and whether
+        any wants a boundary.
 
         Every process calls it at the same points (each batch's end, each epoch's
-        end), so all stop at the same batch, or end the segment at the same epoch.
+        end) and decides on the same gathered rows, so all stop at the same batch,
+        or end the segment at the same epoch. A signal that arrives while the
+        gather waits for the others (its handler runs once the gather returns)
+        counts at the next one: deciding on the live flag there stopped one
+        process alone, and its peer waited in the next step's collective for good.
         """
         if self.parts.peers.count == 1:
-            return boundary
+            return self.parts.stop.requested, boundary
         rows = self.parts.peers.gather([self.parts.stop.signum or 0, int(boundary)])
         signum = next((row[0] for row in rows if row[0]), 0)
         if signum and not self.parts.stop.requested:
             self.parts.stop.signal = signal.Signals(signum).name
-        return any(row[1] for row in rows)
+        return bool(signum), any(row[1] for row in rows)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self.parts.progress.trained_a_batch = True
-        self._agree()
+        stop, _ = self._agree()
         done = self.offset + batch + 1
-        if self.parts.stop.requested and done < self.steps_per_epoch:
+        if stop and done < self.steps_per_epoch:
             # A checkpoint in the middle of the epoch follows: the global generator as this batch left it.
             self.parts.progress.global_rng = model_state.global_rng_state()
-        if not self.parts.stop.requested:
+        if not stop:
             return
         if done < self.steps_per_epoch:
             result = self.parts.progress.result
@@ -197,15 +202,16 @@ class SegtrainCallback(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         why = self.parts.policy.observe(seconds, self.parts.progress.rss_samples[-1], self._device_mb)
-        if self._agree(why is not None) and why is None:
+        stop, boundary = self._agree(why is not None)
+        if boundary and why is None:
             why = "another process of the run ended its segment here"
-        if why and epoch + 1 < min(self.call.last, total) and not self.parts.stop.requested:
+        if why and epoch + 1 < min(self.call.last, total) and not stop:
             # End the segment here: checkpoint, then let fit end normally (on_train_end runs).
             result.boundary_reason = why
             self.parts.checkpointer.save(epoch + 1, 0)
             self.model.stop_training = True
             return
-        preempted = self.parts.stop.requested and epoch + 1 < total  # at the end the final save follows
+        preempted = stop and epoch + 1 < total  # at the end the final save follows
         if self.parts.checkpointer.due(epoch + 1) or preempted:
             self.parts.checkpointer.save(epoch + 1, 0)
         if preempted:
