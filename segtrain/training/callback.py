@@ -170,12 +170,11 @@ class SegtrainCallback(keras.callbacks.Callback):
         self.parts.progress.trained_a_batch = True
         stop, _ = self._agree()
         done = self.offset + batch + 1
-        if stop and done < self.steps_per_epoch:
-            # A checkpoint in the middle of the epoch follows: the global generator as this batch left it.
-            self.parts.progress.global_rng = model_state.global_rng_state()
         if not stop:
             return
         if done < self.steps_per_epoch:
+            # A checkpoint in the middle of the epoch: the global generator as this batch left it.
+            self.parts.progress.global_rng = model_state.global_rng_state()
             result = self.parts.progress.result
             epoch = result.end_epoch
             result.outcome, result.stop_reason = SegmentOutcome.PREEMPTED, self.parts.stop.signal
