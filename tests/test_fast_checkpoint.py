@@ -244,3 +244,27 @@ def test_a_loaded_model_gets_what_fits_first_step_creates_and_that_step_traces_o
     loaded.train_step = lambda data: traces.append(1) or step(data)
     loaded.fit(x, y, epochs=1, verbose=0)
     assert traces == [1], "a step that creates no variable is traced once, not twice"
+
+
+@pytest.mark.parametrize("scratch", ["writable", "unwritable"])
+def test_a_keras_checkpoint_loads_into_a_built_model_and_leaves_nothing_behind(tmp_path, model, scratch, monkeypatch):
+    """Loading into the script's own model reads a copy of the weights member (faster than Keras reading it inside
+    the zip); where no copy can be written, from the archive: the same variables either way, no leftover."""
+    import tempfile
+
+    import keras
+
+    ckpt = _save(model, RunPaths(tmp_path), 1)
+    if scratch == "unwritable":
+
+        def full_disk(**_: object) -> str:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(tempfile, "mkdtemp", full_disk)
+    fresh = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    fresh.compile(optimizer="adam", loss="mse")
+    loaded = checkpoint.load_model_files(ckpt, None, {}, lambda: (np.ones((8, 4), "float32"), None, None), fresh)
+    assert loaded is fresh and int(fresh.optimizer.iterations.numpy()) == 1
+    for a, b in zip(model.weights + model.optimizer.variables, fresh.weights + fresh.optimizer.variables, strict=True):
+        assert np.array_equal(a.numpy(), b.numpy())
+    assert RunPaths(tmp_path).leftovers() == [], "the copy of the weights is removed"

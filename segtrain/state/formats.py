@@ -14,10 +14,17 @@ does, and checks after every load that the variables came back as saved.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 from segtrain.errors import CheckpointError
+from segtrain.paths import TMP_PREFIX
+
+KERAS_WEIGHTS_MEMBER = "model.weights.h5"  # the variables inside a .keras file (Keras' `_VARS_FNAME_H5`)
 
 
 class CheckpointFormat:
@@ -48,7 +55,33 @@ class KerasFormat(CheckpointFormat):
         model.save(target)
 
     def load_into(self, model: Any, target: Path) -> None:
-        model.load_weights(target)  # a .keras file's variables load into the script's own model
+        """Load the file's variables into the script's own model, from a copy of its weights member.
+
+        Keras' `load_weights` reads a `.keras` file's weights member inside the
+        zip, seeking in it: 2-3x slower than reading the member whole, as its own
+        `load_model` does (0.07 against 0.03 s for a 10 MB checkpoint, 0.9-1.6
+        against 0.3-1.1 s for 215 MB, here). So the member is copied to a
+        `.weights.h5` file in the run directory (a `.tmp-` folder: a crash's is
+        removed as any leftover) and loaded from there: the same variables, by
+        Keras' same walk. Where it cannot be written (a full or read-only
+        disk), the variables load from the archive.
+        """
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-load-", dir=target.parent.parent))
+        except OSError:
+            model.load_weights(target)
+            return
+        try:
+            weights = scratch / KERAS_WEIGHTS_MEMBER
+            try:
+                with zipfile.ZipFile(target) as archive, archive.open(KERAS_WEIGHTS_MEMBER) as member:
+                    with open(weights, "wb") as copy:
+                        shutil.copyfileobj(member, copy, 16 << 20)
+            except (OSError, KeyError, zipfile.BadZipFile):
+                weights = target  # not written, or not a weights member to copy: Keras reads the archive (and says why)
+            model.load_weights(weights)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def load(self, target: Path, custom_objects: dict[str, Any]) -> Any:
         import keras
