@@ -69,6 +69,8 @@ def test_trials_are_runs_equal_to_fit_with_their_params_and_load_model_takes_the
     segments = [json.loads(line) for line in (trial / "segments.jsonl").read_text().splitlines()]
     assert [(s["start_epoch"], s["end_epoch"]) for s in segments] == [(0, 2), (2, 4)]
     assert len({s["pid"] for s in segments}) == 2
+    # It was asked for while trial 0 trained: its worker built and traced its model then, and set it back.
+    assert segments[0]["prestarted"] and segments[0]["warm_up_seconds"] is not None
     # The trial's model is what `segtrain fit --param ... --seed 3` gives, unsegmented and in one process.
     params = rep["trials"][1]["params"]
     alone = tmp_path / "alone"

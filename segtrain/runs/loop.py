@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from segtrain.config import RunConfig
@@ -44,6 +45,9 @@ class RunHooks:
     verdicts: bool = False  # whether on_epoch may stop the run: a worker then waits for its answer every epoch
     pool: WorkerPool | None = None  # workers shared across the job's runs
     more_runs: bool = False  # another run follows in this process: pre-start its worker
+    # A sweep's next run, asked for while this one trains its last segment: its directory, opened (None: not known
+    # yet); its pre-started worker builds and traces its model meanwhile (`WorkerPool.prepare`).
+    next_run: Callable[[], Path | None] | None = None
     lock: RunLock | None = None  # the run's lock, already held by the job
     trial: TrialLink | None = None  # a launched search's trial, whose run this is
 
@@ -171,6 +175,7 @@ class SegmentLoop:
             verdicts=hooks.verdicts and hooks.on_epoch is not None,
             pool=hooks.pool,
             more_runs=hooks.more_runs,
+            next_run=hooks.next_run,
             trial=hooks.trial,
         )
 

@@ -11,7 +11,9 @@ import gc
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from segtrain import backends
@@ -96,6 +98,7 @@ def runner_for(
     verdicts: bool = False,
     pool: WorkerPool | None = None,
     more_runs: bool = False,
+    next_run: Callable[[], Path | None] | None = None,
     trial: TrialLink | None = None,
 ) -> Runner:
     """The runner of `cfg.isolation`. `pool`: workers shared across runs (a sweep's); else the run's own."""
@@ -103,7 +106,15 @@ def runner_for(
         own = pool is None
         pool = pool or WorkerPool(WorkerSpec.of(cfg, RunPaths(cfg.directory).compilation_cache))
         return ProcessRunner(
-            cfg, flag, on_epoch, pool, owns_pool=own, verdicts=verdicts, more_runs=more_runs, trial=trial
+            cfg,
+            flag,
+            on_epoch,
+            pool,
+            owns_pool=own,
+            verdicts=verdicts,
+            more_runs=more_runs,
+            next_run=next_run,
+            trial=trial,
         )
     return SessionRunner(cfg, data_seed, flag, on_epoch)
 
@@ -187,7 +198,8 @@ class ProcessRunner:
     `verdicts`: the worker waits after each epoch for the verdict of `on_epoch`
     (a sweep's pruner); without, it trains on and only reports its epochs.
     `more_runs`: another run follows this one in this process (a sweep's next
-    trial), so the last segment's spare is started for it.
+    trial), so the last segment's spare is started for it; `next_run` names
+    that run, where it can be asked for now, and the spare prepares it.
     """
 
     def __init__(
@@ -200,10 +212,11 @@ class ProcessRunner:
         owns_pool: bool = True,
         verdicts: bool = False,
         more_runs: bool = False,
+        next_run: Callable[[], Path | None] | None = None,
         trial: TrialLink | None = None,
     ):
         self.cfg, self.flag, self.on_epoch, self.pool, self.owns_pool = cfg, flag, on_epoch, pool, owns_pool
-        self.verdicts, self.more_runs, self.trial = verdicts, more_runs, trial
+        self.verdicts, self.more_runs, self.next_run, self.trial = verdicts, more_runs, next_run, trial
         self.current: WorkerProcess | None = None
 
     def train(self, segment: Segment, start: CheckpointRef | None) -> tuple[SegmentResult, Launch]:
@@ -248,6 +261,8 @@ class ProcessRunner:
                 self.pool.prestart(run_dir, launch.backend)
             elif self.more_runs:
                 self.pool.prestart(None, launch.backend)
+                if self.next_run is not None and self.pool.spare_forked() and (ahead := self.next_run()) is not None:
+                    self.pool.prepare(ahead)
         spare = None if self.pool.spare is None else CpuMeter(self.pool.spare.pid)
         result, error, goes_on = self._follow(worker, spare)
         launch.spare_cpu_seconds = None if spare is None else spare.used

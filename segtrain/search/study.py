@@ -97,7 +97,9 @@ def make_sampler(name: str, seed: int | None, grid: dict[str, list[Any]] | None)
     import optuna
 
     if name == Sampler.TPE:
-        return optuna.samplers.TPESampler(seed=seed)
+        # The next trial is asked for while the current one trains (and other jobs' train): it counts as a bad
+        # result until it ends, so that TPE does not propose its neighbourhood again (Optuna's constant liar).
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if name == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
     if name == Sampler.GRID:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,13 @@ from segtrain.errors import (
 from segtrain.outcomes import RunStatus
 from segtrain.paths import SweepPaths
 from segtrain.runs import jobs
+from segtrain.runs.directory import open_run
 from segtrain.runs.loop import RunHooks
 from segtrain.search import claims
-from segtrain.search.claims import trial_dir
+from segtrain.search.claims import PARAMS_ATTR, trial_dir
 from segtrain.search.config import SweepConfig, open_sweep, read_sweep_manifest
 from segtrain.search.study import Pruner, SweepStudy, make_pruner, make_sampler, open_study
-from segtrain.search.trial import Pruning, TrialResult, run_trial
+from segtrain.search.trial import Pruning, TrialResult, run_trial, trial_params
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.worker.handle import WorkerSpec
 from segtrain.worker.pool import WorkerPool
@@ -129,6 +132,24 @@ def _loop(
     """Claim and train trials until the study has enough; the trials and why the loop stopped early (or None)."""
     flag = StopFlag()
     done: list[TrialResult] = []
+    ahead: list[claims.Claim] = []  # the next trial, claimed while the current one trained
+    claiming = (study, cfg.directory, token, cfg.trials)
+
+    def ask_ahead() -> Path | None:
+        """Claim the next trial now, run its search_space, open its run: its worker builds and traces its model
+        while the current trial trains its last segment. None where there is none to claim, or it fails here
+        (its trial then asks again, and fails with the error)."""
+        step = claims.next_trial(*claiming)
+        if step.claim is None:
+            return None
+        ahead.append(step.claim)
+        try:
+            params = trial_params(step.claim, cfg.run.script, pool)
+            step.claim.trial.set_user_attr(PARAMS_ATTR, params)
+            open_run(cfg.trial_config(step.claim.run_dir, params))
+        except (SegtrainError, OSError):
+            return None
+        return step.claim.run_dir
 
     def hooks(pruning: Pruning, claim: claims.Claim) -> RunHooks:
         finished, running, _ = claims.counts(study.study)  # the claimed trial runs: another may follow it?
@@ -137,12 +158,13 @@ def _loop(
             verdicts=cfg.pruner != Pruner.NONE,
             pool=pool,
             more_runs=finished + running < cfg.trials,
+            next_run=ask_ahead,
             lock=claim.lock,
         )
 
-    with SignalPolicy(cfg.run.signals, flag):
+    with SignalPolicy(cfg.run.signals, flag), _releasing(ahead):
         while not flag.requested:
-            step = claims.next_trial(study, cfg.directory, token, cfg.trials)
+            step = claims.Next(ahead.pop(), False) if ahead else claims.next_trial(*claiming)
             if step.done:
                 return done, None
             if step.claim is None:
@@ -163,6 +185,17 @@ def _loop(
                     "the same command again.",
                 )
         return done, Stopped(RunStatus.INTERRUPTED, f"stopped by {flag.signal}")
+
+
+@contextmanager
+def _releasing(ahead: list[claims.Claim]) -> Iterator[None]:
+    """Let go of a trial claimed ahead that the loop did not train (it stopped): the study keeps it running, and
+    the next sweep process takes it over, as an orphan, from the start."""
+    try:
+        yield
+    finally:
+        for claim in ahead:
+            claim.lock.release()
 
 
 def _say(result: TrialResult, study: Any, wanted: int) -> None:

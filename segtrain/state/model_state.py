@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import random
 import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -184,3 +186,74 @@ def verify(model: Any, expected: dict[str, Any], where: str) -> None:
                     f"{where}: {kind} variable {path} (saved as {saved_path}) did not load back "
                     "as saved. The checkpoint and the model do not match."
                 )
+
+
+def _stateful_variables(model: Any) -> list:
+    """Every variable a train step may change: the model's (weights, seed states), its optimizer's, its metrics'."""
+    optimizer = getattr(model, "optimizer", None)
+    found: dict[int, Any] = {}
+    for var in [*model.variables, *([] if optimizer is None else optimizer.variables), *model.metrics_variables]:
+        found.setdefault(id(var), var)
+    return list(found.values())
+
+
+def _global_seed_generator() -> Any:
+    """Keras' global SeedGenerator (what `keras.random` draws from without a seed), or None where none exists yet."""
+    from keras.src.backend.common import global_state  # private: Keras offers no reader of it
+
+    return global_state.get_global_attribute("global_seed_generator")
+
+
+@dataclass
+class FreshState:
+    """A new model's whole state before its first step, kept across a warm-up step that traces that step.
+
+    A sweep's next trial is built and traced by the worker that will train it
+    while the current trial trains; a new run has no checkpoint to load over
+    what the warm-up step changed, so `take` keeps every variable a step
+    changes (the optimizer's and metrics' made ahead by `create_fit_variables`,
+    all at their initial values) and the generators that a new run's first step
+    would start from: Python's, NumPy's, the backend's global one. `put_back`
+    sets them all back, right before training, so the run trains as if it had
+    been built there. Where the warm-up made state that cannot be set back
+    (`intact` says), the model is not used: the run builds its own.
+    """
+
+    values: list[Any]
+    python: Any
+    numpy: Any
+    backend: dict[str, str] | None
+    keras_generator: Any  # Keras' global SeedGenerator at `take` (None: there was none)
+    keras_generator_state: Any
+
+    @classmethod
+    def take(cls, model: Any) -> FreshState:
+        generator = _global_seed_generator()
+        return cls(
+            values=[np.array(v.numpy()) for v in _stateful_variables(model)],
+            python=random.getstate(),
+            numpy=np.random.get_state(),
+            backend=global_rng_state(),
+            keras_generator=generator,
+            keras_generator_state=None if generator is None else np.array(generator.state.numpy()),
+        )
+
+    def intact(self, model: Any) -> bool:
+        """Whether `put_back` can set everything back after the warm-up step: it made no variable and no generator
+        (Keras' global SeedGenerator, created by a step that draws without a seed, which its trace now holds)."""
+        generator = _global_seed_generator()
+        made = generator is not None and generator is not self.keras_generator
+        return not made and len(_stateful_variables(model)) == len(self.values)
+
+    def put_back(self, model: Any) -> None:
+        """Set `model` and the generators back to `take`'s state (after seeding, which drops Keras' generator)."""
+        for var, value in zip(_stateful_variables(model), self.values, strict=True):
+            var.assign(value)
+        if self.keras_generator is not None:
+            from keras.src.backend.common import global_state
+
+            global_state.set_global_attribute("global_seed_generator", self.keras_generator)
+            self.keras_generator.state.assign(self.keras_generator_state)
+        random.setstate(self.python)
+        np.random.set_state(self.numpy)
+        restore_global_rng_state(self.backend)

@@ -68,6 +68,7 @@ class ProcessContext:
     raw_data: Any  # what load_data() returned, for a script's own train_epoch()
     replicas: Replicas = ONE  # the data-parallel engine models are built, loaded and trained in (--distribute)
     warm_model: Any = None  # built and traced by `warm_up` while the worker waited
+    warm_fresh: model_state.FreshState | None = None  # a new run's warm model: its state before the warm-up step
     peers: Peers = ALONE  # the run's other processes (many hosts), joined already
 
     @classmethod
@@ -103,35 +104,6 @@ class ProcessContext:
     def first_batch(self) -> tuple:
         """The first training batch `(x, y, sample_weight)`: what builds a subclassed model, or its own optimizers."""
         return first_batch(self.data.train.fit_input(0, 1))
-
-
-def warm_up(ctx: ProcessContext) -> float:
-    """Build the model and train it one step while this worker waits for its checkpoint; return seconds.
-
-    A fresh process traces the train step (and its first kernels) in its first
-    batch: 0.5-1.5 s per boundary on a CPU, on the critical path. A pre-started
-    worker does it ahead, while the previous segment still trains, and then
-    loads the checkpoint into this model: that overwrites everything the step
-    changed (weights, optimizer variables and iterations, seed states — the
-    fingerprint check proves it) while the traced functions stay. Never where an
-    accelerator may be (the caller only calls it once the data is loaded, which
-    is deferred there), nor for a script's own `train_epoch()`.
-    """
-    if ctx.script.train_epoch is not None:
-        return 0.0
-    t0 = time.perf_counter()
-    data = ctx.data
-    kwargs = dict(
-        data.fit_kwargs, epochs=1, steps_per_epoch=1, shuffle=False, verbose=0, validation_data=data.validation
-    )
-    if data.validation is not None:
-        kwargs["validation_steps"] = 1
-    with ctx.replicas.scope():
-        model = ctx.script.build_model(ctx.cfg.debug)
-        model_state.create_fit_variables(model, ctx.first_batch)  # one trace of the step, not two
-        model.fit(data.train.fit_input(0, 1), **kwargs)
-    ctx.warm_model = model
-    return time.perf_counter() - t0
 
 
 def restore(ctx: ProcessContext, model: Any, ckpt: checkpoint.Checkpoint) -> tuple[SegmentResult, CheckpointState]:
@@ -213,10 +185,15 @@ class _SegmentTrainer:
         reset_device_peak()
         restored, start_batch = None, 0
         warm, self.ctx.warm_model = self.ctx.warm_model, None
+        fresh, self.ctx.warm_fresh = self.ctx.warm_fresh, None
         seed_everything(self.cfg, keep_compiled=warm is not None)
         if ckpt is None:
             _warn_if_inexact(self.ctx)
-            model = self.ctx.script.build_model(self.cfg.debug)
+            if warm is not None and fresh is not None:  # built and traced ahead: as it was built, before its step
+                model = warm
+                fresh.put_back(model)
+            else:
+                model = self.ctx.script.build_model(self.cfg.debug)
         else:
             self.result.resumed_from = ckpt.path.name
             model = self._load(ckpt, warm)

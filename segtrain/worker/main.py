@@ -7,7 +7,7 @@ segment still trains, and only waits for its checkpoint. A worker started
 ahead like that imports the backend the previous worker used at the lowest CPU
 priority (see `segtrain.backends.low_priority`). Where no accelerator may be,
 it also builds the model and traces its train step before it is ready (see
-`segtrain.training.segment.warm_up`). With many hosts it joins the other
+`segtrain.training.warm_up`). With many hosts it joins the other
 hosts' workers once assigned (JAX's runtime must start after that), so it only
 imports ahead. It dies with its parent (PR_SET_PDEATHSIG on Linux).
 """
@@ -33,7 +33,7 @@ from segtrain.backends.distribution import split_cpu_early
 from segtrain.backends.hosts import ALONE
 from segtrain.backends.low_priority import import_at_low_priority
 from segtrain.config import RunConfig, Start, Verbosity
-from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, CheckpointError, ScriptError, SegtrainError
+from segtrain.errors import EXIT_FAILED, EXIT_OK, EXIT_RESUMABLE, ScriptError, SegtrainError
 from segtrain.outcomes import SegmentOutcome
 from segtrain.paths import RunPaths
 from segtrain.state import checkpoint
@@ -44,9 +44,10 @@ from segtrain.training.references import IN_WORKER
 from segtrain.training.script import TrainingScript
 from segtrain.training.signals import SignalPolicy, StopFlag
 from segtrain.training.together import start_together
-from segtrain.worker import kerastuner, optimize, output, questions
+from segtrain.worker import kerastuner, optimize, output, questions, stages
 from segtrain.worker.protocol import (
     PROTOCOL,
+    Asked,
     Assignment,
     EpochEnded,
     Failed,
@@ -81,12 +82,13 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-def _warm_up(ctx: Any) -> float | None:
-    """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh."""
-    from segtrain.training.segment import warm_up  # deferred: imports Keras
+def _warm_up(ctx: Any, fresh: bool = False) -> float | None:
+    """Seconds spent warming up, or None where it failed: the take-over then builds and reports afresh.
+    `fresh`: for a new run's first segment (`training.warm_up`)."""
+    from segtrain.training.warm_up import warm_up  # deferred: imports Keras
 
     try:
-        return warm_up(ctx)
+        return warm_up(ctx, fresh)
     except Exception:  # the same code runs again at the take-over, which reports errors
         if ctx.cfg.debug:
             traceback.print_exc()
@@ -182,7 +184,22 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     ctx = None if deferred or env.run_dir is None else _context(Path(env.run_dir), script)
     warm_seconds = _warm_up(ctx) if ctx is not None and env.prestarted else None
     send(_ready(env, backends.current().name, deferred, warm_seconds))
-    assignment = _assignment(flag, together=env.config.hosts is not None, script=script, send=send)
+
+    def prepare(run_dir: Path) -> None:
+        """A sweep's next trial, opened while the current one trains: its data, its model built and traced."""
+        nonlocal ctx
+        seconds = None
+        if not deferred:
+            try:
+                ctx = _context(run_dir, script)
+            except Exception:  # its load_data() failed: the take-over runs it again, and reports it
+                if env.config.debug:
+                    traceback.print_exc()
+            else:
+                seconds = _warm_up(ctx, fresh=not ctx.paths.checkpoint_dirs())
+        send(_ready(env, backends.current().name, deferred, seconds))
+
+    assignment = _assignment(flag, together=env.config.hosts is not None, script=script, send=send, prepare=prepare)
     run_dir = Path(assignment.run_dir)
     peers = ALONE if env.config.hosts is None else backends.current().join(env.config.hosts)
     if ctx is None or ctx.paths.root != run_dir:  # taking over: now the device may be used
@@ -193,13 +210,18 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
 
 
 def _assignment(
-    flag: Any, together: bool = False, script: Any = None, send: Callable[[Message], None] | None = None
+    flag: Any,
+    together: bool = False,
+    script: Any = None,
+    send: Callable[[Message], None] | None = None,
+    prepare: Callable[[Path], None] | None = None,
 ) -> Assignment:
     """Wait for the assignment; exit where the parent closed stdin (the worker is not needed) or a signal came.
 
     `together` (many hosts): a stop signal does not end the worker before its segment: it joins the others
     and they all stop there (`training.together`); the parent may pass on one it got (`Assignment.stop`).
-    `script`, `send`: a sweep's questions about the script come first, and are answered (`worker.questions`).
+    `script`, `send`: a sweep's questions about the script come first, and are answered (`worker.questions`);
+    `prepare`: sets the worker up for the run a question names (`Asked.PREPARE`), and says `Ready` again.
     """
     while True:
         line = sys.stdin.readline()
@@ -209,7 +231,10 @@ def _assignment(
         if isinstance(request, Assignment):
             break
         assert isinstance(request, Question) and script is not None and send is not None, request
-        questions.answer(request, script, send)
+        if request.asked == Asked.PREPARE and prepare is not None and request.run_dir is not None:
+            prepare(Path(request.run_dir))
+        else:
+            questions.answer(request, script, send)
     assignment = request
     if assignment.stop and not flag.requested:
         flag.signal = assignment.stop
@@ -302,14 +327,14 @@ def _serve_launched(
     def on_fit(call: launched.InterceptedFit) -> Any:
         nonlocal assignment, trained
         stage = root.stage(call.stage)
-        ended = None if _assigned(assignment, stage) else _stage_trained(root, call.stage)
-        if ended is None and not _assigned(assignment, stage) and (assignment is None or trained):
+        ended = None if stages.assigned(assignment, stage) else stages.stage_trained(root, call.stage)
+        if ended is None and not stages.assigned(assignment, stage) and (assignment is None or trained):
             if assignment is None:  # (one that has its assignment already began from the backend the run uses)
                 _respawn_for_another_backend(env, environ)
             send(_ready(env, backend.name, False, fit_epochs=call.epochs, stage=call.stage))
             assignment, trained = _assignment(flag), False
-        if not _assigned(assignment, stage):  # assigned a stage further on: this one must be trained already
-            ended = ended or _stage_trained(root, call.stage)
+        if not stages.assigned(assignment, stage):  # assigned a stage further on: this one must be trained already
+            ended = ended or stages.stage_trained(root, call.stage)
             if ended is None:
                 raise ScriptError(
                     f"{env.config.script}: its fit() call {call.stage} has not been trained, but this worker was "
@@ -329,7 +354,7 @@ def _serve_launched(
             )
         segment = assignment.segment
         if segment.start_epoch == segment.end_epoch:  # the stage is complete: its model, for the rest of the script
-            result, state = restore(ctx, call.model, _final_checkpoint(ctx, assignment))
+            result, state = restore(ctx, call.model, stages.final_checkpoint(ctx, assignment))
             history = state.history
             send(Finished(result))
         else:
@@ -337,7 +362,7 @@ def _serve_launched(
             result = _train(ctx, assignment, flag, send, pruned_by_trial=True)
             if result.outcome not in (SegmentOutcome.FINISHED, SegmentOutcome.STOPPED):
                 _exit(EXIT_RESUMABLE if result.outcome == SegmentOutcome.PREEMPTED else EXIT_OK)
-            history = _checkpoint_history(ctx, result.checkpoint)
+            history = stages.checkpoint_history(ctx, result.checkpoint)
         trained = True
         return launched.history(call.model, history, ctx.data.steps_per_epoch, call.initial_epoch)
 
@@ -356,31 +381,6 @@ def _serve_launched(
         fits = launched.run_script(script, tuple(env.config.script_args), on_fit, env.config.debug)
     if fits == 0 and not any(search.calls for search in searches):
         raise launched.no_fit(script)
-
-
-def _assigned(assignment: Assignment | None, stage: Path) -> bool:
-    return assignment is not None and Path(assignment.run_dir).resolve() == stage.resolve()
-
-
-def _stage_trained(root: RunPaths, stage: int) -> Any:
-    """The checkpoint that ended `stage` of a launched script's run, where that stage ended and the next began."""
-    if not RunPaths(root.stage(stage + 1)).manifest.is_file():
-        return None
-    newest = checkpoint.latest(RunPaths(root.stage(stage)))
-    return newest if newest is not None and newest.final else None
-
-
-def _final_checkpoint(ctx: Any, assignment: Assignment) -> Any:
-    ref = assignment.checkpoint
-    ckpt = None if ref is None else checkpoint.named_or_latest(ctx.paths, ref.name, ref.committed_here)
-    if ckpt is None:
-        raise CheckpointError(f"{ctx.paths.root} holds no complete checkpoint to load the trained model from.")
-    return ckpt
-
-
-def _checkpoint_history(ctx: Any, name: str | None) -> dict[str, list[float]]:
-    ckpt = None if name is None else checkpoint.named_or_latest(ctx.paths, name, True)
-    return {} if ckpt is None else ckpt.state.history
 
 
 def _context(run_dir: Path, script: Any, peers: Any = ALONE) -> Any:

@@ -30,7 +30,17 @@ from segtrain import backends
 from segtrain.config import Start
 from segtrain.errors import EXIT_FAILED
 from segtrain.worker.handle import WorkerProcess, WorkerSpec
-from segtrain.worker.protocol import Described, Failed, Message, Proposed, Question, Ready, TrialAnswer, TrialCall
+from segtrain.worker.protocol import (
+    Asked,
+    Described,
+    Failed,
+    Message,
+    Proposed,
+    Question,
+    Ready,
+    TrialAnswer,
+    TrialCall,
+)
 from segtrain.worker.zygote import Zygote, environment_key, forking_supported
 
 log = logging.getLogger(__name__)
@@ -143,6 +153,20 @@ class WorkerPool:
         if self.spare is not None:
             self.spare.close()
         self.spare = self._start(run_dir, backend, prestarted=True)
+
+    def spare_forked(self) -> bool:
+        """Whether the spare was forked (ready in a fraction of a second), not a fresh interpreter (importing)."""
+        return self.spare is not None and self.spare.start == Start.FORK
+
+    def prepare(self, run_dir: Path) -> None:
+        """Have the spare that waits for a run not yet known set up for `run_dir` now (a sweep's next trial, asked
+        for while the current one trains): its data loaded, its model built and traced. It says `Ready` again when
+        done, which `take` waits for; where it cannot (an accelerator may be there), it only knows its run."""
+        spare = self.spare
+        if spare is None or spare.run_dir is not None or spare.ready is None:
+            return
+        spare.run_dir, spare.ready = run_dir, None
+        spare.tell(Question(Asked.PREPARE, str(run_dir)).encode())
 
     def ask(self, question: Question, on_call: Callable[[TrialCall], TrialAnswer] | None = None) -> Message:
         """Ask the worker that waits for the next run about its script (started now where none waits): its

@@ -40,7 +40,7 @@ from segtrain.training.records import Segment, SegmentResult
 # run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
 # environment is one JSON variable with the run's options whole (`WorkerEnv`). 7: workers forked by a zygote
 # (`WorkerEnv.zygote_backend`, `Ready.start`). 8: a launched script's stages (`Ready.stage`, a second assignment).
-PROTOCOL = 9
+PROTOCOL = 10
 _PREFIX = "SEGTRAIN_"
 _PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
 _VARIABLE = _PREFIX + "WORKER"
@@ -145,16 +145,18 @@ class Asked(Choice):
 
     DESCRIBE = "describe"  # does the script define search_space(trial)? its `grid`, for Optuna's GridSampler
     PROPOSE = "propose"  # run search_space(trial) with a trial whose every call the parent answers (`TrialCall`)
+    PREPARE = "prepare"  # set up for the run in `Question.run_dir` (a trial asked ahead): answered by `Ready`
 
 
 @dataclass(frozen=True)
 class Question:
-    """Parent -> worker, on stdin before its assignment: answered by `Described` or `Proposed`."""
+    """Parent -> worker, on stdin before its assignment: answered by `Described`, `Proposed` or `Ready`."""
 
     asked: Asked
+    run_dir: str | None = None  # PREPARE's run
 
     def encode(self) -> str:
-        return json.dumps({"question": str(self.asked)}) + "\n"
+        return json.dumps({"question": str(self.asked), "run_dir": self.run_dir}) + "\n"
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,7 @@ def decode_request(line: str) -> Request | TrialCall | Returned:
     """A line on a waiting worker's stdin: its assignment, a question before it, or what a launched search sends."""
     data = json.loads(line)
     if "question" in data:
-        return Question(Asked(data["question"]))
+        return Question(Asked(data["question"]), data.get("run_dir"))
     if "drive" in data:
         return Drive(**data["drive"])
     if "run_trial" in data:
