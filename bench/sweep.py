@@ -421,8 +421,16 @@ def _segtrain_trials(sweep_dir: Path, spawned: float, exited: float) -> dict[str
 
 
 def _between_trials(trials: list[dict[str, Any]]) -> None:
-    """Each trial's gap since the previous one ended (the search's own bookkeeping: sample, tell, gc, claim)."""
+    """Each trial's gap since the previous one ended (the search's own bookkeeping: sample, tell, gc, claim).
+
+    A segtrain trial asked for ahead had its run opened while the one before trained: its turn, and so its
+    wall and its supervisor's share, begin where that one ended."""
     for prev, t in itertools.pairwise(trials):
+        if t["begin"] < prev["end"]:
+            ahead = prev["end"] - t["begin"]
+            t["begin"], t["wall_seconds"] = prev["end"], t["wall_seconds"] - ahead
+            if "split" in t:
+                t["split"]["records_seconds"] -= ahead
         t["gap_seconds"] = t["begin"] - prev["end"]
     if trials:
         trials[0]["gap_seconds"] = None
@@ -600,7 +608,7 @@ def split_table(s: dict[str, Any]) -> str:
         ("records_seconds", "supervisor: run directory, manifest, history"),
     ]
     rows = [[label, _f(s["split_first"][key]), _f(s["split_median"][key])] for key, label in labels]
-    rows.append(["trial (manifest created → updated)", _f(sum(s["split_first"].values())),
+    rows.append(["trial (its turn → manifest updated)", _f(sum(s["split_first"].values())),
                  _f(sum(v for v in s["split_median"].values() if v is not None))])
     rows.append(["between trials: tell, sample, claim, open the next run", "–", _f(s["gap_median"], ".3f")])
     return _table(["segtrain, per trial", "trial 1 s", "trials 2.. s (median)"], rows)
@@ -717,7 +725,8 @@ COLUMNS = """\
   makes a peer's epochs slower (for segtrain: the next trial's worker importing TensorFlow meanwhile).
 * **total wall**: spawn to exit of the peer's process (segtrain: the `segtrain sweep` command, supervisor
   and workers). **CPU s**: user + system of the process and its children.
-* **trial wall**: segtrain: the trial's manifest `created` → `updated` (its run, start to end); the peers:
+* **trial wall**: segtrain: the trial's manifest `created` (or, where the trial was asked for ahead and its
+  run opened while the one before trained, that one's end) → `updated`; the peers:
   the objective / KerasTuner's `on_trial_begin` → `on_trial_end`. **gap**: from one trial's end to the
   next one's begin (sampling, telling the study, gc, claims)."""
 
@@ -755,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
         return peer_main(args)
     if args.render:
         result = json.loads(args.render.read_text())
+        for run in result["runs"]:
+            _between_trials(run.get("trials") or [])  # as collected now (a trial asked for ahead)
         summarise_result(result)
         return write(result, Path(str(args.render).removesuffix(".json")))
 

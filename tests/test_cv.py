@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SCRIPTS, cli_env, run_cli, segtrain_cmd, wait_for
+from conftest import SCRIPTS, assert_bitwise_equal, cli_env, final_variables, run_cli, segtrain_cmd, wait_for
 from segtrain.telemetry.event_file import event_files, read_events
 from segtrain.training.data import Fold, prepare
 
@@ -82,6 +82,29 @@ def test_cv_trains_each_fold_in_its_own_run_and_goes_on_after_a_stop(tmp_path):
         board = cv_dir / "folds" / f"fold-{i}" / "tensorboard" / "segtrain"
         events = [e for path in event_files(board) for e in read_events(path)]
         assert sorted(e.step for e in events if "epoch/seconds" in e.scalars) == [1, 2, 3, 4]
+
+
+def _first_segment(run_dir: Path) -> dict:
+    return json.loads((run_dir / "segments.jsonl").read_text().splitlines()[0])
+
+
+@pytest.mark.slow
+def test_a_fold_prepared_while_the_one_before_trains_equals_one_started_cold(tmp_path):
+    """The next fold's worker builds and traces its model while the fold before trains, and sets its state back
+    (weights, seed states, Python's and NumPy's generators): the fold trains as if built by its own worker."""
+    common = ["--folds", 2, "--epochs", 2, "--segment", 2, "--seed", 5, "--no-progress"]
+    ahead, cold = tmp_path / "ahead", tmp_path / "cold"
+    for cv_dir, more in ((ahead, []), (cold, ["--no-prestart"])):
+        proc = run_cli("cv", SCRIPT, *common, "--dir", cv_dir, *more, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    fold = Path("folds") / "fold-1"
+    prepared, started_cold = (
+        json.loads((d / fold / "segments.jsonl").read_text().splitlines()[0]) for d in (ahead, cold)
+    )
+    assert prepared["prestarted"] and prepared["warm_up_seconds"] is not None
+    assert not started_cold["prestarted"] and started_cold["warm_up_seconds"] is None
+    assert_bitwise_equal(final_variables(ahead / fold), final_variables(cold / fold))
+    assert (ahead / fold / "history.json").read_text() == (cold / fold / "history.json").read_text()
 
 
 @pytest.mark.slow

@@ -161,9 +161,10 @@ class WorkerPool:
     def prepare(self, run_dir: Path) -> None:
         """Have the spare that waits for a run not yet known set up for `run_dir` now (a sweep's next trial, asked
         for while the current one trains): its data loaded, its model built and traced. It says `Ready` again when
-        done, which `take` waits for; where it cannot (an accelerator may be there), it only knows its run."""
+        done, which `take` waits for; where it cannot (an accelerator may be there), it only knows its run.
+        Waits for the spare's start first (a fork: a fraction of a second)."""
         spare = self.spare
-        if spare is None or spare.run_dir is not None or spare.ready is None:
+        if spare is None or spare.run_dir is not None or not spare.wait_ready():
             return
         spare.run_dir, spare.ready = run_dir, None
         spare.tell(Question(Asked.PREPARE, str(run_dir)).encode())

@@ -20,7 +20,13 @@ def load_data(params):
 
 def build_model():
     model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1, activation="sigmoid")]
+        [
+            keras.Input((4,)),
+            keras.layers.GaussianNoise(0.1),  # unseeded, as Dropout: seeds drawn from Python's generator at build
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
     )
     model.compile(optimizer=keras.optimizers.Adam(0.03), loss="binary_crossentropy", metrics=["accuracy"])
     return model
