@@ -130,6 +130,30 @@ def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_
     assert sorted(set(epochs_logged(second))) == list(range(4))
 
 
+def test_a_trial_claimed_ahead_when_the_sweep_stops_is_trained_by_the_next_sweep_once(tmp_path):
+    """The next trial is claimed and its run opened while the current one trains its last segment; a stop then
+    leaves it running in the study, untrained, and the same command trains it, from the start, as that trial."""
+    sweep_dir = tmp_path / "sweep"
+    args = sweep_args(sweep_dir, 3, 4, 2, "--seed", 0, "--pruner", "none")
+    proc = subprocess.Popen(
+        segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    third = sweep_dir / "trials" / "trial-0002"
+    wait_for(lambda: (third / "manifest.json").exists(), "trial 2 asked for ahead", proc, timeout=300, interval=0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 75, stderr[-3000:]
+    before = {t["number"]: t for t in report(sweep_dir)["trials"]}
+    assert before[2]["state"] == "RUNNING" and not (third / "epochs.jsonl").exists()
+
+    resumed = run_cli(*args, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = report(sweep_dir)
+    assert [(t["number"], t["state"]) for t in after["trials"]] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]
+    assert before[2]["params"] and after["trials"][2]["params"] == before[2]["params"]
+    assert epochs_logged(third) == [0, 1, 2, 3]  # trained once, from its start
+
+
 def test_pruned_and_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     sweep_dir = tmp_path / "sweep"
     plan = "good,good,good,good,good,bad,boom,nan"
