@@ -20,7 +20,7 @@ def warm_up(ctx: ProcessContext, fresh: bool = False) -> float:
     accelerator may be (the caller only calls it once the data is loaded, which
     is deferred there), nor for a script's own `train_epoch()`.
 
-    `fresh`: a new run (a sweep's next trial), with no checkpoint to load. The
+    `fresh`: a new run (a sweep's next trial, cv's next fold), with no checkpoint to load. The
     model is built as the run's first segment builds it (seeded the same way),
     and its state before the step is kept (`model_state.FreshState`) and set
     back at the take-over. Where the step made state that cannot be set back,
@@ -39,10 +39,12 @@ def warm_up(ctx: ProcessContext, fresh: bool = False) -> float:
         if fresh:
             seed_everything(ctx.cfg)  # as `_train` seeds a new run's model
         model = ctx.script.build_model(ctx.cfg.debug)
+        if fresh and model_state.own_optimizers(model):
+            return time.perf_counter() - t0  # their variables come with the first step: the run builds its own
         model_state.create_fit_variables(model, ctx.first_batch)  # one trace of the step, not two
-        before = model_state.FreshState.take(model) if fresh and not model_state.own_optimizers(model) else None
+        before = model_state.FreshState.take(model) if fresh else None
         model.fit(data.train.fit_input(0, 1), **kwargs)
-    if fresh and (before is None or not before.intact(model)):
+    if before is not None and not before.intact(model):
         return time.perf_counter() - t0  # traced for nothing: the take-over builds the run's model itself
     ctx.warm_model, ctx.warm_fresh = model, before
     return time.perf_counter() - t0
