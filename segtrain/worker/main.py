@@ -186,7 +186,8 @@ def _serve(env: WorkerEnv, script: Any, flag: Any, send: Callable[[Message], Non
     send(_ready(env, backends.current().name, deferred, warm_seconds))
 
     def prepare(run_dir: Path) -> None:
-        """A sweep's next trial, opened while the current one trains: its data, its model built and traced."""
+        """A sweep's next trial (cv's next fold), opened while the current one trains: its data, its model built
+        and traced."""
         nonlocal ctx
         seconds = None
         if not deferred:
@@ -231,7 +232,8 @@ def _assignment(
         if isinstance(request, Assignment):
             break
         assert isinstance(request, Question) and script is not None and send is not None, request
-        if request.asked == Asked.PREPARE and prepare is not None and request.run_dir is not None:
+        if request.asked == Asked.PREPARE:
+            assert prepare is not None and request.run_dir is not None, request
             prepare(Path(request.run_dir))
         else:
             questions.answer(request, script, send)
