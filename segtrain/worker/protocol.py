@@ -40,6 +40,8 @@ from segtrain.training.records import Segment, SegmentResult
 # run trains) says so and exits, instead of speaking a format the parent would not understand. 6: the
 # environment is one JSON variable with the run's options whole (`WorkerEnv`). 7: workers forked by a zygote
 # (`WorkerEnv.zygote_backend`, `Ready.start`). 8: a launched script's stages (`Ready.stage`, a second assignment).
+# 9: a launched search's lanes (`Drive.lane`, `TrialCall.call`). 10: a spare set up for a run asked for ahead
+# (`Asked.PREPARE`, `Question.run_dir`).
 PROTOCOL = 10
 _PREFIX = "SEGTRAIN_"
 _PROTOCOL_VARIABLE = _PREFIX + "PROTOCOL"  # read before anything else, whatever the version: never renamed
