@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ import pytest
 from conftest import SCRIPTS, assert_exit, cli_env, fit_args, one_line, segtrain_cmd
 from segtrain.backends.hosts import Hosts, first_node, hosts_for
 from segtrain.errors import ConfigError, ScriptError
+from support.ports import free_port
 
 COMPARE = """
 import sys, numpy as np, segtrain
@@ -195,12 +195,6 @@ def test_a_segment_whose_worker_lost_the_others_as_it_left_stops_the_run_at_its_
 # -- two processes training one run ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(
     run_dir: Path, port: int, index: int, script: Path = SCRIPTS / "hosts_mlp.py", timeout: int = 30, **env: str
 ) -> subprocess.Popen:
@@ -222,7 +216,7 @@ def _start_both(
     run_dir: Path, script: Path = SCRIPTS / "hosts_mlp.py", timeout: int = 30, **env: str
 ) -> list[subprocess.Popen]:
     """The same command as process 0 and process 1, on a free port."""
-    port = _free_port()
+    port = free_port()
     return [_start(run_dir, port, i, script, timeout, **env) for i in range(2)]
 
 
@@ -342,7 +336,7 @@ def test_a_signal_to_one_process_saves_all_at_the_same_batch_and_they_resume_bit
         return sum(path.read_text().count(" trains segment ") for path in (run_dir / "logs" / "process-1").glob("*"))
 
     seen = assigned()
-    port = _free_port()
+    port = free_port()
     follower = _start(run_dir, port, 1)
     deadline = time.monotonic() + 120
     while assigned() == seen:  # once assigned, it is joining, and no coordinator is up yet

@@ -10,10 +10,11 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
+
+from support.ports import free_port
 
 
 def binaries() -> Path | None:
@@ -25,12 +26,6 @@ def binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """`with PostgresServer(tmp) as url:` a database URL for SQLAlchemy (psycopg2), server stopped on exit."""
 
@@ -38,7 +33,7 @@ class PostgresServer:
         found = binaries()
         if found is None:
             raise RuntimeError("PostgreSQL is not installed: `make test` installs Debian's postgresql package.")
-        self.bin, self.root, self.port = found, Path(root), _free_port()
+        self.bin, self.root, self.port = found, Path(root), free_port()
         self.data = self.root / "pgdata"
         self.as_root = os.geteuid() == 0
 
