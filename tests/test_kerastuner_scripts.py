@@ -208,3 +208,19 @@ def test_jobs_2_share_kerastuners_oracle_and_a_kill_9_then_the_same_command_ends
     assert (run_dir.parent / "tuner" / "helloworld" / "tuner1.json").exists()  # the second process drove trials
     assert all(trained_once(trial) for trial in interrupted)  # went on from the kill's checkpoint, as the same trial
     assert again.stdout.count("best val_accuracy:") == 1 and "ran in 2 processes" in again.stderr
+
+
+def test_bayesian_optimization_gives_the_same_trials_whatever_the_segments(tmp_path):
+    """keras.io's third tuner: its Gaussian process proposes the third trial from the first two's scores."""
+    script = tmp_path / "bayesian.py"
+    script.write_text(
+        SEARCH.read_text()
+        .replace("keras_tuner.RandomSearch(", "keras_tuner.BayesianOptimization(num_initial_points=2, ")
+        .replace("executions_per_trial=2", "executions_per_trial=1")
+    )  # fmt: skip
+    runs = {segment: tmp_path / f"seg{segment}" / "run" for segment in (1, EPOCHS)}
+    for segment, run_dir in runs.items():
+        assert_exit(run_cli(*args(run_dir, segment, script=script)), 0)
+    found = trials(runs[1])
+    assert found == trials(runs[EPOCHS]) and [status for status, *_ in found] == ["COMPLETED"] * TRIALS
+    assert_same_weights(best_weights(runs[1]), best_weights(runs[EPOCHS]))
