@@ -47,7 +47,8 @@ def import_at_low_priority(backend: str) -> None:
     """Import `backend`'s library (after numpy) in a thread at nice 19.
 
     Does nothing for backends whose import starts threads, off Linux (where nice is per process, not
-    per thread), or where the library is missing. A failed import is left for
+    per thread), where the library is missing, or where it is imported already (a worker forked from
+    the zygote). A failed import is left for
     the script's own import to raise again, where it is reported.
     """
     import numpy  # noqa: F401 - its BLAS threads start here, at this thread's priority
@@ -55,17 +56,16 @@ def import_at_low_priority(backend: str) -> None:
     library = backends.by_name(backend)
     if not library.quiet_import or not sys.platform.startswith("linux"):
         return
-    if importlib.util.find_spec(library.library) is None:
-        return
+    if library.library in sys.modules or importlib.util.find_spec(library.library) is None:
+        return  # imported already (a forked worker: its zygote's, frozen there), or not installed
     if importlib.util.find_spec("sklearn") is not None:  # Keras imports it, and it scipy.linalg, which loads an
         importlib.import_module("scipy.linalg")  # OpenBLAS of its own: its threads start here, at full priority
     thread = threading.Thread(target=_import, args=(library.library,), name="segtrain-import")
-    imported = library.library in sys.modules  # a forked worker's: its zygote's, frozen there
-    if not imported:
-        gc.disable()  # as in the zygote (`segtrain.worker.zygote_main`): no collection walks the import's heap
-    thread.start()
-    thread.join()
-    if not imported:
+    gc.disable()  # as in the zygote (`segtrain.worker.zygote_main`): no collection walks the import's heap
+    try:
+        thread.start()
+        thread.join()
+    finally:
         gc.freeze()  # what the import made lives as long as the worker: its collections leave it alone
         gc.enable()
 
