@@ -132,11 +132,13 @@ def test_an_interrupted_trial_goes_on_from_its_checkpoint_as_the_same_trial(tmp_
 
 def test_a_trial_claimed_ahead_when_the_sweep_stops_is_trained_by_the_next_sweep_once(tmp_path):
     """The next trial is claimed and its run opened while the current one trains its last segment; a stop then
-    leaves it running in the study, untrained, and the same command trains it, from the start, as that trial."""
+    leaves it running in the study, untrained, and the same command trains it, from the start, as that trial.
+    (Trial 1 is slow: the stop must come while it trains, not after trial 2 has begun.)"""
     sweep_dir = tmp_path / "sweep"
     args = sweep_args(sweep_dir, 3, 4, 2, "--seed", 0, "--pruner", "none")
+    plan = {"SWEEP_PLAN": "good,slow"}
     proc = subprocess.Popen(
-        segtrain_cmd(*args), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        segtrain_cmd(*args), env=cli_env(**plan), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     third = sweep_dir / "trials" / "trial-0002"
     wait_for(lambda: (third / "manifest.json").exists(), "trial 2 asked for ahead", proc, timeout=300, interval=0.1)
@@ -146,7 +148,7 @@ def test_a_trial_claimed_ahead_when_the_sweep_stops_is_trained_by_the_next_sweep
     before = {t["number"]: t for t in report(sweep_dir)["trials"]}
     assert before[2]["state"] == "RUNNING" and not (third / "epochs.jsonl").exists()
 
-    resumed = run_cli(*args, timeout=600)
+    resumed = run_cli(*args, env=plan, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = report(sweep_dir)
     assert [(t["number"], t["state"]) for t in after["trials"]] == [(0, "COMPLETE"), (1, "COMPLETE"), (2, "COMPLETE")]

@@ -3,10 +3,12 @@
 SWEEP_PLAN (e.g. "good,good,bad,boom,nan") sets what each trial number gets:
 good: a learning rate that learns; bad: one that barely moves (a pruner's
 victim); boom: build_model raises for its params; nan: a target is NaN,
-so the loss does. Trials past the plan are good.
+so the loss does; slow: good, but each epoch ends a second later (a trial
+that is surely still training when a test acts). Trials past the plan are good.
 """
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -46,3 +48,9 @@ def search_space(trial):
         "lr": 1e-7 if kind == "bad" else trial.suggest_float("lr", 0.02, 0.08, log=True),
         "kind": kind,
     }
+
+
+def callbacks(params):
+    if params.get("kind") != "slow":
+        return []
+    return [keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: time.sleep(1.0))]
