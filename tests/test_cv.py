@@ -98,9 +98,7 @@ def test_a_fold_prepared_while_the_one_before_trains_equals_one_started_cold(tmp
         proc = run_cli("cv", SCRIPT, *common, "--dir", cv_dir, *more, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
     fold = Path("folds") / "fold-1"
-    prepared, started_cold = (
-        json.loads((d / fold / "segments.jsonl").read_text().splitlines()[0]) for d in (ahead, cold)
-    )
+    prepared, started_cold = (_first_segment(d / fold) for d in (ahead, cold))
     assert prepared["prestarted"] and prepared["warm_up_seconds"] is not None
     assert not started_cold["prestarted"] and started_cold["warm_up_seconds"] is None
     assert_bitwise_equal(final_variables(ahead / fold), final_variables(cold / fold))
