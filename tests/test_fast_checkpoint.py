@@ -268,3 +268,19 @@ def test_a_keras_checkpoint_loads_into_a_built_model_and_leaves_nothing_behind(t
     for a, b in zip(model.weights + model.optimizer.variables, fresh.weights + fresh.optimizer.variables, strict=True):
         assert np.array_equal(a.numpy(), b.numpy())
     assert RunPaths(tmp_path).leftovers() == [], "the copy of the weights is removed"
+
+
+def test_the_fingerprint_is_the_same_summed_in_threads_or_not_and_threads_start_only_for_large_models(
+    model, monkeypatch
+):
+    from segtrain.state import model_state
+
+    pools: list[int] = []
+    real_pool = model_state.ThreadPoolExecutor
+    monkeypatch.setattr(model_state, "ThreadPoolExecutor", lambda **kw: pools.append(1) or real_pool(**kw))
+    alone = model_state.fingerprint(model)
+    assert not pools, "a model of a few bytes is summed without starting threads"
+    monkeypatch.setattr(model_state, "THREADS_FROM_BYTES", 1)
+    threaded = model_state.fingerprint(model)
+    assert pools == [1]
+    assert threaded == alone and len(alone["weights"]) == 2 and len(alone["optimizer"]) == 6  # iterations, lr, m, v
