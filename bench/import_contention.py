@@ -1,4 +1,4 @@
-"""What a concurrent backend import costs a training process, at normal and at the lowest CPU priority.
+"""What a concurrent backend import, or other work, costs a training process, at normal and lowest CPU priority.
 
     python bench/import_contention.py [--epochs 24] [--repeats 4] [--every 2] [--modes nice0,nice19,idle]
                                       [--out RESULT.md]
@@ -6,14 +6,17 @@
 The question behind `segtrain.backend_import`: a pre-started worker imports
 TensorFlow (~4 CPU-seconds) while the current segment trains on the same cores.
 This trains the clean workload with `bench/naive.py` (segtrain's data pipeline,
-one fit) while a fresh interpreter imports the backend again and again, `--every`
-seconds after the last one ended: not at all (`none`, always run), at nice 0 (as
-any process would), at nice 19, or under SCHED_IDLE. The modes run interleaved
-(reversed on every other repeat). It prints, per mode, the sum of the epochs'
-seconds (each repeat, and the median), its ratio to `none` (also paired: the
-median of each repeat's own ratio, which cancels the machine's slow drifts), and
-the epoch seconds lost per import (a lower-priority import waits for idle CPU, so
-fewer of them fit beside one fit), as a markdown table.
+one fit) while a competitor runs again and again beside it, `--every` seconds
+after the last one ended: none (`none`, always run); a fresh interpreter that
+imports the backend, at nice 0 (as any process would), at nice 19, or under
+SCHED_IDLE; or a process that spends as many CPU seconds on one core: spinning
+(`spin` at nice 0, `spin19` at nice 19), copying 128 MB again and again
+(`copy19`), or allocating and touching 64 MB afresh each time (`alloc19`). The
+modes run interleaved (reversed on every other repeat). It prints, per mode, the
+sum of the epochs' seconds (each repeat, and the median), its ratio to `none`
+(also paired: the median of each repeat's own ratio, which cancels the machine's
+slow drifts), and the epoch seconds lost per competitor (one at lower priority
+waits for idle CPU, so fewer of them fit beside one fit), as a markdown table.
 """
 
 from __future__ import annotations
@@ -40,12 +43,31 @@ def _sched_idle() -> None:
     os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
-MODES = {"none": None, "nice0": _nice(0), "nice19": _nice(19), "idle": _sched_idle}
+IMPORT = [sys.executable, "-c", "import tensorflow"]
+# As many CPU-seconds as the import (~4) in one busy thread, with no memory or file traffic: what any process busy
+# on one core costs the fit.
+SPIN = [sys.executable, "-c", "import time\nend = time.process_time() + 4\nwhile time.process_time() < end: pass"]
+# The same CPU-seconds spent on memory: copying 128 MB (beyond any cache: memory bandwidth), or allocating and
+# touching 64 MB afresh each time (page faults, as a new process' allocations make).
+COPY = [sys.executable, "-c", "import numpy as np, time\na = np.ones(16 << 20); b = np.empty_like(a)\n"
+        "end = time.process_time() + 4\nwhile time.process_time() < end: np.copyto(b, a)"]
+ALLOC = [sys.executable, "-c", "import numpy as np, time\nend = time.process_time() + 4\n"
+         "while time.process_time() < end: np.ones(8 << 20).sum()"]
+MODES: dict[str, tuple[list[str], Callable[[], None]] | None] = {
+    "none": None,
+    "nice0": (IMPORT, _nice(0)),
+    "nice19": (IMPORT, _nice(19)),
+    "idle": (IMPORT, _sched_idle),
+    "spin": (SPIN, _nice(0)),
+    "spin19": (SPIN, _nice(19)),
+    "copy19": (COPY, _nice(19)),
+    "alloc19": (ALLOC, _nice(19)),
+}
 
 
-def train_while_importing(lower: Callable[[], None] | None, epochs: int, every: float, out: Path,
-                          quick: bool) -> tuple[float, list[float]]:
-    """Σ epoch seconds of one naive fit, and the wall seconds of each import that ran beside it."""
+def train_while_importing(competitor: tuple[list[str], Callable[[], None]] | None, epochs: int, every: float,
+                          out: Path, quick: bool) -> tuple[float, list[float]]:
+    """Σ epoch seconds of one naive fit, and the wall seconds of each competitor that ran beside it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", BENCH_QUICK="1" if quick else "0")
     fit = subprocess.Popen([sys.executable, str(BENCH / "naive.py"), "clean.py", "--epochs", str(epochs),
                             "--pipeline", "segtrain", "--out", str(out)],
@@ -53,11 +75,11 @@ def train_while_importing(lower: Callable[[], None] | None, epochs: int, every: 
     imports = []
     while fit.poll() is None:
         time.sleep(every)
-        if lower is None or fit.poll() is not None:
+        if competitor is None or fit.poll() is not None:
             continue
+        command, lower = competitor
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import tensorflow"], env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, preexec_fn=lower)
+        subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lower)
         imports.append(time.perf_counter() - t0)
     if fit.wait() != 0:
         raise SystemExit(f"bench/naive.py failed (exit {fit.returncode})")
@@ -86,7 +108,7 @@ def main() -> None:
                                                  args.quick)
                 seconds[mode].append(s)
                 imports[mode].extend(walls)
-                print(f"repeat {repeat + 1}, {mode}: {s:.1f} s of epochs, {len(walls)} imports", file=sys.stderr)
+                print(f"repeat {repeat + 1}, {mode}: {s:.1f} s of epochs, {len(walls)} competitors", file=sys.stderr)
     base = statistics.median(seconds["none"])
     m = machine()
     lines = [
@@ -95,8 +117,8 @@ def main() -> None:
         f"Machine: {m['cpu_model']}, {m['cpus']} CPUs, {m['ram_gb']} GB RAM, {m['hypervisor'] or 'no'} hypervisor; "
         f"TensorFlow {m['tensorflow']}, Python {m['python']}; segtrain at {(m['git_commit'] or '?')[:10]}",
         "",
-        "| imports beside the fit | Σ epochs s (each repeat) | median | × none | × none, paired | imports per fit | "
-        "epoch seconds lost per import | import wall s |",
+        "| beside the fit | Σ epochs s (each repeat) | median | × none | × none, paired | competitors per fit | "
+        "epoch seconds lost per competitor | competitor wall s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for mode in modes:

@@ -119,7 +119,7 @@ def test_import_contention_prints_a_row_per_mode(tmp_path):
             "--every",
             "0.2",
             "--modes",
-            "nice19",
+            "nice19,alloc19",
             "--out",
             str(out),
         ],
@@ -132,8 +132,10 @@ def test_import_contention_prints_a_row_per_mode(tmp_path):
     assert_exit(proc, 0)
     table = out.read_text()
     assert table.startswith("Command: `python bench/import_contention.py --epochs 3 --repeats 1")
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| n")}
-    assert set(rows) == {"none", "nice19"}
+    lines = table.splitlines()
+    rows = {line.split("|")[1].strip(): line for line in lines[lines.index("|---|---|---|---|---|---|---|---|") + 1 :]}
+    assert set(rows) == {"none", "nice19", "alloc19"}
+    assert float(rows["alloc19"].split("|")[6]) >= 1  # competitors per fit
     assert rows["none"].split("|")[4].strip() == "1.000"  # × none
 
 
