@@ -280,7 +280,7 @@ def test_the_fingerprint_is_the_same_summed_in_threads_or_not_and_threads_start_
     monkeypatch.setattr(model_state, "ThreadPoolExecutor", lambda **kw: pools.append(1) or real_pool(**kw))
     alone = model_state.fingerprint(model)
     assert not pools, "a model of a few bytes is summed without starting threads"
-    monkeypatch.setattr(model_state, "THREADS_FROM_BYTES", 1)
+    monkeypatch.setattr(model_state, "THREADS_FROM_VALUES", 1)
     threaded = model_state.fingerprint(model)
     assert pools == [1]
     assert threaded == alone and len(alone["weights"]) == 2 and len(alone["optimizer"]) == 6  # iterations, lr, m, v

@@ -28,9 +28,10 @@ import numpy as np
 from segtrain import backends
 from segtrain.errors import CheckpointError
 
-# Variables' total size from which `fingerprint` sums in threads. Measured on 2 cores: 0.1 MB (examples/spirals.py
-# with Adam) 1.2 ms in this thread against 6 ms with a pool of 4 (22 ms beside a busy spare); 9.5 MB 4 ms against 7.
-THREADS_FROM_BYTES = 32 << 20
+# The variables' total count of values from which `fingerprint` sums in threads (8M: 32 MB in float32). Measured on
+# 2 cores: 0.1 MB (examples/spirals.py with Adam) 1.2 ms in this thread against 6 ms with a pool of 4 (22 ms beside a
+# busy spare); 9.5 MB 4 ms against 7.
+THREADS_FROM_VALUES = 8 << 20
 
 
 def _weight_ids(model: Any) -> set[int]:
@@ -92,8 +93,8 @@ def _checksums(variables: list, mapper: Callable) -> list[list]:
     return [[v.path, crc] for v, crc in zip(variables, mapper(_crc, variables), strict=True)]
 
 
-def _nbytes(var: Any) -> int:
-    return int(np.prod(var.shape, dtype=np.int64)) * np.dtype(var.dtype).itemsize
+def _values(var: Any) -> int:
+    return int(np.prod(var.shape, dtype=np.int64))
 
 
 def own_optimizers(model: Any) -> dict[str, Any]:
@@ -145,12 +146,12 @@ def fingerprint(model: Any) -> dict[str, Any]:
     the model's own further optimizers (`own_optimizers`) under "optimizers".
     zlib releases the GIL while it sums, so threads spread a large model's
     checksums over the cores, which are idle at a boundary; below
-    `THREADS_FROM_BYTES` starting them costs more than they save.
+    `THREADS_FROM_VALUES` starting them costs more than they save.
     """
     opt = getattr(model, "optimizer", None)
     own = own_optimizers(model)
     groups = [model.weights, [] if opt is None else opt.variables, *(o.variables for o in own.values())]
-    threaded = sum(_nbytes(v) for group in groups for v in group) >= THREADS_FROM_BYTES
+    threaded = sum(_values(v) for group in groups for v in group) >= THREADS_FROM_VALUES
     with ThreadPoolExecutor(max_workers=4) if threaded else contextlib.nullcontext() as pool:
         mapper = map if pool is None else pool.map
         found: dict[str, Any] = {
